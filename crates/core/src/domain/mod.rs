@@ -1,0 +1,13 @@
+//! The pure domain: identifiers, the message model, events, turns, profiles and the rules that
+//! decide what to do. Nothing here does I/O.
+
+pub mod escalation;
+pub mod event;
+pub mod form;
+pub mod ids;
+pub mod message;
+pub mod parse;
+pub mod profile;
+pub mod secret;
+pub mod split;
+pub mod turn;

@@ -1,0 +1,142 @@
+//! A turn: one or more customer messages answered together, its durable progress (the outbox) and
+//! its outcome.
+//!
+//! The worker checkpoints a [`TurnProgress`] before every side effect on the portal. If the process
+//! dies mid-turn, the next attempt resumes from the checkpoint instead of starting over: the bot is
+//! not asked twice for an answer it already gave, a reply chunk whose post was interrupted is looked
+//! up on the portal before being sent again, and the handoff is not repeated.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{DedupKey, MessageId};
+
+/// Why a chat went to a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum HandoffReason {
+    /// The customer wrote a configured escalation phrase.
+    Phrase {
+        /// The phrase that matched.
+        phrase: String,
+    },
+    /// The bot answered with `handoff: true`.
+    BotRequested,
+    /// The bot kept failing; the customer got the fallback message.
+    BotFailed {
+        /// The last failure, for the log.
+        error: String,
+    },
+}
+
+impl HandoffReason {
+    /// A stable name for the log and metrics.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::Phrase { .. } => "phrase",
+            Self::BotRequested => "bot_handoff",
+            Self::BotFailed { .. } => "bot_failure",
+        }
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TurnOutcome {
+    /// The bot's reply was posted (possibly in several chunks).
+    Answered {
+        /// The ids of the posted messages.
+        reply_ids: Vec<MessageId>,
+    },
+    /// The bot answered "send nothing" (204 or empty).
+    Silent,
+    /// The chat went to a human operator.
+    HandedOff {
+        /// Why.
+        reason: HandoffReason,
+    },
+    /// The bot failed; the customer got the fallback message and the chat went to an operator.
+    Fallback {
+        /// The last failure.
+        error: String,
+    },
+    /// The message was not answered, on purpose.
+    Ignored {
+        /// Why (a stable name, see `IgnoreReason::as_str`).
+        reason: String,
+    },
+}
+
+impl TurnOutcome {
+    /// A stable name for the log and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Answered { .. } => "answered",
+            Self::Silent => "silent",
+            Self::HandedOff { .. } => "handed_off",
+            Self::Fallback { .. } => "fallback",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+}
+
+/// What the bot said, kept in the checkpoint so a resumed turn does not ask again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedAnswer {
+    /// The reply split into postable chunks (empty: send nothing).
+    pub chunks: Vec<String>,
+    /// The bot asked for a human.
+    pub handoff: bool,
+}
+
+/// The outbox of a turn: what has been decided and what has been done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnProgress {
+    /// The bot's answer, once received.
+    pub answer: Option<SavedAnswer>,
+    /// The handoff decided for this turn, once decided.
+    pub handoff: Option<HandoffReason>,
+    /// Customer-facing text to post before the transfer (handoff or fallback message).
+    pub notice: Option<String>,
+    /// How many chunks of `answer` (then `notice`) were posted and confirmed.
+    pub sent: usize,
+    /// A post was started and not confirmed: on resume, look it up on the portal first.
+    pub sending: bool,
+    /// Ids of the messages posted so far.
+    pub posted_ids: Vec<MessageId>,
+    /// The transfer to an operator was done.
+    pub transferred: bool,
+    /// How many bot calls were made, across attempts.
+    pub bot_attempts: u32,
+}
+
+/// Timings of one turn, for the message log. Every instant is wall-clock UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnTimings {
+    /// The bridge received the first event of the turn.
+    pub received_at: DateTime<Utc>,
+    /// The worker started the turn.
+    pub started_at: DateTime<Utc>,
+    /// Time spent waiting for the bot, in milliseconds, over all attempts.
+    pub bot_ms: Option<u64>,
+    /// The last reply chunk (or the transfer) was confirmed by the portal.
+    pub finished_at: DateTime<Utc>,
+}
+
+/// One row of the per-message log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    /// The keys of the messages answered together (the first is the turn's own key).
+    pub keys: Vec<DedupKey>,
+    /// The chat, as `chat<N>`.
+    pub dialog: String,
+    /// The Open Lines session, when known.
+    pub session_id: Option<u64>,
+    /// How it ended.
+    pub outcome: TurnOutcome,
+    /// Stage timings.
+    pub timings: TurnTimings,
+    /// Bot calls made.
+    pub bot_attempts: u32,
+}

@@ -1,0 +1,36 @@
+//! olbridge core: everything the local runner and the Lambda functions share.
+//!
+//! # Layout
+//! - [`domain`]: pure types and rules — identifiers, the one message model every source produces,
+//!   events, turns and their durable progress, profiles, escalation phrases, reply splitting, the
+//!   PHP-bracket form parser. No I/O.
+//! - [`ports`]: the capabilities use cases need, as small traits (`JobQueue`, `IdempotencyStore`,
+//!   `ChatStore`, `ProfileStore`, `TurnLog`, `Portal`, `Bot`, `Clock`).
+//! - [`memory`]: in-memory adapters for every storage port; the reference semantics.
+//! - [`b24`]: the Bitrix24 REST client (envelopes, errors, client-side rate limit, retries, batch,
+//!   pagination) and the `Portal` adapters over it.
+//! - [`bot`]: the bot contract and its HTTP adapter.
+//! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one turn), shared by the
+//!   local runner and the Lambda functions.
+//! - [`config`]: the one typed configuration, loaded once from the environment.
+//! - [`retry`]: the one retry helper.
+//!
+//! # Dependency rules
+//! `domain` depends on no I/O crate. `usecase` talks to the world only through `ports`. Adapters
+//! (`memory`, `b24`, `bot`, and the SQLite/AWS adapters in other crates) implement ports. Nothing
+//! here depends on the emulator except tests.
+#![warn(missing_docs)]
+
+pub mod domain;
+pub mod ports;
+pub mod bot;
+pub mod b24;
+pub mod config;
+pub mod memory;
+pub mod retry;
+pub mod usecase;
+
+/// Contract test suites every adapter of a port must pass (used by the SQLite and AWS adapters'
+/// tests too).
+#[cfg(any(test, feature = "test-util"))]
+pub mod contract;
