@@ -1,1 +1,252 @@
-//! placeholder during bootstrap
+//! The end-to-end harness: the Bitrix24 emulator on port 0, a scriptable bot server, and the
+//! bridge — in this process, or as a real `olbridge serve` child process that tests can SIGKILL.
+//!
+//! Tests wait on observable state (the customer's inbox, requests reaching the bot), never on fixed
+//! sleeps where a probe would do.
+
+pub mod bot;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use b24_emulator::{DemoPortal, Emulator, EmulatorConfig, InboxMessage, RateLimit};
+use olbridge::runner::Bridge;
+use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
+use olbridge_core::config::Config;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+pub use bot::{Reply, TestBot};
+
+/// The customer phone most tests write from.
+pub const PHONE: &str = "+4915112345678";
+
+/// How a test app is set up.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// `OLBRIDGE_BURST_MS` (0: off, so each message is its own turn).
+    pub burst_ms: u64,
+    /// The portal's leaky bucket.
+    pub portal_rate: RateLimit,
+    /// The bridge's own pacing (`B24_RATE_PER_SEC`, `B24_RATE_BURST`).
+    pub client_rate: (f64, u32),
+    /// `BOT_HTTP_TIMEOUT_SEC` (None: the default, 120).
+    pub bot_timeout_sec: Option<f64>,
+    /// `OLBRIDGE_BOT_MAX_ATTEMPTS`.
+    pub bot_max_attempts: u32,
+    /// `BOT_HMAC_SECRET`.
+    pub hmac_secret: Option<String>,
+    /// `OLBRIDGE_WORKERS`.
+    pub workers: usize,
+    /// Anything else.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            burst_ms: 0,
+            portal_rate: RateLimit { per_sec: 20.0, burst: 50.0 },
+            client_rate: (18.0, 40),
+            bot_timeout_sec: Some(10.0),
+            bot_max_attempts: 3,
+            hmac_secret: None,
+            workers: 4,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// A portal, a bot and a bridge.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The emulated portal.
+    pub emulator: Emulator,
+    /// What `seed_demo` created.
+    pub portal: DemoPortal,
+    /// The bot server.
+    pub bot: TestBot,
+    /// Our bot's id on the portal.
+    pub bot_id: u64,
+    /// Our bot's `CLIENT_ID` (also the events' application token).
+    pub client_id: String,
+    /// The bridge's environment.
+    pub env: HashMap<String, String>,
+    /// The receiver's URL for events.
+    pub events_url: String,
+    data_dir: TempDir,
+    bridge: Option<Bridge>,
+    child: Option<Child>,
+}
+
+impl TestApp {
+    /// Everything in this process.
+    pub async fn spawn(opts: AppOptions) -> anyhow::Result<Self> {
+        let (mut app, listener) = Self::prepare(&opts).await?;
+        let config = Config::from_map(&app.env).map_err(anyhow::Error::new)?;
+        app.bridge = Some(Bridge::start_on(&config, listener).await?);
+        Ok(app)
+    }
+
+    /// The bridge as an `olbridge serve` child process.
+    pub async fn spawn_process(opts: AppOptions) -> anyhow::Result<Self> {
+        let (mut app, listener) = Self::prepare(&opts).await?;
+        drop(listener);
+        app.start_child().await?;
+        Ok(app)
+    }
+
+    async fn prepare(opts: &AppOptions) -> anyhow::Result<(Self, TcpListener)> {
+        let emulator = Emulator::start(EmulatorConfig { rate: opts.portal_rate, ..EmulatorConfig::default() }).await?;
+        let portal = emulator.seed_demo();
+        let bot = TestBot::start().await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let events_url = format!("http://{addr}/bitrix/events");
+        let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let client = B24Client::new(webhook, ClientOptions::default());
+        let reg = olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?;
+        emulator.attach_welcome_bot(portal.whatsapp_line_id, reg.bot_id.get())?;
+        let data_dir = TempDir::new()?;
+        let mut env: HashMap<String, String> = [
+            ("B24_WEBHOOK_BASE", portal.webhook_url.clone()),
+            ("BOT_HTTP_URL", bot.url()),
+            ("B24_BOT_ID", reg.bot_id.to_string()),
+            ("B24_BOT_CLIENT_ID", reg.client_id.expose().to_owned()),
+            ("B24_BUSINESS_PHONE", "+4930123456".to_owned()),
+            ("OLBRIDGE_DATA_DIR", data_dir.path().display().to_string()),
+            ("OLBRIDGE_LISTEN", addr.to_string()),
+            ("OLBRIDGE_BURST_MS", opts.burst_ms.to_string()),
+            ("OLBRIDGE_WORKERS", opts.workers.to_string()),
+            ("OLBRIDGE_BOT_MAX_ATTEMPTS", opts.bot_max_attempts.to_string()),
+            ("B24_RATE_PER_SEC", opts.client_rate.0.to_string()),
+            ("B24_RATE_BURST", opts.client_rate.1.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Some(t) = opts.bot_timeout_sec {
+            env.insert("BOT_HTTP_TIMEOUT_SEC".into(), t.to_string());
+        }
+        if let Some(s) = &opts.hmac_secret {
+            env.insert("BOT_HMAC_SECRET".into(), s.clone());
+        }
+        for (k, v) in &opts.extra_env {
+            env.insert(k.clone(), v.clone());
+        }
+        let app = Self {
+            emulator,
+            portal,
+            bot,
+            bot_id: reg.bot_id.get(),
+            client_id: reg.client_id.expose().to_owned(),
+            env,
+            events_url,
+            data_dir,
+            bridge: None,
+            child: None,
+        };
+        Ok((app, listener))
+    }
+
+    async fn start_child(&mut self) -> anyhow::Result<()> {
+        let bin = olbridge_binary()?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--env-dir").arg(self.data_dir.path()).arg("serve").env_clear().envs(&self.env).env("RUST_LOG", "warn");
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).kill_on_drop(true);
+        self.child = Some(cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?);
+        self.wait_healthy(Duration::from_secs(20)).await
+    }
+
+    /// Waits until `GET /health` answers.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let url = self.events_url.replace("/bitrix/events", "/health");
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the bridge did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the child process.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("no child process")?;
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Starts the child process again on the same store and port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.start_child().await
+    }
+
+    /// The customer writes on the WhatsApp line.
+    pub async fn customer_writes(&self, phone: &str, text: &str) -> anyhow::Result<b24_emulator::CustomerMessage> {
+        self.emulator.customer_writes(self.portal.whatsapp_line_id, phone, text).await
+    }
+
+    /// What the customer's WhatsApp shows from our bot.
+    pub fn bot_messages(&self, phone: &str) -> Vec<String> {
+        self.emulator.customer_inbox(phone).into_iter().filter(|m| m.author_id == self.bot_id).map(|m| m.text).collect()
+    }
+
+    /// Waits until the customer's inbox has at least `n` messages; returns the inbox.
+    pub async fn wait_inbox(&self, phone: &str, n: usize, timeout: Duration) -> Vec<InboxMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let inbox = self.emulator.customer_inbox(phone);
+            if inbox.len() >= n || tokio::time::Instant::now() >= deadline {
+                return inbox;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// POSTs a raw form body to the receiver; returns the status and body.
+    pub async fn post_event(&self, body: String) -> anyhow::Result<(u16, String)> {
+        let r = reqwest::Client::new().post(&self.events_url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    /// The in-process bridge.
+    pub fn bridge(&self) -> Option<&Bridge> {
+        self.bridge.as_ref()
+    }
+
+    /// Stops everything.
+    pub async fn shutdown(mut self) {
+        if let Some(b) = self.bridge.take() {
+            b.shutdown().await;
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+        self.emulator.shutdown().await;
+    }
+}
+
+/// The `olbridge` binary next to this test binary (`target/<profile>/olbridge`). The README's test
+/// command builds it (`cargo test --workspace` builds the binaries of packages with integration
+/// tests); running this crate's tests alone needs `cargo build -p olbridge` first.
+pub fn olbridge_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).context("no target dir")?;
+    let bin = dir.join(format!("olbridge{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(bin.exists(), "{} is missing: run `cargo build -p olbridge --bin olbridge` first", bin.display());
+    Ok(bin)
+}

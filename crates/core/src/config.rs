@@ -1,1 +1,357 @@
-//! (being written)
+//! The one typed configuration, loaded once from the environment (and a `.env` file, read by the
+//! binaries before calling [`Config::from_env`]).
+//!
+//! Every problem is reported at once, so a first-time user fixes their `.env` in one go. The
+//! variable names are part of the product (the client's scripts use the same ones); they are the
+//! `const`s in [`vars`], which the docs and (later) the CDK stack refer to. No other module reads the
+//! environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::b24::WebhookBase;
+use crate::domain::escalation::EscalationRules;
+use crate::domain::ids::{BotId, MemberId};
+use crate::domain::secret::Secret;
+
+/// Environment variable names.
+pub mod vars {
+    /// Incoming webhook base `https://<portal>/rest/<user>/<code>/`.
+    pub const B24_WEBHOOK_BASE: &str = "B24_WEBHOOK_BASE";
+    /// The bot endpoint.
+    pub const BOT_HTTP_URL: &str = "BOT_HTTP_URL";
+    /// `Authorization` header value for the bot.
+    pub const BOT_HTTP_AUTH: &str = "BOT_HTTP_AUTH";
+    /// Bot call timeout, seconds (default 120).
+    pub const BOT_HTTP_TIMEOUT_SEC: &str = "BOT_HTTP_TIMEOUT_SEC";
+    /// Poll interval, seconds (default 2).
+    pub const B24_POLL_SEC: &str = "B24_POLL_SEC";
+    /// The business WhatsApp number, passed to the bot.
+    pub const B24_BUSINESS_PHONE: &str = "B24_BUSINESS_PHONE";
+    /// Expected `auth[application_token]` of events.
+    pub const B24_APPLICATION_TOKEN: &str = "B24_APPLICATION_TOKEN";
+    /// Our chatbot's id.
+    pub const B24_BOT_ID: &str = "B24_BOT_ID";
+    /// Our chatbot's `CLIENT_ID`.
+    pub const B24_BOT_CLIENT_ID: &str = "B24_BOT_CLIENT_ID";
+    /// Signs bot requests when set.
+    pub const BOT_HMAC_SECRET: &str = "BOT_HMAC_SECRET";
+    /// When set, events from another portal are refused.
+    pub const B24_MEMBER_ID: &str = "B24_MEMBER_ID";
+    /// Local runner listen address (default `127.0.0.1:8080`).
+    pub const OLBRIDGE_LISTEN: &str = "OLBRIDGE_LISTEN";
+    /// Embedded store directory (default `./.olbridge`).
+    pub const OLBRIDGE_DATA_DIR: &str = "OLBRIDGE_DATA_DIR";
+    /// Client-side request rate towards the portal, per second (default 2).
+    pub const B24_RATE_PER_SEC: &str = "B24_RATE_PER_SEC";
+    /// Client-side burst towards the portal (default 40, under the portal's 50).
+    pub const B24_RATE_BURST: &str = "B24_RATE_BURST";
+    /// Accepted age of an event's `ts`, seconds (default 300).
+    pub const OLBRIDGE_TS_WINDOW_SEC: &str = "OLBRIDGE_TS_WINDOW_SEC";
+    /// Burst window, milliseconds (default 800; 0 disables).
+    pub const OLBRIDGE_BURST_MS: &str = "OLBRIDGE_BURST_MS";
+    /// Escalation phrases, separated by `|` (replaces the defaults).
+    pub const OLBRIDGE_ESCALATION_PHRASES: &str = "OLBRIDGE_ESCALATION_PHRASES";
+    /// What the customer is told when the chat goes to a human.
+    pub const OLBRIDGE_HANDOFF_MESSAGE: &str = "OLBRIDGE_HANDOFF_MESSAGE";
+    /// What the customer is told when the bot keeps failing.
+    pub const OLBRIDGE_FALLBACK_MESSAGE: &str = "OLBRIDGE_FALLBACK_MESSAGE";
+    /// Bot call attempts per turn (default 3).
+    pub const OLBRIDGE_BOT_MAX_ATTEMPTS: &str = "OLBRIDGE_BOT_MAX_ATTEMPTS";
+    /// Total time for a turn's bot attempts, seconds (default 300).
+    pub const OLBRIDGE_BOT_RETRY_BUDGET_SEC: &str = "OLBRIDGE_BOT_RETRY_BUDGET_SEC";
+    /// Worker tasks (default 8).
+    pub const OLBRIDGE_WORKERS: &str = "OLBRIDGE_WORKERS";
+    /// Deliveries of a job before it is dead-lettered (default 5).
+    pub const OLBRIDGE_QUEUE_MAX_ATTEMPTS: &str = "OLBRIDGE_QUEUE_MAX_ATTEMPTS";
+    /// Queue lease, seconds (default 30; renewed while a turn runs).
+    pub const OLBRIDGE_LEASE_SEC: &str = "OLBRIDGE_LEASE_SEC";
+    /// `json` or `pretty` (default).
+    pub const OLBRIDGE_LOG_FORMAT: &str = "OLBRIDGE_LOG_FORMAT";
+    /// The public URL Bitrix24 reaches the receiver at (for `register-bot`).
+    pub const OLBRIDGE_PUBLIC_URL: &str = "OLBRIDGE_PUBLIC_URL";
+    /// Profile retention, days (default 365).
+    pub const OLBRIDGE_PROFILE_RETENTION_DAYS: &str = "OLBRIDGE_PROFILE_RETENTION_DAYS";
+    /// Largest accepted event body, bytes (default 262144).
+    pub const OLBRIDGE_MAX_BODY_BYTES: &str = "OLBRIDGE_MAX_BODY_BYTES";
+}
+
+/// Every problem found while loading, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration has {} problem(s):\n  - {}", .0.len(), .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// The portal side.
+#[derive(Debug, Clone)]
+pub struct PortalSettings {
+    /// `B24_WEBHOOK_BASE`.
+    pub webhook: Option<WebhookBase>,
+    /// `B24_APPLICATION_TOKEN`.
+    pub application_token: Option<Secret>,
+    /// `B24_MEMBER_ID`.
+    pub member_id: Option<MemberId>,
+    /// `B24_BOT_ID`.
+    pub bot_id: Option<BotId>,
+    /// `B24_BOT_CLIENT_ID`.
+    pub bot_client_id: Option<Secret>,
+    /// `B24_BUSINESS_PHONE`.
+    pub business_phone: Option<String>,
+    /// `B24_RATE_PER_SEC`.
+    pub rate_per_sec: f64,
+    /// `B24_RATE_BURST`.
+    pub rate_burst: u32,
+    /// `B24_POLL_SEC`.
+    pub poll_interval: Duration,
+    /// `OLBRIDGE_TS_WINDOW_SEC`.
+    pub ts_window: Duration,
+    /// `OLBRIDGE_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+}
+
+/// The bot side.
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    /// `BOT_HTTP_URL`.
+    pub url: Option<Url>,
+    /// `BOT_HTTP_AUTH`.
+    pub auth: Option<Secret>,
+    /// `BOT_HTTP_TIMEOUT_SEC`.
+    pub timeout: Duration,
+    /// `BOT_HMAC_SECRET`.
+    pub hmac_secret: Option<Secret>,
+    /// `OLBRIDGE_BOT_MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+    /// `OLBRIDGE_BOT_RETRY_BUDGET_SEC`.
+    pub retry_budget: Duration,
+}
+
+/// How conversations are run.
+#[derive(Debug, Clone)]
+pub struct ConversationSettings {
+    /// `OLBRIDGE_ESCALATION_PHRASES` or the defaults.
+    pub escalation: EscalationRules,
+    /// `OLBRIDGE_HANDOFF_MESSAGE`.
+    pub handoff_message: String,
+    /// `OLBRIDGE_FALLBACK_MESSAGE`.
+    pub fallback_message: String,
+    /// `OLBRIDGE_BURST_MS`.
+    pub burst_window: Duration,
+    /// `OLBRIDGE_PROFILE_RETENTION_DAYS`.
+    pub profile_retention: Duration,
+}
+
+/// The local runner.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// `OLBRIDGE_LISTEN`.
+    pub listen: SocketAddr,
+    /// `OLBRIDGE_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `OLBRIDGE_WORKERS`.
+    pub workers: usize,
+    /// `OLBRIDGE_QUEUE_MAX_ATTEMPTS`.
+    pub queue_max_attempts: u32,
+    /// `OLBRIDGE_LEASE_SEC`.
+    pub lease: Duration,
+    /// `OLBRIDGE_LOG_FORMAT=json`.
+    pub log_json: bool,
+    /// `OLBRIDGE_PUBLIC_URL`.
+    pub public_url: Option<Url>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Portal.
+    pub portal: PortalSettings,
+    /// Bot.
+    pub bot: BotSettings,
+    /// Conversations.
+    pub conversation: ConversationSettings,
+    /// Local runner.
+    pub runner: RunnerSettings,
+}
+
+/// The customer-facing text sent when the chat goes to a human.
+pub const DEFAULT_HANDOFF_MESSAGE: &str = "Thank you! I'm connecting you with a member of our team. They will reply here shortly.";
+/// The customer-facing text sent when the bot keeps failing.
+pub const DEFAULT_FALLBACK_MESSAGE: &str =
+    "Sorry, I can't answer right now. I've passed your message to a member of our team, who will reply here shortly.";
+
+struct Reader<'a> {
+    env: &'a HashMap<String, String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&mut self, name: &str, what: &str, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let raw = self.raw(name)?;
+        match f(raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(format!("{name}: {what} ({e})"));
+                None
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T, ok: impl Fn(&T) -> bool, what: &str) -> T {
+        self.parse(name, what, |s| s.parse::<T>().map_err(|_| "not a number".to_owned()).and_then(|v| if ok(&v) { Ok(v) } else { Err("out of range".into()) }))
+            .unwrap_or(default)
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.raw(name).map(Secret::new)
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.raw(name).map(str::to_owned)
+    }
+}
+
+impl Config {
+    /// Loads from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Loads from a map of variables (tests, and the demo, which builds its own).
+    pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        use vars::*;
+        let mut r = Reader { env, problems: Vec::new() };
+
+        let webhook = r.parse(B24_WEBHOOK_BASE, "expected https://<portal>/rest/<user id>/<code>/", |s| WebhookBase::parse(s).map_err(|e| e.to_string()));
+        let member_id = r.parse(B24_MEMBER_ID, "expected the portal's member id", |s| MemberId::parse(s).map_err(|e| e.to_string()));
+        let bot_id = r.parse(B24_BOT_ID, "expected the numeric bot id", |s| BotId::parse(s).map_err(|e| e.to_string()));
+        let bot_url = r.parse(BOT_HTTP_URL, "expected an http(s) URL", |s| {
+            Url::parse(s).map_err(|e| e.to_string()).and_then(|u| if matches!(u.scheme(), "http" | "https") { Ok(u) } else { Err("scheme must be http or https".into()) })
+        });
+        let public_url = r.parse(OLBRIDGE_PUBLIC_URL, "expected an http(s) URL", |s| Url::parse(s).map_err(|e| e.to_string()));
+        let listen = r.parse(OLBRIDGE_LISTEN, "expected host:port", |s| s.parse::<SocketAddr>().map_err(|e| e.to_string()));
+        let log_json = r.parse(OLBRIDGE_LOG_FORMAT, "expected json or pretty", |s| match s {
+            "json" => Ok(true),
+            "pretty" | "text" => Ok(false),
+            _ => Err("unknown format".into()),
+        });
+
+        let portal = PortalSettings {
+            application_token: r.secret(B24_APPLICATION_TOKEN),
+            bot_client_id: r.secret(B24_BOT_CLIENT_ID),
+            business_phone: r.text(B24_BUSINESS_PHONE),
+            rate_per_sec: r.number(B24_RATE_PER_SEC, 2.0, |v: &f64| *v > 0.0 && *v <= 100.0, "expected requests per second, 0 < n <= 100"),
+            rate_burst: r.number(B24_RATE_BURST, 40, |v: &u32| (1..=1000).contains(v), "expected 1..=1000"),
+            poll_interval: Duration::from_secs_f64(r.number(B24_POLL_SEC, 2.0, |v: &f64| *v >= 0.1 && *v <= 3600.0, "expected seconds, 0.1..=3600")),
+            ts_window: Duration::from_secs(r.number(OLBRIDGE_TS_WINDOW_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
+            max_body_bytes: r.number(OLBRIDGE_MAX_BODY_BYTES, 256 * 1024, |v: &usize| (1024..=16 * 1024 * 1024).contains(v), "expected bytes, 1024..=16777216"),
+            webhook,
+            member_id,
+            bot_id,
+        };
+        let bot = BotSettings {
+            url: bot_url,
+            auth: r.secret(BOT_HTTP_AUTH),
+            timeout: Duration::from_secs_f64(r.number(BOT_HTTP_TIMEOUT_SEC, 120.0, |v: &f64| *v > 0.0 && *v <= 900.0, "expected seconds, 0 < n <= 900")),
+            hmac_secret: r.secret(BOT_HMAC_SECRET),
+            max_attempts: r.number(OLBRIDGE_BOT_MAX_ATTEMPTS, 3, |v: &u32| (1..=10).contains(v), "expected 1..=10"),
+            retry_budget: Duration::from_secs_f64(r.number(OLBRIDGE_BOT_RETRY_BUDGET_SEC, 300.0, |v: &f64| *v > 0.0 && *v <= 3600.0, "expected seconds, 0 < n <= 3600")),
+        };
+        let escalation = match r.raw(OLBRIDGE_ESCALATION_PHRASES) {
+            Some(list) => EscalationRules::new(EscalationRules::parse_list(list)),
+            None => EscalationRules::default(),
+        };
+        let conversation = ConversationSettings {
+            escalation,
+            handoff_message: r.text(OLBRIDGE_HANDOFF_MESSAGE).unwrap_or_else(|| DEFAULT_HANDOFF_MESSAGE.into()),
+            fallback_message: r.text(OLBRIDGE_FALLBACK_MESSAGE).unwrap_or_else(|| DEFAULT_FALLBACK_MESSAGE.into()),
+            burst_window: Duration::from_millis(r.number(OLBRIDGE_BURST_MS, 800, |v: &u64| *v <= 60_000, "expected milliseconds, 0..=60000")),
+            profile_retention: Duration::from_secs(86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650")),
+        };
+        let runner = RunnerSettings {
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: r.text(OLBRIDGE_DATA_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".olbridge")),
+            workers: r.number(OLBRIDGE_WORKERS, 8, |v: &usize| (1..=256).contains(v), "expected 1..=256"),
+            queue_max_attempts: r.number(OLBRIDGE_QUEUE_MAX_ATTEMPTS, 5, |v: &u32| (1..=100).contains(v), "expected 1..=100"),
+            lease: Duration::from_secs(r.number(OLBRIDGE_LEASE_SEC, 30, |v: &u64| (3..=3600).contains(v), "expected seconds, 3..=3600")),
+            log_json: log_json.unwrap_or(false),
+            public_url,
+        };
+        if r.problems.is_empty() {
+            Ok(Self { portal, bot, conversation, runner })
+        } else {
+            Err(ConfigError(r.problems))
+        }
+    }
+
+    /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to
+    /// verify events and a bot to answer as. Every missing piece is listed, with the fix.
+    pub fn check_serve(&self) -> Result<(), ConfigError> {
+        use vars::*;
+        let mut p = Vec::new();
+        if self.portal.webhook.is_none() {
+            p.push(format!("{B24_WEBHOOK_BASE} is not set: create an incoming webhook in Bitrix24 (scopes im, imopenlines, imbot) and paste its URL"));
+        }
+        if self.bot.url.is_none() {
+            p.push(format!("{BOT_HTTP_URL} is not set: the URL of your bot's HTTP endpoint"));
+        }
+        if self.portal.application_token.is_none() && self.portal.bot_client_id.is_none() {
+            p.push(format!("neither {B24_APPLICATION_TOKEN} nor {B24_BOT_CLIENT_ID} is set: events could not be verified (run `olbridge register-bot`)"));
+        }
+        if self.portal.bot_id.is_none() || self.portal.bot_client_id.is_none() {
+            p.push(format!("{B24_BOT_ID} and {B24_BOT_CLIENT_ID} must be set: run `olbridge register-bot` and copy the lines it prints"));
+        }
+        if p.is_empty() { Ok(()) } else { Err(ConfigError(p)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = Config::from_map(&HashMap::new()).expect("empty config loads");
+        assert_eq!(c.bot.timeout, Duration::from_secs(120));
+        assert_eq!(c.portal.poll_interval, Duration::from_secs(2));
+        assert_eq!(c.runner.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.check_serve().is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = Config::from_map(&env(&[
+            ("BOT_HTTP_TIMEOUT_SEC", "soon"),
+            ("B24_BOT_ID", "abc"),
+            ("OLBRIDGE_LISTEN", "nowhere"),
+            ("BOT_HTTP_URL", "ftp://x"),
+        ]))
+        .expect_err("invalid");
+        assert_eq!(e.0.len(), 4, "{e}");
+        assert!(e.to_string().contains("BOT_HTTP_TIMEOUT_SEC"));
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let c = Config::from_map(&env(&[
+            ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/38005/supersecretcode/"),
+            ("BOT_HTTP_AUTH", "Bearer topsecret"),
+            ("B24_APPLICATION_TOKEN", "apptoken123"),
+        ]))
+        .expect("valid");
+        let dbg = format!("{c:?}");
+        for s in ["supersecretcode", "topsecret", "apptoken123"] {
+            assert!(!dbg.contains(s), "{s} leaked: {dbg}");
+        }
+    }
+}

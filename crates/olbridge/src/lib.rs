@@ -1,1 +1,22 @@
-//! placeholder during bootstrap
+//! olbridge: the bridge as one process on embedded storage — the local runner and the admin CLI.
+//!
+//! # Layout
+//! - [`store`]: the embedded adapters of core's storage ports (`SqliteStore`).
+//! - [`runner`]: the bridge as one process — the receiver (`POST /bitrix/events`, `GET /health`),
+//!   the worker pool and the store — running core's `receive` and `process` use cases.
+//! - [`cli`]: the `olbridge` command line; [`admin`]: its commands besides `serve` (register-bot,
+//!   doctor, read/chat/send, stats, forget); [`demo`]: `olbridge demo`.
+//! - [`env`], [`telemetry`]: `.env` loading and logging.
+//!
+//! # Dependency rules
+//! This crate depends on `olbridge-core` (use cases, ports, the REST and bot clients) and on the
+//! emulator only for `olbridge demo`. Nothing here is used by the Lambda functions.
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod cli;
+pub mod demo;
+pub mod env;
+pub mod runner;
+pub mod store;
+pub mod telemetry;

@@ -109,6 +109,10 @@ pub struct TurnProgress {
     pub transferred: bool,
     /// How many bot calls were made, across attempts.
     pub bot_attempts: u32,
+    /// This message was answered as part of another message's turn (a burst): the key of that
+    /// turn. Set before the turn's answer is checkpointed, so a resumed turn never answers a
+    /// merged message twice.
+    pub merged_into: Option<DedupKey>,
 }
 
 /// Timings of one turn, for the message log. Every instant is wall-clock UTC.

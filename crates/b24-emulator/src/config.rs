@@ -1,0 +1,80 @@
+//! Emulator configuration: one typed struct, given once at start.
+//!
+//! Everything the contract marks UNCONFIRMED that changes what a client sees is a field here (or a per-bot /
+//! per-line setting reachable through the Rust and control APIs), so a test can pin the assumption it relies on.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The leaky-bucket parameters of the per-portal request limiter (contract §2.1).
+///
+/// Every request adds 1 to a counter that drains by `per_sec` per second; a request that would lift the counter
+/// above `burst` is refused with HTTP 503 `QUERY_LIMIT_EXCEEDED`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Drain per second (the sustainable request rate).
+    pub per_sec: f64,
+    /// Bucket size before requests are refused.
+    pub burst: f64,
+}
+
+impl RateLimit {
+    /// Every plan except Enterprise: 2 requests/s, burst 50.
+    pub const STANDARD: RateLimit = RateLimit { per_sec: 2.0, burst: 50.0 };
+    /// Enterprise plan: 5 requests/s, burst 250.
+    pub const ENTERPRISE: RateLimit = RateLimit { per_sec: 5.0, burst: 250.0 };
+    /// No practical limit; for tests that are not about rate limiting.
+    pub const UNLIMITED: RateLimit = RateLimit { per_sec: 1.0e9, burst: 1.0e12 };
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::STANDARD
+    }
+}
+
+/// How the emulator is started.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Where to listen; `127.0.0.1:0` picks a free port.
+    pub bind: SocketAddr,
+    /// The portal's `member_id` as events carry it; random 32 hex digits when `None`.
+    pub member_id: Option<String>,
+    /// The per-portal leaky bucket.
+    pub rate: RateLimit,
+    /// Connector id of lines created without one (contract §5.2: a configurable string).
+    pub connector_id: String,
+    /// How long one event POST may take before it is recorded as failed (UNCONFIRMED in the contract, §3.3).
+    pub delivery_timeout: Duration,
+    /// Portal language, sent as `LANGUAGE` in events.
+    pub language: String,
+    /// The portal's UTC offset in seconds, used in every ISO-8601 date (a non-zero default catches naive parsing).
+    pub utc_offset_secs: i32,
+    /// `auth[application_token]` of Chatbots 2.0 events; random when `None` (UNCONFIRMED for webhook-registered bots).
+    pub v2_application_token: Option<String>,
+    /// Refuse keyboard commands from extranet (Open Lines) users when the command was registered without
+    /// `EXTRANET_SUPPORT=Y` (UNCONFIRMED, contract §4.7). Off by default.
+    pub enforce_extranet_support: bool,
+    /// Expose a connector user's phone in `im.user.get` `phones` (UNCONFIRMED, contract §5.2). Off by default.
+    pub expose_connector_phones: bool,
+    /// Largest accepted request body; bigger bodies get HTTP 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            member_id: None,
+            rate: RateLimit::STANDARD,
+            connector_id: "whatsappbyedna".to_owned(),
+            delivery_timeout: Duration::from_secs(10),
+            language: "en".to_owned(),
+            utc_offset_secs: 3 * 3600,
+            v2_application_token: None,
+            enforce_extranet_support: false,
+            expose_connector_phones: false,
+            max_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}

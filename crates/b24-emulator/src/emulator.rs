@@ -1,0 +1,315 @@
+//! [`Emulator`]: start a portal on a port, seed it, make customers write, inspect what happened.
+//!
+//! Everything here is also reachable over the JSON control API (`/_emulator/...`); the Rust API exists so tests
+//! in the same process need no HTTP round trip to drive the portal.
+
+use crate::api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine};
+use crate::config::{EmulatorConfig, RateLimit};
+use crate::events::{self, EventSink};
+use crate::faults::Fault;
+use crate::record::{EventDelivery, RecordedCall};
+use crate::rest::errors::ApiError;
+use crate::rest::ratelimit::Bucket;
+use crate::shared::Shared;
+use crate::state::messages::Post;
+use crate::state::{Identity, Portal, random_hex, views};
+use chrono::FixedOffset;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running emulated portal. Dropping it (or [`Emulator::shutdown`]) stops the server and event delivery.
+#[derive(Debug)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+fn api_err(e: ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{} {}: {}", e.status, e.code, e.description)
+}
+
+impl Emulator {
+    /// Binds, starts the server and the event dispatcher. The portal starts empty (see [`Emulator::seed_demo`]).
+    pub async fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let bound = listener.local_addr()?;
+        let addr = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound.port()),
+            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), bound.port()),
+            _ => bound,
+        };
+        let base_url = format!("http://{addr}");
+        let (sink, rx, idle): (EventSink, _, _) = events::channel();
+        let tz = FixedOffset::east_opt(config.utc_offset_secs)
+            .ok_or_else(|| anyhow::anyhow!("utc_offset_secs out of range"))?;
+        let ident = Identity {
+            domain: addr.to_string(),
+            member_id: config.member_id.clone().unwrap_or_else(|| random_hex(32)),
+            client_endpoint: format!("{base_url}/rest/"),
+            server_endpoint: "https://oauth.bitrix.info/rest/".to_owned(),
+            language: config.language.clone(),
+            tz,
+            default_connector: config.connector_id.clone(),
+            v2_app_token: config.v2_application_token.clone().unwrap_or_else(|| random_hex(32)),
+            enforce_extranet_support: config.enforce_extranet_support,
+            expose_connector_phones: config.expose_connector_phones,
+        };
+        let shared = Arc::new(Shared {
+            portal: Mutex::new(Portal::new(ident, sink)),
+            recorder: Default::default(),
+            faults: Default::default(),
+            bucket: Mutex::new(Bucket::new(config.rate, Instant::now())),
+            idle,
+            config,
+            base_url,
+        });
+        let dispatcher = tokio::spawn(events::run_dispatcher(shared.clone(), rx));
+        let app = crate::server::router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "emulator server stopped");
+            }
+        });
+        tracing::info!(%addr, "b24-emulator listening");
+        Ok(Emulator { shared, addr, stop: Some(stop), server: Some(server), dispatcher: Some(dispatcher) })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// `127.0.0.1:PORT`, what events carry in `auth[domain]`.
+    pub fn domain(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The portal's `member_id`.
+    pub fn member_id(&self) -> String {
+        self.shared.portal().ident.member_id.clone()
+    }
+
+    /// The `auth[application_token]` of Chatbots 2.0 events.
+    pub fn v2_application_token(&self) -> String {
+        self.shared.portal().ident.v2_app_token.clone()
+    }
+
+    /// Adds an employee with the next free user id.
+    pub fn add_employee(&self, first_name: &str, last_name: &str) -> u64 {
+        self.shared.portal().add_employee(None, first_name, last_name)
+    }
+
+    /// Adds (or renames) an employee with a fixed id.
+    pub fn add_employee_with_id(&self, id: u64, first_name: &str, last_name: &str) -> u64 {
+        self.shared.portal().add_employee(Some(id), first_name, last_name)
+    }
+
+    /// Adds an incoming webhook; returns its base URL `http://127.0.0.1:PORT/rest/<user>/<code>/`.
+    /// An unknown user is created as an employee named "User <id>".
+    pub fn add_webhook(&self, user_id: u64, scopes: &[&str]) -> String {
+        let mut portal = self.shared.portal();
+        if portal.user(user_id).is_none() {
+            portal.add_employee(Some(user_id), "User", &user_id.to_string());
+        }
+        let code = portal.add_webhook(user_id, scopes).unwrap_or_default();
+        format!("{}/rest/{user_id}/{code}/", self.shared.base_url)
+    }
+
+    /// Adds a line; returns its id.
+    pub fn add_line(&self, line: NewLine) -> u64 {
+        self.shared.portal().add_line(line)
+    }
+
+    /// Makes a bot the line's welcome bot (what the admin clicks in the line settings).
+    pub fn attach_welcome_bot(&self, line_id: u64, bot_id: u64) -> anyhow::Result<()> {
+        self.shared.portal().attach_welcome_bot(line_id, bot_id).map_err(api_err)
+    }
+
+    /// Sets the `application_token` events of a v1 bot's app carry (default: its `CLIENT_ID`), or of a v2 bot.
+    pub fn set_bot_application_token(&self, bot_id: u64, token: &str) -> anyhow::Result<()> {
+        let mut portal = self.shared.portal();
+        let bot = portal.bots.get(&bot_id).cloned().ok_or_else(|| anyhow::anyhow!("no bot {bot_id}"))?;
+        if let Some(v2) = portal.bots.get_mut(&bot_id).and_then(|b| b.v2.as_mut()) {
+            v2.application_token = token.to_owned();
+        } else if let Some(app) = portal.apps.get_mut(&bot.app_id) {
+            app.application_token = token.to_owned();
+        }
+        Ok(())
+    }
+
+    /// Seeds the demo portal: service user 38005 "AI assistant" with a webhook (`im`, `imopenlines`, `imbot`,
+    /// `crm`), a human operator, lines 1 (livechat), 3 (WhatsApp `whatsappbyedna`, CRM on, queue = [38005,
+    /// operator]) and 5 (telegrambot). Calling it again returns the same portal.
+    pub fn seed_demo(&self) -> DemoPortal {
+        let (code, operator_id) = self.shared.portal().seed_demo();
+        let service = crate::state::seed::SERVICE_USER;
+        DemoPortal {
+            webhook_url: format!("{}/rest/{service}/{code}/", self.shared.base_url),
+            service_user_id: service,
+            operator_id,
+            whatsapp_line_id: 3,
+            other_line_ids: vec![1, 5],
+        }
+    }
+
+    /// A WhatsApp customer writes to a line. Events are queued for asynchronous delivery
+    /// (see [`Emulator::wait_idle`]).
+    pub async fn customer_writes(&self, line_id: u64, phone: &str, text: &str) -> anyhow::Result<CustomerMessage> {
+        let r = self.shared.portal().customer_writes(line_id, phone, text).map_err(api_err);
+        tokio::task::yield_now().await;
+        r
+    }
+
+    /// The customer presses a keyboard button that carries `COMMAND` (→ `ONIMCOMMANDADD`).
+    pub async fn customer_presses(&self, chat_id: u64, bot_id: u64, command: &str, params: &str) -> anyhow::Result<()> {
+        let r = self.shared.portal().customer_presses(chat_id, bot_id, command, params).map_err(api_err);
+        tokio::task::yield_now().await;
+        r
+    }
+
+    /// What that customer's messenger received, in order.
+    pub fn customer_inbox(&self, phone: &str) -> Vec<InboxMessage> {
+        self.shared.portal().inbox(phone)
+    }
+
+    /// An employee writes in a chat from the Bitrix24 UI (joining it first if needed); returns the message id.
+    pub async fn operator_writes(&self, chat_id: u64, user_id: u64, text: &str) -> anyhow::Result<u64> {
+        let r = operator_writes(&self.shared, chat_id, user_id, text).map_err(api_err);
+        tokio::task::yield_now().await;
+        r
+    }
+
+    /// Finishes the chat's open session (as an operator closing the dialog).
+    pub async fn finish_session(&self, chat_id: u64) -> anyhow::Result<()> {
+        self.shared.portal().finish_session(chat_id).map_err(api_err)
+    }
+
+    /// A chat's state.
+    pub fn chat(&self, chat_id: u64) -> Option<ChatSnapshot> {
+        let portal = self.shared.portal();
+        portal.chats.get(&chat_id).map(|c| views::snapshot(&portal, c))
+    }
+
+    /// The Open Lines chat of a customer on a line, if it exists.
+    pub fn chat_of_customer(&self, line_id: u64, phone: &str) -> Option<u64> {
+        let digits = crate::state::openlines::phone_digits(phone);
+        let portal = self.shared.portal();
+        portal
+            .chats
+            .values()
+            .find(|c| c.lines.as_ref().is_some_and(|l| l.line_id == line_id && l.phone_digits == digits))
+            .map(|c| c.id)
+    }
+
+    /// Every REST call so far (including refused ones and commands inside batches).
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.shared.recorder.calls()
+    }
+
+    /// Every event delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<EventDelivery> {
+        self.shared.recorder.deliveries()
+    }
+
+    /// Forgets recorded calls and deliveries.
+    pub fn clear_recordings(&self) {
+        self.shared.recorder.clear();
+    }
+
+    /// Injects a fault.
+    pub fn inject_fault(&self, fault: Fault) {
+        self.shared.faults.add(fault);
+    }
+
+    /// Removes all pending faults.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Changes the leaky bucket at runtime.
+    pub fn set_rate_limit(&self, rate: RateLimit) {
+        self.shared.bucket().set_rate(rate, Instant::now());
+    }
+
+    /// Number of queued events not yet attempted.
+    pub fn pending_deliveries(&self) -> usize {
+        self.shared.idle.pending()
+    }
+
+    /// Waits until every queued event has been attempted (delivered, failed or dropped), up to `timeout`.
+    /// Returns `false` on timeout.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.shared.idle.wait()).await.is_ok()
+    }
+
+    /// Waits until at least `n` deliveries matching `event` (any event when `None`) are recorded.
+    pub async fn wait_for_deliveries(&self, event: Option<&str>, n: usize, timeout: Duration) -> Vec<EventDelivery> {
+        let matching = |s: &Self| -> Vec<EventDelivery> {
+            s.deliveries().into_iter().filter(|d| event.is_none_or(|e| d.event == e)).collect()
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = matching(self);
+            if got.len() >= n || Instant::now() >= deadline {
+                return got;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), self.shared.idle.wait()).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops the server (gracefully, up to 5 s) and event delivery.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+                abort.abort();
+            }
+        }
+        if let Some(d) = self.dispatcher.take() {
+            d.abort();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+        if let Some(d) = self.dispatcher.take() {
+            d.abort();
+        }
+    }
+}
+
+/// An employee writes from the UI: joins the chat if needed (queue operators and any other employee), then posts.
+pub(crate) fn operator_writes(shared: &Shared, chat_id: u64, user_id: u64, text: &str) -> Result<u64, ApiError> {
+    let mut portal = shared.portal();
+    if !portal.user(user_id).is_some_and(|u| u.active && !u.is_connector() && !u.is_bot()) {
+        return Err(ApiError::new(404, "USER_NOT_FOUND", "No such employee"));
+    }
+    if text.trim().is_empty() {
+        return Err(ApiError::bad("MESSAGE_EMPTY", "Message can't be empty"));
+    }
+    let chat = portal.chats.get_mut(&chat_id).ok_or_else(|| ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"))?;
+    chat.add_member(user_id);
+    portal.employee_writes(chat_id, user_id, Post::text(chat_id, user_id, text))
+}

@@ -1,0 +1,241 @@
+//! Chatbots 2.0 (`imbot.v2.*`, contract §4.8, §3.7): camelCase parameters, `botToken` authenticates the bot on
+//! webhook calls, events either POSTed (`eventMode: webhook`) or queued for `imbot.v2.Event.get` (`fetch`, the
+//! default). `offset=N` acknowledges (drops) every queued event with `eventId < N`.
+
+use super::imbot::{normalize_keyboard, remove_bot, valid_handler};
+use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
+use crate::rest::errors::ApiError;
+use crate::rest::params::Param;
+use crate::state::Portal;
+use crate::state::messages::Post;
+use crate::state::model::{Bot, EventMode, User, UserKind, V2Bot};
+use crate::state::openlines::color_for;
+use crate::state::views;
+use serde_json::{Value, json};
+
+pub(crate) static METHODS: &[MethodDef] = &[
+    MethodDef { name: "imbot.v2.Bot.register", scope: Some("imbot"), keys: Keys::AsIs, handler: register },
+    MethodDef { name: "imbot.v2.Bot.unregister", scope: Some("imbot"), keys: Keys::AsIs, handler: unregister },
+    MethodDef { name: "imbot.v2.Chat.Message.send", scope: Some("imbot"), keys: Keys::AsIs, handler: message_send },
+    MethodDef { name: "imbot.v2.Chat.InputAction.notify", scope: Some("imbot"), keys: Keys::AsIs, handler: input_action },
+    MethodDef { name: "imbot.v2.Event.get", scope: Some("imbot"), keys: Keys::AsIs, handler: event_get },
+];
+
+const MAX_TEXT: usize = 20_000;
+
+/// v2 booleans: `true`/`false`, and `"Y"`/`"N"` (also `"1"`/`"0"` as form bodies send them).
+fn flag(p: Option<&Param>) -> Option<bool> {
+    match p? {
+        Param::Bool(b) => Some(*b),
+        Param::Num(n) => Some(n.as_f64() != Some(0.0)),
+        other => {
+            let t = other.text()?;
+            match t.to_ascii_lowercase().as_str() {
+                "y" | "true" | "1" => Some(true),
+                "n" | "false" | "0" | "" => Some(false),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn s(p: Option<&Param>) -> Option<String> {
+    p.and_then(Param::text).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// `botId` + `botToken` → the bot, with the documented errors.
+fn authorize(portal: &Portal, p: &Param) -> Result<u64, ApiError> {
+    let token = s(p.get("botToken")).ok_or_else(|| ApiError::bad("BOT_TOKEN_NOT_SPECIFIED", "Bot token is not specified"))?;
+    let id = p
+        .get("botId")
+        .and_then(Param::int)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad("BOT_ID_REQUIRED", "Bot ID is required"))?
+        .unsigned_abs();
+    let bot = portal.bots.get(&id).filter(|b| b.v2.is_some()).ok_or_else(|| ApiError::bad("BOT_NOT_FOUND", "Bot not found"))?;
+    if bot.v2.as_ref().is_none_or(|v| v.bot_token != token) {
+        return Err(ApiError::forbidden("BOT_OWNERSHIP_ERROR", "Bot belongs to another application"));
+    }
+    Ok(id)
+}
+
+fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let fields = p.get("fields").cloned().unwrap_or_else(Param::empty);
+    let token = s(p.get("botToken")).or_else(|| s(fields.get("botToken")));
+    let token = token.ok_or_else(|| ApiError::bad("BOT_TOKEN_NOT_SPECIFIED", "Bot token is not specified"))?;
+    if token.chars().count() > 40 {
+        return Err(ApiError::bad("BOT_TOKEN_INVALID_LENGTH", "Bot token must not be longer than 40 characters"));
+    }
+    let code = s(fields.get("code")).ok_or_else(|| ApiError::bad("BOT_CODE_REQUIRED", "Bot code is required"))?;
+    let props = fields.get("properties");
+    let prop = |k: &str| s(props.and_then(|x| x.get(k)));
+    let name = prop("name").ok_or_else(|| ApiError::bad("BOT_PROPERTIES_REQUIRED", "Bot properties are required"))?;
+    let bot_type = s(fields.get("type")).unwrap_or_else(|| "bot".to_owned());
+    let letter = match bot_type.as_str() {
+        "bot" => "B",
+        "supervisor" => "S",
+        "personal" => "H",
+        "openline" => "O",
+        "network" => "N",
+        _ => return Err(ApiError::bad("BOT_INVALID_TYPE", "Invalid bot type")),
+    };
+    let event_mode = match s(fields.get("eventMode")).as_deref() {
+        None | Some("fetch") => EventMode::Fetch,
+        Some("webhook") => EventMode::Webhook,
+        Some(_) => return Err(ApiError::bad("BOT_INVALID_EVENT_MODE", "Invalid event mode")),
+    };
+    let webhook_url = s(fields.get("webhookUrl")).unwrap_or_default();
+    if event_mode == EventMode::Webhook {
+        if webhook_url.is_empty() {
+            return Err(ApiError::bad("BOT_WEBHOOK_URL_REQUIRED", "Webhook URL is required in webhook mode"));
+        }
+        if !valid_handler(&webhook_url) {
+            return Err(ApiError::bad("BOT_INVALID_CALLBACK", "Invalid webhook URL"));
+        }
+    }
+    let app_id = format!("v2:{token}");
+    let mut portal = ctx.portal();
+    if portal.bots.values().any(|b| b.app_id == app_id && b.code == code) {
+        return Err(ApiError::bad("BOT_CODE_ALREADY_TAKEN", "Bot code is already taken"));
+    }
+    if portal.bots.values().filter(|b| b.app_id == app_id).count() >= 100 {
+        return Err(ApiError::bad("BOT_LIMIT_EXCEEDED", "Bot limit exceeded"));
+    }
+    let id = portal.next_user_id();
+    let now = portal.now();
+    portal.users.insert(
+        id,
+        User {
+            id,
+            first_name: name,
+            last_name: prop("lastName").unwrap_or_default(),
+            kind: UserKind::Bot,
+            work_position: prop("workPosition").unwrap_or_default(),
+            gender: prop("gender").unwrap_or_default(),
+            email: String::new(),
+            phone: None,
+            color: color_for(id),
+            active: true,
+            departments: Vec::new(),
+            last_activity: now,
+        },
+    );
+    let application_token = portal.ident.v2_app_token.clone();
+    portal.bots.insert(
+        id,
+        Bot {
+            id,
+            code,
+            app_id,
+            bot_type: letter.to_owned(),
+            openline: bot_type == "openline",
+            owner_id: ctx.user(),
+            v2: Some(V2Bot {
+                bot_token: token,
+                event_mode,
+                webhook_url,
+                bot_type,
+                is_hidden: flag(fields.get("isHidden")).unwrap_or(false),
+                is_reactions_enabled: flag(fields.get("isReactionsEnabled")).unwrap_or(true),
+                is_support_openline: flag(fields.get("isSupportOpenline")).unwrap_or(false),
+                queue: Default::default(),
+                application_token,
+            }),
+            count_message: 0,
+            count_command: 0,
+        },
+    );
+    let bot = portal.bots.get(&id).map(|b| views::bot_v2(&portal, b)).unwrap_or(Value::Null);
+    let user = portal.user(id).map(|u| views::user_v2(&portal, u)).unwrap_or(Value::Null);
+    Ok(Output::of(json!({"bot": bot, "users": [user]})))
+}
+
+fn unregister(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let mut portal = ctx.portal();
+    let id = authorize(&portal, p)?;
+    portal.emit_v2(id, "ONIMBOTV2DELETE", |pp, fetch| crate::events::v2::delete_data(pp, id, fetch));
+    remove_bot(&mut portal, id);
+    Ok(Output::of(true))
+}
+
+fn message_send(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let mut portal = ctx.portal();
+    let bot = authorize(&portal, p)?;
+    let dialog = s(p.get("dialogId")).ok_or_else(|| ApiError::bad("ACCESS_DENIED", "Dialog ID is required"))?;
+    let fields = p.get("fields").cloned().unwrap_or_else(Param::empty);
+    let mut text = fields.get("message").and_then(Param::text).unwrap_or_default().trim().to_owned();
+    let attach = fields.get("attach").filter(|a| !a.is_php_empty()).map(Param::to_json);
+    if text.is_empty() && attach.is_none() {
+        return Err(ApiError::bad("EMPTY_MESSAGE", "Message is empty"));
+    }
+    if text.chars().count() > MAX_TEXT {
+        text = text.chars().take(MAX_TEXT).collect::<String>() + " (...)";
+    }
+    let keyboard = match fields.get("keyboard").filter(|k| !k.is_php_empty()) {
+        None => None,
+        Some(k) => Some(normalize_keyboard(k.to_json()).ok_or_else(|| ApiError::bad("SENDING_FAILED", "Invalid keyboard"))?),
+    };
+    let denied = || ApiError::forbidden("ACCESS_DENIED", "Bot is not a member of this chat");
+    let chat_id = match Portal::chat_from_dialog(&dialog) {
+        Some(id) => id,
+        None => {
+            let user: u64 = dialog.parse().map_err(|_| denied())?;
+            if portal.user(user).is_none() {
+                return Err(denied());
+            }
+            portal.private_chat(bot, user)
+        }
+    };
+    if !portal.chats.get(&chat_id).is_some_and(|c| c.is_member(bot)) {
+        return Err(denied());
+    }
+    let post = Post {
+        chat_id,
+        author_id: bot,
+        text,
+        system: flag(fields.get("system")).unwrap_or(false),
+        keyboard,
+        attach,
+        ..Post::default()
+    };
+    let id = portal.post(post);
+    portal.notify_bots(id);
+    Ok(Output::of(json!({"id": id, "uuidMap": []})))
+}
+
+fn input_action(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let mut portal = ctx.portal();
+    let bot = authorize(&portal, p)?;
+    let dialog = s(p.get("dialogId")).ok_or_else(|| ApiError::bad("ACCESS_DENIED", "Dialog ID is required"))?;
+    if let Some(c) = Portal::chat_from_dialog(&dialog).and_then(|id| portal.chats.get_mut(&id)) {
+        c.typing.push(bot);
+    }
+    Ok(Output::of(true))
+}
+
+fn event_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let mut portal = ctx.portal();
+    let bot = authorize(&portal, p)?;
+    let offset = p.get("offset").and_then(Param::int).filter(|n| *n > 0).map(i64::unsigned_abs);
+    let limit = p.get("limit").and_then(Param::int).map_or(100, |n| n.clamp(1, 1000)) as usize;
+    let tz = portal.ident.tz;
+    let Some(v2) = portal.bots.get_mut(&bot).and_then(|b| b.v2.as_mut()) else {
+        return Err(ApiError::bad("BOT_NOT_FOUND", "Bot not found"));
+    };
+    if v2.event_mode != EventMode::Fetch {
+        // UNCONFIRMED: the docs only say the queue exists in fetch mode.
+        return Err(ApiError::bad("BOT_INVALID_EVENT_MODE", "Events can be fetched only by bots in fetch mode"));
+    }
+    if let Some(o) = offset {
+        v2.queue.retain(|e| e.id >= o);
+    }
+    let events: Vec<Value> = v2
+        .queue
+        .iter()
+        .take(limit)
+        .map(|e| json!({"eventId": e.id, "type": e.kind, "date": crate::rest::envelope::iso(e.date.to_utc(), tz), "data": e.data}))
+        .collect();
+    let has_more = v2.queue.len() > limit;
+    let next = v2.queue.iter().take(limit).last().map_or(offset.unwrap_or(0), |e| e.id + 1);
+    Ok(Output::of(json!({"events": events, "nextOffset": next, "hasMore": has_more})))
+}

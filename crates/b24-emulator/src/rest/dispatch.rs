@@ -1,0 +1,109 @@
+//! The method table and the synchronous core of a call: lookup, scope check, injected errors, key casing,
+//! handler.
+//!
+//! Handlers are plain functions `fn(&Ctx, &Param) -> Result<Output, ApiError>`; they lock the portal, change it and
+//! return. Being synchronous lets `batch` run its commands through exactly the same path.
+
+use super::errors::ApiError;
+use super::params::Param;
+use crate::shared::Shared;
+use serde_json::Value;
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::sync::MutexGuard;
+use std::time::Duration;
+
+/// A method handler.
+pub(crate) type Handler = fn(&Ctx<'_>, &Param) -> Result<Output, ApiError>;
+
+/// How top-level parameter keys reach the handler.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Keys {
+    /// v1 `im`/`imbot`/`imopenlines`: `array_change_key_case(CASE_UPPER)`.
+    Upper,
+    /// CRM (lowercase) and v2 (camelCase): as sent.
+    AsIs,
+}
+
+#[derive(Debug)]
+pub(crate) struct MethodDef {
+    pub name: &'static str,
+    pub scope: Option<&'static str>,
+    pub keys: Keys,
+    pub handler: Handler,
+}
+
+/// The authenticated webhook.
+#[derive(Clone, Debug)]
+pub(crate) struct Auth {
+    pub user_id: u64,
+    pub scopes: BTreeSet<String>,
+}
+
+/// Everything a handler may use.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub auth: &'a Auth,
+    pub in_batch: bool,
+    /// Delays injected into batch commands, slept by the router after the batch.
+    pub extra_delay: Cell<Duration>,
+}
+
+impl Ctx<'_> {
+    pub fn portal(&self) -> MutexGuard<'_, crate::state::Portal> {
+        self.shared.portal()
+    }
+    pub fn user(&self) -> u64 {
+        self.auth.user_id
+    }
+}
+
+/// A method's result, with list paging.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub result: Value,
+    pub total: Option<u64>,
+    pub next: Option<u64>,
+}
+
+impl Output {
+    pub fn of(v: impl Into<Value>) -> Output {
+        Output { result: v.into(), total: None, next: None }
+    }
+
+    /// A page of at most 50 items starting at `start` (v1 list methods).
+    pub fn page(items: Vec<Value>, start: u64) -> Output {
+        let total = items.len() as u64;
+        let start = start.min(total);
+        let page: Vec<Value> = items.into_iter().skip(start as usize).take(50).collect();
+        let end = start + page.len() as u64;
+        Output { result: Value::Array(page), total: Some(total), next: (end < total).then_some(end) }
+    }
+}
+
+/// Finds a method (names are case-insensitive).
+pub(crate) fn find(name: &str) -> Option<&'static MethodDef> {
+    crate::methods::all().find(|m| m.name.eq_ignore_ascii_case(name))
+}
+
+/// Runs one method; returns its canonical name (or the requested one) and the outcome.
+pub(crate) fn execute(ctx: &Ctx<'_>, method: &str, params: Param) -> (String, Result<Output, ApiError>) {
+    let Some(def) = find(method) else {
+        return (method.to_owned(), Err(ApiError::method_not_found()));
+    };
+    let name = def.name.to_owned();
+    if let Some(scope) = def.scope {
+        if !ctx.auth.scopes.contains(scope) {
+            return (name, Err(ApiError::insufficient_scope()));
+        }
+    }
+    if let Some((code, description, status)) = ctx.shared.faults.take_error(def.name) {
+        return (name, Err(ApiError { status, code, description }));
+    }
+    let params = match def.keys {
+        Keys::Upper => params.upper_keys(),
+        Keys::AsIs => params,
+    };
+    (name, (def.handler)(ctx, &params))
+}

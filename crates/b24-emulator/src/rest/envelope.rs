@@ -1,0 +1,67 @@
+//! Success and error envelopes, and the `time` object every response carries (contract §1.2, §1.4).
+
+use super::errors::ApiError;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// When a call started and how long it took; renders the `time` object.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Wall-clock start.
+    pub start: DateTime<Utc>,
+    /// Elapsed until the response was built.
+    pub elapsed: Duration,
+}
+
+fn unix_f64(t: DateTime<Utc>) -> f64 {
+    t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1_000_000.0
+}
+
+/// ISO-8601 with the portal's offset, as Bitrix prints dates (`2026-05-14T10:26:32+02:00`).
+pub fn iso(t: DateTime<Utc>, tz: FixedOffset) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+/// The `time` object. `operating*` keys are included for top-level calls, left out inside batch results
+/// (as in the documented batch example).
+pub fn time_object(t: Timing, tz: FixedOffset, with_operating: bool) -> Value {
+    let finish = t.start + chrono::Duration::from_std(t.elapsed).unwrap_or_default();
+    let dur = t.elapsed.as_secs_f64();
+    let mut m = Map::new();
+    m.insert("start".into(), json!(unix_f64(t.start)));
+    m.insert("finish".into(), json!(unix_f64(finish)));
+    m.insert("duration".into(), json!(dur));
+    m.insert("processing".into(), json!(dur));
+    m.insert("date_start".into(), json!(iso(t.start, tz)));
+    m.insert("date_finish".into(), json!(iso(finish, tz)));
+    if with_operating {
+        m.insert("operating_reset_at".into(), json!(t.start.timestamp() + 600));
+        m.insert("operating".into(), json!(0));
+    }
+    Value::Object(m)
+}
+
+/// `{"result": ..., ["total", "next",] "time": {...}}`.
+pub fn success_body(result: Value, total: Option<u64>, next: Option<u64>, time: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("result".into(), result);
+    if let Some(n) = next {
+        m.insert("next".into(), json!(n));
+    }
+    if let Some(t) = total {
+        m.insert("total".into(), json!(t));
+    }
+    m.insert("time".into(), time);
+    Value::Object(m)
+}
+
+/// `{"error": CODE, "error_description": TEXT}`.
+pub fn error_body(e: &ApiError) -> Value {
+    json!({"error": e.code, "error_description": e.description})
+}
+
+/// PHP's `json_encode` of an empty array is `[]`, not `{}`: maps keyed by id are `[]` when empty.
+pub fn php_map(m: Map<String, Value>) -> Value {
+    if m.is_empty() { Value::Array(Vec::new()) } else { Value::Object(m) }
+}

@@ -1,0 +1,132 @@
+//! Typed CRM calls (contract §7). CRM methods take lowercase top-level keys (`id`, `fields`), and
+//! `crm.timeline.comment.add` accepts only a lowercase `fields`. Their errors may have an empty code
+//! (`{"error": "", "error_description": "Not found"}`), which classifies as permanent.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::client::B24Client;
+use super::de;
+use super::error::{codes, B24Error, ErrorKind};
+
+/// A CRM entity type as timeline methods name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrmEntityType {
+    /// `lead`.
+    Lead,
+    /// `deal`.
+    Deal,
+    /// `contact`.
+    Contact,
+    /// `company`.
+    Company,
+}
+
+impl CrmEntityType {
+    /// The lowercase name `crm.timeline.*` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lead => "lead",
+            Self::Deal => "deal",
+            Self::Contact => "contact",
+            Self::Company => "company",
+        }
+    }
+
+    /// Parses `LEAD`/`lead` etc. (as `entity_data_2` and `entity_data_1` write them).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.to_ascii_lowercase().as_str() {
+            "lead" => Some(Self::Lead),
+            "deal" => Some(Self::Deal),
+            "contact" => Some(Self::Contact),
+            "company" => Some(Self::Company),
+            _ => None,
+        }
+    }
+}
+
+/// A lead (the fields the bridge reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct Lead {
+    /// The lead id.
+    #[serde(deserialize_with = "de::u64")]
+    pub id: u64,
+    /// Title.
+    #[serde(deserialize_with = "de::string")]
+    pub title: String,
+    /// First name.
+    #[serde(deserialize_with = "de::string")]
+    pub name: String,
+    /// Last name.
+    #[serde(deserialize_with = "de::string")]
+    pub last_name: String,
+    /// Status (`NEW`, `IN_PROCESS`, ...).
+    #[serde(deserialize_with = "de::string")]
+    pub status_id: String,
+    /// Source (`<line>|<CONNECTOR>` for Open Lines).
+    #[serde(deserialize_with = "de::string")]
+    pub source_id: String,
+    /// Responsible user.
+    #[serde(deserialize_with = "de::u64")]
+    pub assigned_by_id: u64,
+    /// Phones.
+    #[serde(deserialize_with = "de::list_or_map")]
+    pub phone: Vec<Multifield>,
+    /// Messenger fields (`imol|<user code>` for Open Lines).
+    #[serde(deserialize_with = "de::list_or_map")]
+    pub im: Vec<Multifield>,
+}
+
+/// A CRM multifield value (`PHONE`, `EMAIL`, `IM`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct Multifield {
+    /// The value's id.
+    #[serde(deserialize_with = "de::u64")]
+    pub id: u64,
+    /// `WORK`, `MOBILE`, `OPENLINE`, ...
+    #[serde(deserialize_with = "de::string")]
+    pub value_type: String,
+    /// The value.
+    #[serde(deserialize_with = "de::string")]
+    pub value: String,
+}
+
+impl B24Client {
+    /// `crm.timeline.comment.add`: the comment's id. Not replayed after a timeout or a 5xx.
+    pub async fn crm_timeline_comment_add(&self, entity: CrmEntityType, entity_id: u64, comment: &str) -> Result<u64, B24Error> {
+        let p = json!({"fields": {"ENTITY_ID": entity_id, "ENTITY_TYPE": entity.as_str(), "COMMENT": comment}});
+        let v: Value = self.call_once("crm.timeline.comment.add", &p).await?;
+        positive("crm.timeline.comment.add", &v)
+    }
+
+    /// `crm.lead.get`. A missing lead is a permanent error with an empty code ("Not found").
+    pub async fn crm_lead_get(&self, id: u64) -> Result<Lead, B24Error> {
+        self.call("crm.lead.get", &json!({"id": id})).await
+    }
+}
+
+fn positive(method: &str, v: &Value) -> Result<u64, B24Error> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    n.filter(|n| *n > 0).ok_or_else(|| B24Error::local(method, ErrorKind::Permanent, codes::UNEXPECTED_RESULT, "expected a positive id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_lead_parses() {
+        let v = json!({"ID": "123", "TITLE": "Lead #1591", "NAME": "", "LAST_NAME": null, "STATUS_ID": "IN_PROCESS", "SOURCE_ID": "1",
+            "ASSIGNED_BY_ID": "1", "PHONE": [{"ID": "11658", "VALUE_TYPE": "OTHER", "VALUE": "+15454777777", "TYPE_ID": "PHONE"}],
+            "IM": [{"ID": "11660", "VALUE_TYPE": "OPENLINE", "VALUE": "imol|livechat|1|67|21", "TYPE_ID": "IM"}]});
+        let lead: Lead = serde_json::from_value(v).expect("parses");
+        assert_eq!((lead.id, lead.phone[0].value.as_str(), lead.im[0].value_type.as_str()), (123, "+15454777777", "OPENLINE"));
+        assert_eq!(CrmEntityType::parse("LEAD"), Some(CrmEntityType::Lead));
+    }
+}

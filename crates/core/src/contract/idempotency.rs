@@ -1,0 +1,205 @@
+//! The `IdempotencyStore` contract.
+//!
+//! Semantics pinned here (the port's doc comments say the same in fewer words):
+//! - A lease is live while `until > now`; at `until` it has expired.
+//! - A claim on a new key is `New`; on a done key `Done(outcome)`, forever (until purged); on a
+//!   live lease `InProgress { until }` — for its own owner too: claims are not re-entrant, so owner
+//!   ids must be unique per attempt.
+//! - A claim on an expired lease takes the key over and is `Resumed(last checkpoint or default)`:
+//!   the previous attempt died and may have done side effects.
+//! - A claim on a released key is `Resumed(saved progress)` if progress was saved, else `New`.
+//! - The holder keeps the key until someone else takes it over, even after its lease expired:
+//!   `checkpoint` (which also extends the lease), `complete` and `release` work until then and fail
+//!   with `LeaseLost` after, or when called by anyone else.
+//! - `complete` and `release` are idempotent for their owner (a retried call after a lost answer).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{all_at_once, key, run_each, t};
+use crate::domain::ids::MessageId;
+use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome, TurnProgress};
+use crate::ports::{Claim, IdempotencyStore, StoreError};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn progress(sent: usize) -> TurnProgress {
+    TurnProgress {
+        answer: Some(SavedAnswer { chunks: vec!["Olá!".into(), "Como posso ajudar?".into()], handoff: false }),
+        sent,
+        sending: true,
+        posted_ids: (1..=sent as u64).filter_map(|n| MessageId::new(n).ok()).collect(),
+        bot_attempts: 1,
+        ..TurnProgress::default()
+    }
+}
+
+fn answered() -> TurnOutcome {
+    TurnOutcome::Answered { reply_ids: [7, 8].into_iter().filter_map(|n| MessageId::new(n).ok()).collect() }
+}
+
+fn is_lease_lost<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::LeaseLost))
+}
+
+/// A new key is `New`; a second claim during the lease is `InProgress` with the lease's end, for
+/// another owner and for the same owner alike; other keys are unaffected.
+pub async fn claim_new_then_in_progress<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:new");
+    assert_eq!(s.claim(&k, "a", t(0), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(s.claim(&k, "b", t(10), LEASE).await.expect("claim"), Claim::InProgress { until: t(30) });
+    assert_eq!(s.claim(&k, "a", t(29), LEASE).await.expect("claim"), Claim::InProgress { until: t(30) }, "not re-entrant");
+    assert_eq!(s.claim(&key("idem:other"), "b", t(10), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// At the lease's end the key is taken over with `Resumed(default)` when nothing was checkpointed.
+pub async fn expired_lease_resumes_from_default<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:expired");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    assert_eq!(s.claim(&k, "b", t(30), LEASE).await.expect("claim"), Claim::Resumed(TurnProgress::default()));
+    assert_eq!(s.claim(&k, "c", t(31), LEASE).await.expect("claim"), Claim::InProgress { until: t(60) }, "b holds it now");
+}
+
+/// A checkpoint saves progress and extends the lease; the next owner resumes from the last one.
+pub async fn expired_lease_resumes_from_last_checkpoint<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:checkpointed");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&k, "a", &progress(1), t(2), LEASE).await.expect("checkpoint");
+    s.checkpoint(&k, "a", &progress(2), t(5), LEASE).await.expect("checkpoint");
+    assert_eq!(s.claim(&k, "b", t(34), LEASE).await.expect("claim"), Claim::InProgress { until: t(35) });
+    assert_eq!(s.claim(&k, "b", t(35), LEASE).await.expect("claim"), Claim::Resumed(progress(2)));
+}
+
+/// The holder may checkpoint after its lease expired as long as nobody took the key over; the
+/// checkpoint renews the lease from `now`.
+pub async fn late_checkpoint_without_takeover_renews<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:late");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&k, "a", &progress(1), t(60), LEASE).await.expect("late checkpoint");
+    assert_eq!(s.claim(&k, "b", t(61), LEASE).await.expect("claim"), Claim::InProgress { until: t(90) });
+}
+
+/// Checkpoint, complete and release by anyone but the holder fail with `LeaseLost`, including on
+/// unknown keys, and leave the holder's lease alone.
+pub async fn non_owner_is_lease_lost<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:owned");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    assert!(is_lease_lost(s.checkpoint(&k, "b", &progress(1), t(1), LEASE).await));
+    assert!(is_lease_lost(s.complete(&k, "b", &TurnOutcome::Silent, t(1)).await));
+    assert!(is_lease_lost(s.release(&k, "b").await));
+    let unknown = key("idem:unknown");
+    assert!(is_lease_lost(s.checkpoint(&unknown, "a", &progress(1), t(1), LEASE).await));
+    assert!(is_lease_lost(s.complete(&unknown, "a", &TurnOutcome::Silent, t(1)).await));
+    assert!(is_lease_lost(s.release(&unknown, "a").await));
+    assert_eq!(s.claim(&k, "c", t(1), LEASE).await.expect("claim"), Claim::InProgress { until: t(30) });
+    s.complete(&k, "a", &TurnOutcome::Silent, t(2)).await.expect("the holder completes");
+}
+
+/// Once another owner took the key over, the old owner's calls fail with `LeaseLost` and change
+/// nothing; the new owner carries on.
+pub async fn taken_over_owner_is_lease_lost<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:takeover");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&k, "a", &progress(1), t(1), LEASE).await.expect("checkpoint");
+    assert_eq!(s.claim(&k, "b", t(40), LEASE).await.expect("claim"), Claim::Resumed(progress(1)));
+    assert!(is_lease_lost(s.checkpoint(&k, "a", &progress(2), t(41), LEASE).await));
+    assert!(is_lease_lost(s.complete(&k, "a", &TurnOutcome::Silent, t(41)).await));
+    assert!(is_lease_lost(s.release(&k, "a").await));
+    s.checkpoint(&k, "b", &progress(2), t(42), LEASE).await.expect("the new owner checkpoints");
+    assert_eq!(s.claim(&k, "c", t(72), LEASE).await.expect("claim"), Claim::Resumed(progress(2)));
+}
+
+/// After `complete`, every claim is `Done(outcome)`, whoever asks and however late; a repeated
+/// complete by the owner is accepted, one by anyone else is `LeaseLost`.
+pub async fn complete_makes_claims_done<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:done");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    s.complete(&k, "a", &answered(), t(5)).await.expect("complete");
+    for (owner, at) in [("b", t(6)), ("a", t(7)), ("c", t(86_400 * 30))] {
+        assert_eq!(s.claim(&k, owner, at, LEASE).await.expect("claim"), Claim::Done(answered()));
+    }
+    s.complete(&k, "a", &answered(), t(8)).await.expect("a retried complete");
+    assert!(is_lease_lost(s.complete(&k, "b", &TurnOutcome::Silent, t(8)).await));
+    assert!(is_lease_lost(s.checkpoint(&k, "a", &progress(1), t(8), LEASE).await));
+    assert!(is_lease_lost(s.release(&k, "a").await));
+    assert_eq!(s.claim(&k, "b", t(9), LEASE).await.expect("claim"), Claim::Done(answered()));
+}
+
+/// A released key is claimable at once: `New` when nothing was checkpointed.
+pub async fn release_without_progress_is_new_again<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:released");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    s.release(&k, "a").await.expect("release");
+    s.release(&k, "a").await.expect("a retried release");
+    assert_eq!(s.claim(&k, "b", t(1), LEASE).await.expect("claim"), Claim::New);
+    assert!(is_lease_lost(s.release(&k, "a").await), "a gave the key up");
+    assert_eq!(s.claim(&k, "c", t(2), LEASE).await.expect("claim"), Claim::InProgress { until: t(31) });
+}
+
+/// A released key keeps its saved progress: the next claim resumes from it.
+pub async fn release_keeps_progress<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:released-progress");
+    let handoff = TurnProgress { handoff: Some(HandoffReason::BotRequested), ..progress(1) };
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&k, "a", &handoff, t(1), LEASE).await.expect("checkpoint");
+    s.release(&k, "a").await.expect("release");
+    assert_eq!(s.claim(&k, "b", t(2), LEASE).await.expect("claim"), Claim::Resumed(handoff));
+}
+
+/// `purge_done_before` forgets done keys completed strictly before the cutoff, and nothing else.
+pub async fn purge_forgets_old_done_keys<S: IdempotencyStore + ?Sized>(s: &S) {
+    let (old, recent, edge, open) = (key("idem:old"), key("idem:recent"), key("idem:edge"), key("idem:open"));
+    for (k, done_at) in [(&old, t(10)), (&recent, t(200)), (&edge, t(100))] {
+        s.claim(k, "a", t(0), LEASE).await.expect("claim");
+        s.complete(k, "a", &TurnOutcome::Silent, done_at).await.expect("complete");
+    }
+    s.claim(&open, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&open, "a", &progress(1), t(1), LEASE).await.expect("checkpoint");
+
+    assert_eq!(s.purge_done_before(t(100)).await.expect("purge"), 1);
+    assert_eq!(s.claim(&old, "b", t(300), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(s.claim(&edge, "b", t(300), LEASE).await.expect("claim"), Claim::Done(TurnOutcome::Silent));
+    assert_eq!(s.claim(&recent, "b", t(300), LEASE).await.expect("claim"), Claim::Done(TurnOutcome::Silent));
+    assert_eq!(s.purge_done_before(t(1000)).await.expect("purge"), 2);
+    assert_eq!(s.claim(&open, "b", t(1000), LEASE).await.expect("claim"), Claim::Resumed(progress(1)), "open claims survive purges");
+}
+
+/// The same new key claimed by many owners at once: exactly one `New`, all others `InProgress`.
+pub async fn concurrent_claims_have_one_winner<S: IdempotencyStore + ?Sized + 'static>(s: Arc<S>) {
+    let claims = all_at_once(s, 32, |s, i| async move { s.claim(&key("idem:race"), &format!("worker-{i}"), t(0), LEASE).await.expect("claim") }).await;
+    assert_eq!(claims.iter().filter(|c| **c == Claim::New).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|c| *c == Claim::New || *c == Claim::InProgress { until: t(30) }), "{claims:?}");
+}
+
+/// An expired lease taken over by many owners at once: exactly one `Resumed`.
+pub async fn concurrent_takeovers_have_one_winner<S: IdempotencyStore + ?Sized + 'static>(s: Arc<S>) {
+    let k = key("idem:takeover-race");
+    s.claim(&k, "dead", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&k, "dead", &progress(1), t(1), LEASE).await.expect("checkpoint");
+    let claims =
+        all_at_once(s, 32, |s, i| async move { s.claim(&key("idem:takeover-race"), &format!("worker-{i}"), t(100), LEASE).await.expect("claim") }).await;
+    assert_eq!(claims.iter().filter(|c| **c == Claim::Resumed(progress(1))).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|c| *c == Claim::Resumed(progress(1)) || *c == Claim::InProgress { until: t(130) }), "{claims:?}");
+}
+
+/// Runs every behaviour of this module, each on a fresh adapter from `fresh`.
+pub async fn run_all<S, F, Fut>(mut fresh: F)
+where
+    S: IdempotencyStore + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = S>,
+{
+    run_each!(fresh:
+        claim_new_then_in_progress,
+        expired_lease_resumes_from_default,
+        expired_lease_resumes_from_last_checkpoint,
+        late_checkpoint_without_takeover_renews,
+        non_owner_is_lease_lost,
+        taken_over_owner_is_lease_lost,
+        complete_makes_claims_done,
+        release_without_progress_is_new_again,
+        release_keeps_progress,
+        purge_forgets_old_done_keys,
+    );
+    run_each!(fresh => arc: concurrent_claims_have_one_winner, concurrent_takeovers_have_one_winner);
+}

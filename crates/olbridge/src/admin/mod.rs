@@ -1,0 +1,7 @@
+//! Admin commands: registering the bot, checking a setup, the terminal tools the client's scripts
+//! used to provide, and the local store's reports.
+
+pub mod doctor;
+pub mod local;
+pub mod register;
+pub mod tty;

@@ -1,0 +1,140 @@
+//! The command line: one binary for running the bridge and for administering it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use olbridge_core::config::Config;
+
+use crate::runner::Bridge;
+
+/// olbridge: answers WhatsApp customers in Bitrix24 Open Lines with your AI bot.
+#[derive(Debug, Parser)]
+#[command(name = "olbridge", version, about, long_about = None)]
+pub struct Cli {
+    /// Log as JSON lines (also `OLBRIDGE_LOG_FORMAT=json`).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// Directory to read `.env` from.
+    #[arg(long, global = true, default_value = ".")]
+    pub env_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bridge: the receiver on OLBRIDGE_LISTEN, workers, the store in OLBRIDGE_DATA_DIR.
+    Serve,
+    /// Try everything with no configuration: an emulated portal, the bridge and a demo bot in this
+    /// process, and a terminal chat where you are the WhatsApp customer.
+    Demo(crate::demo::DemoArgs),
+    /// Register our chatbot on the portal of B24_WEBHOOK_BASE (idempotent) and print the .env lines.
+    RegisterBot(crate::admin::register::RegisterArgs),
+    /// Check the webhook, its scopes, the bot registration, the lines and the handler URL.
+    Doctor,
+    /// Print new Open Lines messages as they arrive (read-only; the old b24_openlines_reader.py).
+    Read(crate::admin::tty::ReadArgs),
+    /// A terminal chat bound to one dialog (the old b24_chat_tty.py).
+    Chat {
+        /// The dialog, e.g. chat97669.
+        dialog: String,
+    },
+    /// Send one message to a dialog as the webhook's user.
+    Send {
+        /// The dialog, e.g. chat97669.
+        dialog: String,
+        /// The text.
+        text: String,
+    },
+    /// Show the message log: recent turns and p50/p95 latencies.
+    Stats {
+        /// How many recent turns to list.
+        #[arg(long, default_value_t = 10)]
+        recent: usize,
+    },
+    /// Delete what the bridge remembers about a phone number (a customer's request).
+    Forget {
+        /// The phone number.
+        phone: String,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let loaded_env = crate::env::load_dotenv(&cli.env_dir)?;
+    if let Command::Demo(args) = cli.command {
+        crate::telemetry::init(cli.log_json);
+        return crate::demo::run(args).await;
+    }
+    let config = Config::from_env().map_err(anyhow::Error::new)?;
+    crate::telemetry::init(cli.log_json || config.runner.log_json);
+    if loaded_env {
+        tracing::debug!("read .env from {}", cli.env_dir.display());
+    }
+    match cli.command {
+        Command::Serve => serve(&config).await,
+        Command::Demo(_) => Ok(ExitCode::SUCCESS),
+        Command::RegisterBot(args) => crate::admin::register::run(&config, args).await,
+        Command::Doctor => crate::admin::doctor::run(&config).await,
+        Command::Read(args) => crate::admin::tty::read(&config, args).await,
+        Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
+        Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
+        Command::Stats { recent } => crate::admin::local::stats(&config, recent).await,
+        Command::Forget { phone } => crate::admin::local::forget(&config, &phone).await,
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    if let Err(e) = config.check_serve() {
+        eprintln!("olbridge serve cannot start yet.\n{e}\nSee README.md (\"Connect a real portal\") or run `olbridge demo` to try it without a portal.");
+        return Ok(ExitCode::FAILURE);
+    }
+    print_summary(config);
+    let mut bridge = Bridge::start(config).await.context("cannot start the bridge")?;
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: finishing running turns");
+            bridge.shutdown().await;
+        }
+        () = bridge.wait() => anyhow::bail!("a bridge task stopped unexpectedly"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(config: &Config) {
+    let p = &config.portal;
+    let portal = p.webhook.as_ref().map(|w| w.to_string()).unwrap_or_default();
+    let bot = config.bot.url.as_ref().map(|u| format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())).unwrap_or_default();
+    eprintln!("olbridge {} — bot-push mode", env!("CARGO_PKG_VERSION"));
+    eprintln!("  portal   {portal} (member id check: {})", p.member_id.as_ref().map_or("off".into(), |m| m.to_string()));
+    eprintln!("  bot      id {} -> {bot} (timeout {} s, {} attempts within {} s)", p.bot_id.map_or(0, |b| b.get()), config.bot.timeout.as_secs(), config.bot.max_attempts, config.bot.retry_budget.as_secs());
+    eprintln!("  receiver http://{}/bitrix/events (health: /health)", config.runner.listen);
+    eprintln!("  store    {}", config.runner.data_dir.display());
+    eprintln!("  limits   {} req/s burst {} to the portal; burst window {} ms; {} workers", p.rate_per_sec, p.rate_burst, config.conversation.burst_window.as_millis(), config.runner.workers);
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,151 @@
+//! The demo bot: a small FAQ answerer speaking the bot contract, so `olbridge demo` needs no
+//! external service. It is also a reference for bot owners: it reads the request fields the bridge
+//! sends, answers with `reply_text`, remembers the customer's name through `profile`, and verifies
+//! the `X-Olbridge-Signature` header when a secret is configured.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use olbridge_core::bot::sign;
+use olbridge_core::domain::secret::Secret;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The FAQ shipped with the demo.
+pub const DEFAULT_FAQ: &str = include_str!("../../demo/faq.txt");
+
+/// One FAQ entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    keywords: Vec<String>,
+    answer: String,
+}
+
+/// The parsed FAQ.
+#[derive(Debug, Clone)]
+pub struct Faq(Vec<Entry>);
+
+impl Faq {
+    /// Parses the FAQ text format (see `demo/faq.txt`).
+    pub fn parse(text: &str) -> Self {
+        let mut entries = Vec::new();
+        for block in text.split("\n\n") {
+            let lines: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+            let Some((head, rest)) = lines.split_first() else { continue };
+            let Some(keys) = head.strip_prefix("Q:") else { continue };
+            let keywords = keys.split(',').map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()).collect();
+            entries.push(Entry { keywords, answer: rest.join("\n") });
+        }
+        Self(entries)
+    }
+
+    /// The best answer for `text`, if any keyword matches.
+    pub fn answer(&self, text: &str) -> Option<&str> {
+        let words: String = text.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+        let padded = format!(" {} ", words.split_whitespace().collect::<Vec<_>>().join(" "));
+        self.0
+            .iter()
+            .map(|e| (e.keywords.iter().filter(|k| padded.contains(&format!(" {k} "))).count(), e))
+            .filter(|(hits, _)| *hits > 0)
+            .max_by_key(|(hits, _)| *hits)
+            .map(|(_, e)| e.answer.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct BotState {
+    faq: Faq,
+    secret: Option<Secret>,
+    think: Duration,
+}
+
+/// A running demo bot.
+#[derive(Debug)]
+pub struct DemoBot {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DemoBot {
+    /// Starts the bot on 127.0.0.1:0. `think` is how long it "thinks" before answering, so the
+    /// typing indicator is visible.
+    pub async fn start(faq: Faq, secret: Option<Secret>, think: Duration) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(BotState { faq, secret, think });
+        let app = Router::new().route("/webhook/whatsapp", post(answer)).with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// The URL to put in `BOT_HTTP_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}/webhook/whatsapp", self.addr)
+    }
+}
+
+impl Drop for DemoBot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(State(state): State<Arc<BotState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(secret) = &state.secret {
+        let header = headers.get("x-olbridge-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !sign::verify(secret, header, &body, chrono::Utc::now().timestamp(), 300) {
+            return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+        }
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "expected JSON").into_response();
+    };
+    tokio::time::sleep(state.think).await;
+    let text = request.get("text").and_then(Value::as_str).unwrap_or("");
+    let known_name = request.pointer("/profile/name").and_then(Value::as_str).filter(|n| !n.is_empty());
+    if let Some(name) = introduced_name(text) {
+        let reply = format!("Nice to meet you, {name}! I'll remember your name. How can I help?");
+        return axum::Json(json!({"reply_text": reply, "profile": {"name": name}})).into_response();
+    }
+    let reply = match state.faq.answer(text) {
+        Some(a) => a.to_owned(),
+        None => "I'm only a demo bot and don't know that one. Try asking about opening hours, delivery, returns or prices, or write \"agent\" to talk to a person.".to_owned(),
+    };
+    let reply = match known_name {
+        Some(name) if state.faq.answer(text).is_some_and(|a| a.starts_with("Hello")) => format!("Welcome back, {name}! {reply}"),
+        _ => reply,
+    };
+    axum::Json(json!({"reply_text": reply})).into_response()
+}
+
+/// "my name is Ana" → "Ana".
+fn introduced_name(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    let idx = lower.find("my name is ")?;
+    let rest = text.get(idx + "my name is ".len()..)?;
+    let name: String = rest.split_whitespace().next()?.chars().filter(|c| c.is_alphabetic() || *c == '-').collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_faq_answers_by_keywords() {
+        let faq = Faq::parse(DEFAULT_FAQ);
+        assert!(faq.answer("When are you open?").is_some_and(|a| a.contains("9:00")));
+        assert!(faq.answer("how long does delivery take").is_some_and(|a| a.contains("1-3")));
+        assert!(faq.answer("qwerty").is_none());
+        assert_eq!(introduced_name("Hi, my name is Ana!").as_deref(), Some("Ana"));
+    }
+}

@@ -1,0 +1,88 @@
+//! The receiver's HTTP surface: `POST /bitrix/events` and `GET /health`.
+//!
+//! Refusals carry only a stable error code in the body, never internal error text.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use olbridge_core::usecase::receive::{self, InboundRequest, ReceiveError, Received};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::Shared;
+
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let limit = shared.receive.max_body_bytes;
+    let app = Router::new()
+        .route("/bitrix/events", post(events))
+        .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared);
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        warn!(error = %e, "receiver stopped with an error");
+    }
+}
+
+async fn events(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let request = InboundRequest { body: &body, query: query.as_deref() };
+    let now = shared.clock.now();
+    match receive::receive(&shared.receive, shared.queue.as_ref(), shared.chats.as_ref(), request, now).await {
+        Ok(Received::Enqueued(key)) => {
+            debug!(key = %key, "event enqueued");
+            shared.wake.notify_one();
+            ok()
+        }
+        Ok(Received::Duplicate(key)) => {
+            debug!(key = %key, "duplicate event dropped");
+            ok()
+        }
+        Ok(Received::Ignored(why)) => {
+            debug!(reason = %why, "event ignored");
+            ok()
+        }
+        Err(e) => refuse(&e),
+    }
+}
+
+fn ok() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+fn refuse(e: &ReceiveError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let code = match e {
+        ReceiveError::TooLarge(_) => "too_large",
+        ReceiveError::Malformed(_) => "malformed",
+        ReceiveError::Forged => "unauthorized",
+        ReceiveError::Stale(_) => "stale",
+        ReceiveError::UnknownPortal => "unknown_portal",
+        ReceiveError::Store(_) => "unavailable",
+    };
+    if matches!(e, ReceiveError::Store(_)) {
+        warn!(error = %e, "event not stored");
+    } else {
+        info!(status = status.as_u16(), reason = %e, "event refused");
+    }
+    (status, axum::Json(json!({"error": code}))).into_response()
+}
+
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.queue.depth().await {
+        Ok(depth) => (
+            StatusCode::OK,
+            axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "queue": {"ready": depth.ready, "in_flight": depth.in_flight, "dead": depth.dead}})),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "store_unavailable"}))).into_response(),
+    }
+}

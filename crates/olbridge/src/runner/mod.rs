@@ -1,0 +1,171 @@
+//! The bridge as one process: the receiver (HTTP), a pool of workers, and the embedded store.
+//!
+//! [`Bridge::start`] wires the same use cases the Lambda functions run — `receive` behind
+//! `POST /bitrix/events`, `process` in each worker — over the SQLite store, the REST client and the
+//! bot's HTTP endpoint, and returns a handle the CLI, the demo and the tests all use.
+
+mod http;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan};
+use olbridge_core::bot::http::HttpBot;
+use olbridge_core::config::Config;
+use olbridge_core::domain::ids::PortalDomain;
+use olbridge_core::ports::{ChatStore, Clock, JobQueue, SystemClock};
+use olbridge_core::retry::RetryPolicy;
+use olbridge_core::usecase::process::{Deps, ProcessSettings};
+use olbridge_core::usecase::receive::ReceiveSettings;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::store::SqliteStore;
+
+/// How long a stopping bridge lets running turns finish before it exits anyway (they resume from
+/// their checkpoints at the next start).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything the HTTP handlers and the workers share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) receive: ReceiveSettings,
+    pub(crate) queue: Arc<dyn JobQueue>,
+    pub(crate) chats: Arc<dyn ChatStore>,
+    pub(crate) deps: Deps,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes an idle worker when the receiver enqueues something.
+    pub(crate) wake: Notify,
+    pub(crate) burst_window: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) instance: String,
+}
+
+/// A running bridge.
+#[derive(Debug)]
+pub struct Bridge {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    store: Arc<SqliteStore>,
+}
+
+impl Bridge {
+    /// Opens the store, recovers work a previous run left in flight, binds the receiver and starts
+    /// the workers. `config.check_serve()` must pass.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        config.check_serve().map_err(anyhow::Error::new)?;
+        let listener = TcpListener::bind(config.runner.listen).await.with_context(|| format!("cannot listen on {}", config.runner.listen))?;
+        Self::start_on(config, listener).await
+    }
+
+    /// As [`Bridge::start`], on an already bound listener (tests bind port 0).
+    pub async fn start_on(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
+        config.check_serve().map_err(anyhow::Error::new)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = Arc::new(SqliteStore::open(&config.runner.data_dir).with_context(|| format!("cannot open the store in {}", config.runner.data_dir.display()))?);
+        let recovered = store.recover(clock.now()).await.context("cannot recover in-flight work")?;
+        let shared = Arc::new(build_shared(config, &store, clock)?);
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(http::serve(listener, Arc::clone(&shared), stopped.clone()));
+        for n in 0..config.runner.workers {
+            tasks.spawn(worker::run(n, Arc::clone(&shared), stopped.clone()));
+        }
+        info!(listen = %addr, workers = config.runner.workers, recovered = ?recovered, "bridge started");
+        Ok(Self { addr, stop, tasks, store })
+    }
+
+    /// The receiver's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store (for the admin commands and tests).
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
+    /// Stops accepting events, lets running turns finish for up to [`SHUTDOWN_GRACE`], then exits.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("turns still running after the grace period were stopped; they resume from their checkpoints at the next start");
+            self.tasks.abort_all();
+        }
+    }
+
+    /// Runs until one of the bridge's tasks ends (it should not) — for `serve`, raced against a
+    /// shutdown signal.
+    pub async fn wait(&mut self) {
+        let _ = self.tasks.join_next().await;
+    }
+}
+
+fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
+    let webhook = config.portal.webhook.clone().context("B24_WEBHOOK_BASE is not set")?;
+    let bot_id = config.portal.bot_id.context("B24_BOT_ID is not set")?;
+    let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
+    let bot_url = config.bot.url.clone().context("BOT_HTTP_URL is not set")?;
+    let domain: PortalDomain = webhook.domain().clone();
+    let options = ClientOptions {
+        rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst),
+        ..ClientOptions::default()
+    };
+    let client = B24Client::new(webhook, options);
+    let portal = Arc::new(BotPortal::new(client, bot_id, client_id));
+    let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout).map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?);
+    let bot_retry = RetryPolicy::exponential(config.bot.max_attempts, Duration::from_secs(1), Duration::from_secs(30))
+        .with_budget(config.bot.retry_budget)
+        .with_jitter(0.2);
+    let lease = config.bot.retry_budget + config.bot.timeout + Duration::from_secs(60);
+    let settings = ProcessSettings {
+        escalation: config.conversation.escalation.clone(),
+        handoff_message: config.conversation.handoff_message.clone(),
+        fallback_message: config.conversation.fallback_message.clone(),
+        bot_retry,
+        business_phone: config.portal.business_phone.clone(),
+        history_turns: 10,
+        lease,
+        typing_every: Duration::from_secs(20),
+    };
+    let deps = Deps {
+        idempotency: store.clone(),
+        chats: store.clone(),
+        profiles: store.clone(),
+        log: store.clone(),
+        portal,
+        bot,
+        clock: Arc::clone(&clock),
+        settings,
+    };
+    let receive = ReceiveSettings {
+        application_token: config.portal.application_token.clone(),
+        bot_client_id: config.portal.bot_client_id.clone(),
+        member_id: config.portal.member_id.clone(),
+        domain: Some(domain),
+        bot_id: Some(bot_id),
+        ts_window: config.portal.ts_window,
+        max_body_bytes: config.portal.max_body_bytes,
+    };
+    Ok(Shared {
+        receive,
+        queue: store.clone(),
+        chats: store.clone(),
+        deps,
+        clock,
+        wake: Notify::new(),
+        burst_window: config.conversation.burst_window,
+        lease: config.runner.lease,
+        max_attempts: config.runner.queue_max_attempts,
+        instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+    })
+}

@@ -1,0 +1,114 @@
+//! The schema and its migrations, versioned with `PRAGMA user_version`.
+//!
+//! Migrations only ever append: version N is `MIGRATIONS[N - 1]`, applied in one transaction with
+//! the version bump, so a crash mid-migration leaves the previous version intact. Never edit a
+//! shipped migration; add the next one.
+
+use rusqlite::Connection;
+
+/// Each step's SQL, in order.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The newest schema version this build knows.
+pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How migrating went.
+pub(super) enum Migrated {
+    /// The schema is at [`VERSION`].
+    Ok,
+    /// The file is newer than this build (the version found).
+    TooNew(i64),
+}
+
+/// Brings the schema to [`VERSION`].
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migrated> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > VERSION {
+        return Ok(Migrated::TooNew(found));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(Migrated::Ok)
+}
+
+/// Version 1. Times are integer milliseconds since the epoch (UTC).
+const V1: &str = "
+-- Idempotency: one row per de-duplication key.
+CREATE TABLE claims (
+    key         TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,     -- current holder, or the last one once released or done
+    phase       TEXT NOT NULL CHECK (phase IN ('leased', 'released', 'done')),
+    lease_until INTEGER,           -- phase = 'leased'
+    progress    TEXT,              -- JSON TurnProgress: the last checkpoint
+    outcome     TEXT,              -- JSON TurnOutcome, phase = 'done'
+    done_at     INTEGER            -- phase = 'done'
+) WITHOUT ROWID;
+CREATE INDEX claims_done_at ON claims (done_at) WHERE phase = 'done';
+
+-- The queue. seq is the enqueue order (AUTOINCREMENT: never reused, even after deletes).
+CREATE TABLE jobs (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key          TEXT NOT NULL UNIQUE,
+    grp          TEXT NOT NULL,
+    payload      TEXT NOT NULL,     -- JSON Job
+    enqueued_at  INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    receipt      TEXT UNIQUE,       -- set while leased
+    lease_until  INTEGER,           -- set while leased
+    dead_at      INTEGER,           -- set once dead-lettered
+    last_error   TEXT
+);
+CREATE INDEX jobs_grp_seq ON jobs (grp, seq);
+
+-- Every key ever enqueued, until purged: de-duplication outlives the job.
+CREATE TABLE queue_keys (
+    key         TEXT PRIMARY KEY,
+    enqueued_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX queue_keys_enqueued_at ON queue_keys (enqueued_at);
+
+-- Human mode per chat and session; session 0 stands for 'no session' (real ids are positive).
+-- A missing row means the bot serves the chat.
+CREATE TABLE chat_modes (
+    chat    INTEGER NOT NULL,
+    session INTEGER NOT NULL,
+    rule    TEXT NOT NULL,
+    since   INTEGER NOT NULL,
+    PRIMARY KEY (chat, session)
+) WITHOUT ROWID;
+
+CREATE TABLE history (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat INTEGER NOT NULL,
+    at   INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX history_chat_at ON history (chat, at, id);
+CREATE INDEX history_at ON history (at);
+
+CREATE TABLE profiles (
+    phone      TEXT PRIMARY KEY,
+    updated_at INTEGER NOT NULL,
+    body       TEXT NOT NULL        -- JSON Profile
+) WITHOUT ROWID;
+CREATE INDEX profiles_updated_at ON profiles (updated_at);
+
+-- The turn log: the record as JSON, plus the columns the queries need.
+CREATE TABLE turns (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    total_ms    INTEGER NOT NULL,
+    overhead_ms INTEGER NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE INDEX turns_finished ON turns (finished_at, id);
+CREATE INDEX turns_started ON turns (started_at);
+";

@@ -1,0 +1,50 @@
+//! The SQLite adapter against every contract suite of core's storage ports. Each behaviour gets
+//! a fresh store in its own directory under one temporary root.
+
+// Test code: a store that cannot be opened is a failed test.
+#![allow(clippy::expect_used)]
+
+use std::future::{Ready, ready};
+use std::path::Path;
+
+use olbridge::store::SqliteStore;
+use olbridge_core::contract;
+
+/// A factory of fresh stores in numbered directories under `root`.
+fn fresh(root: &Path) -> impl FnMut() -> Ready<SqliteStore> + '_ {
+    let mut n = 0;
+    move || {
+        n += 1;
+        ready(SqliteStore::open(&root.join(n.to_string())).expect("open a fresh store"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_idempotency_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::idempotency::run_all(fresh(root.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_queue_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::queue::run_all(fresh(root.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_chat_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::chat::run_all(fresh(root.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_profile_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::profile::run_all(fresh(root.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_log_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::log::run_all(fresh(root.path())).await;
+}
