@@ -1,1 +1,15 @@
+//! End-to-end tests: the bridge against the Bitrix24 emulator and a test bot server.
+//! One binary; each module is one behaviour family.
 
+mod answers;
+mod crash;
+mod escalation;
+mod failures;
+mod load;
+mod receiver;
+mod turns;
+
+use std::time::Duration;
+
+/// Generous upper bound for a reply to arrive; tests wait on state, this only bounds a failure.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);

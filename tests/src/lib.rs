@@ -14,6 +14,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use b24_emulator::{DemoPortal, Emulator, EmulatorConfig, InboxMessage, RateLimit};
 use olbridge::runner::Bridge;
+use olbridge::store::SqliteStore;
+use olbridge_core::domain::turn::TurnRecord;
+use olbridge_core::ports::TurnLog;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use tempfile::TempDir;
@@ -108,7 +111,7 @@ impl TestApp {
         let addr = listener.local_addr()?;
         let events_url = format!("http://{addr}/bitrix/events");
         let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let client = B24Client::new(webhook, ClientOptions::default());
+        let client = B24Client::new(webhook, ClientOptions::default())?;
         let reg = olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?;
         emulator.attach_welcome_bot(portal.whatsapp_line_id, reg.bot_id.get())?;
         let data_dir = TempDir::new()?;
@@ -220,6 +223,30 @@ impl TestApp {
     pub async fn post_event(&self, body: String) -> anyhow::Result<(u16, String)> {
         let r = reqwest::Client::new().post(&self.events_url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await?;
         Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    /// The bridge's per-message log, newest first (read next to a running bridge).
+    pub async fn turns(&self) -> Vec<TurnRecord> {
+        let records = match &self.bridge {
+            Some(b) => b.store().recent(100_000).await,
+            None => match SqliteStore::open_for_admin(self.data_dir.path()) {
+                Ok(s) => s.recent(100_000).await,
+                Err(_) => return Vec::new(),
+            },
+        };
+        records.unwrap_or_default()
+    }
+
+    /// Waits until the bridge has logged at least `n` turns (answered or not); returns the log.
+    pub async fn wait_turns(&self, n: usize, timeout: Duration) -> Vec<TurnRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let turns = self.turns().await;
+            if turns.len() >= n || tokio::time::Instant::now() >= deadline {
+                return turns;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The in-process bridge.

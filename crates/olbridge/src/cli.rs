@@ -67,7 +67,8 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let loaded_env = crate::env::load_dotenv(&cli.env_dir)?;
     if let Command::Demo(args) = cli.command {
-        crate::telemetry::init(cli.log_json);
+        // The demo's terminal is the show: logs only for warnings unless RUST_LOG asks for more.
+        crate::telemetry::init_with_default(cli.log_json, "warn");
         return crate::demo::run(args).await;
     }
     let config = Config::from_env().map_err(anyhow::Error::new)?;

@@ -8,7 +8,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,hyper=warn,reqwest=warn"));
+    init_with_default(json, "info,hyper=warn,reqwest=warn");
+}
+
+/// As [`init`], with another default filter when `RUST_LOG` is not set.
+pub fn init_with_default(json: bool, default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.compact().try_init() };
 }

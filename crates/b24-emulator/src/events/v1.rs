@@ -40,6 +40,11 @@ pub(crate) fn user_full(u: &User) -> Value {
     })
 }
 
+/// `data[USER]` of command events (DOC `on-im-command-add.md` example: no `WORK_POSITION`, no `IS_*`).
+fn user_command(u: &User) -> Value {
+    json!({"ID": u.id.to_string(), "NAME": u.name(), "FIRST_NAME": u.first_name, "LAST_NAME": u.last_name, "GENDER": u.gender})
+}
+
 /// `data[USER]` of join events (SRC `onBotJoinChat`: no `IS_*` flags).
 fn user_short(u: &User) -> Value {
     json!({
@@ -184,7 +189,7 @@ pub(crate) fn command_add(
     Some(OutEvent {
         event: "ONIMCOMMANDADD".to_owned(),
         handler_id: Some(handler.id),
-        data: json!({"COMMAND": {cmd.id.to_string(): block}, "PARAMS": params, "USER": user_short(user)}),
+        data: json!({"COMMAND": {cmd.id.to_string(): block}, "PARAMS": params, "USER": user_command(user)}),
         auth: auth_block(p, &app.application_token),
         url: handler.url.clone(),
         bot_id: bot.id,

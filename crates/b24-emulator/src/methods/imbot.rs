@@ -104,7 +104,6 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let (add, update, delete, welcome, bot_delete) = (next(), next(), next(), next(), next());
     let existing_token = portal.apps.get(&app_id).map(|a| a.application_token.clone());
     let app = App {
-        app_id: app_id.clone(),
         client_id: client_id.clone(),
         application_token: existing_token.unwrap_or(client_id),
         message_add: add.map(|u| handler(&mut portal, u)),
@@ -139,10 +138,10 @@ pub(crate) fn remove_bot(portal: &mut Portal, bot_id: u64) {
         line.welcome_bot_id = 0;
     }
     portal.commands.retain(|_, c| c.bot_id != bot_id);
-    if let Some(bot) = portal.bots.remove(&bot_id) {
-        if !portal.bots.values().any(|b| b.app_id == bot.app_id) {
-            portal.apps.remove(&bot.app_id);
-        }
+    if let Some(bot) = portal.bots.remove(&bot_id)
+        && !portal.bots.values().any(|b| b.app_id == bot.app_id)
+    {
+        portal.apps.remove(&bot.app_id);
     }
     if let Some(u) = portal.users.get_mut(&bot_id) {
         u.active = false;

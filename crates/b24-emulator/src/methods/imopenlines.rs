@@ -2,7 +2,7 @@
 //! (contract §5; SRC `imopenlines/lib/rest.php`). The `bot.session.*` methods take the bot's app from
 //! `CLIENT_ID` (the v1 client id, or a v2 `botToken`).
 
-use super::{pos_int, text, yes};
+use super::{pos_int, text};
 use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
 use crate::rest::errors::ApiError;
 use crate::rest::params::Param;
@@ -10,7 +10,6 @@ use crate::state::Portal;
 use crate::state::crm::EntityType;
 use crate::state::messages::Post;
 use crate::state::openlines::TransferTo;
-use crate::state::views;
 use serde_json::{Value, json};
 
 pub(crate) static METHODS: &[MethodDef] = &[

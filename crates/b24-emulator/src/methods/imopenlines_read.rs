@@ -165,10 +165,10 @@ pub(crate) fn config_update(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError
     }
     let get = |k: &str| params.get_ci(k).and_then(Param::text);
     let bot = params.get_ci("WELCOME_BOT_ID").and_then(Param::int).map(i64::unsigned_abs);
-    if let Some(b) = bot.filter(|b| *b > 0) {
-        if !portal.bots.get(&b).is_some_and(|x| x.serves_openlines()) {
-            return Err(ApiError::bad("WELCOME_BOT_ERROR", "Bot not found or is not an Open Lines bot"));
-        }
+    if let Some(b) = bot.filter(|b| *b > 0)
+        && !portal.bots.get(&b).is_some_and(|x| x.serves_openlines())
+    {
+        return Err(ApiError::bad("WELCOME_BOT_ERROR", "Bot not found or is not an Open Lines bot"));
     }
     let queue: Option<Vec<u64>> = params
         .get_ci("QUEUE")

@@ -169,12 +169,12 @@ fn substitute(s: &str, res: &Results) -> Param {
     let mut out = String::new();
     let mut i = 0;
     while i < s.len() {
-        if s[i..].starts_with("$result") {
-            if let Some(r) = parse_ref(s, i, res) {
-                out.push_str(&r.value.as_ref().map(scalar_text).unwrap_or_default());
-                i = r.end;
-                continue;
-            }
+        if s[i..].starts_with("$result")
+            && let Some(r) = parse_ref(s, i, res)
+        {
+            out.push_str(&r.value.as_ref().map(scalar_text).unwrap_or_default());
+            i = r.end;
+            continue;
         }
         let ch = s[i..].chars().next().unwrap_or(' ');
         out.push(ch);

@@ -93,10 +93,10 @@ pub(crate) fn execute(ctx: &Ctx<'_>, method: &str, params: Param) -> (String, Re
         return (method.to_owned(), Err(ApiError::method_not_found()));
     };
     let name = def.name.to_owned();
-    if let Some(scope) = def.scope {
-        if !ctx.auth.scopes.contains(scope) {
-            return (name, Err(ApiError::insufficient_scope()));
-        }
+    if let Some(scope) = def.scope
+        && !ctx.auth.scopes.contains(scope)
+    {
+        return (name, Err(ApiError::insufficient_scope()));
     }
     if let Some((code, description, status)) = ctx.shared.faults.take_error(def.name) {
         return (name, Err(ApiError { status, code, description }));

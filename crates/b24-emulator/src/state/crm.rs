@@ -50,7 +50,6 @@ pub(crate) struct MultiField {
 
 #[derive(Clone, Debug)]
 pub(crate) struct CrmItem {
-    pub id: u64,
     pub fields: Map<String, Value>,
     pub multi: BTreeMap<String, Vec<MultiField>>,
 }
@@ -160,7 +159,6 @@ impl Crm {
         let id = *seq;
         let now_s = iso(now.to_utc(), *now.offset());
         let mut item = CrmItem {
-            id,
             fields: template(et, id, user, &now_s).into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             multi: BTreeMap::new(),
         };
@@ -311,7 +309,7 @@ fn matches_filter(item: &CrmItem, key: &str, want: &Value) -> bool {
         let hit = item
             .multi
             .get(&field)
-            .is_some_and(|l| l.iter().any(|f| wants.iter().any(|w| *w == f.value)));
+            .is_some_and(|l| l.iter().any(|f| wants.contains(&f.value)));
         return if op.starts_with('!') { !hit } else { hit };
     }
     let have = item.fields.get(&field).map(as_text).unwrap_or_default();

@@ -240,18 +240,6 @@ pub(crate) fn clean_text_out(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::clean_text_out;
-
-    #[test]
-    fn edna_strips_bb_codes() {
-        assert_eq!(clean_text_out("[b]Hi[/b][br]see [url=https://x.y]docs[/url]"), "Hi\nsee docs: https://x.y");
-        assert_eq!(clean_text_out("[USER=5]Anna[/USER] [send=/a]press[/send] [x]"), "Anna press [x]");
-        assert_eq!(clean_text_out("a [ b"), "a [ b");
-    }
-}
-
 impl Portal {
     /// The private (1:1) chat of two users, created on first use.
     pub fn private_chat(&mut self, a: u64, b: u64) -> u64 {
@@ -279,5 +267,17 @@ impl Portal {
         );
         self.private_chats.insert(key, id);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_text_out;
+
+    #[test]
+    fn edna_strips_bb_codes() {
+        assert_eq!(clean_text_out("[b]Hi[/b][br]see [url=https://x.y]docs[/url]"), "Hi\nsee docs: https://x.y");
+        assert_eq!(clean_text_out("[USER=5]Anna[/USER] [send=/a]press[/send] [x]"), "Anna press [x]");
+        assert_eq!(clean_text_out("a [ b"), "a [ b");
     }
 }

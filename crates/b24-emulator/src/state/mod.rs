@@ -18,7 +18,6 @@ pub(crate) mod seed;
 pub(crate) mod views;
 
 use crate::events::EventSink;
-use crate::rest::errors::ApiError;
 use chrono::{FixedOffset, Utc};
 use model::{App, Bot, Chat, Command, Line, Message, Session, Time, User, Webhook};
 use rand::Rng;
@@ -167,10 +166,6 @@ impl Portal {
 
     pub fn is_bot(&self, id: u64) -> bool {
         self.users.get(&id).is_some_and(User::is_bot)
-    }
-
-    pub fn chat(&self, id: u64) -> Result<&Chat, ApiError> {
-        self.chats.get(&id).ok_or_else(|| ApiError::bad("CHAT_ID", "Chat not found"))
     }
 
     /// Parses `chat<N>` into a chat id.

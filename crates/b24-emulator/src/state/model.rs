@@ -66,7 +66,6 @@ impl User {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Webhook {
-    pub user_id: u64,
     pub scopes: BTreeSet<String>,
 }
 
@@ -187,7 +186,6 @@ pub(crate) struct HandlerUrl {
 /// of event handlers, shared by all its bots (each registration rebinds them).
 #[derive(Clone, Debug)]
 pub(crate) struct App {
-    pub app_id: String,
     pub client_id: String,
     pub application_token: String,
     pub message_add: Option<HandlerUrl>,

@@ -7,6 +7,7 @@
 //!   bot hears nothing about it;
 //! * `endBotSession` removes the bot from the chat (or, with `WELCOME_BOT_LEFT=close`, only clears the owner);
 //! * finishing a session removes everyone but the customer; the next message starts a new session.
+//!
 //! Transfers are accepted immediately (the emulator has no operator UI to accept them).
 
 use super::Portal;

@@ -43,7 +43,7 @@ impl Portal {
         }
         let code = random_code(16);
         let scopes = scopes.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
-        self.webhooks.insert((user_id, code.clone()), Webhook { user_id, scopes });
+        self.webhooks.insert((user_id, code.clone()), Webhook { scopes });
         Ok(code)
     }
 

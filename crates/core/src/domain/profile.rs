@@ -28,8 +28,8 @@ pub struct Profile {
     /// Whether the customer consented to being remembered (`None`: never asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<bool>,
-    /// Anything else the bot chose to keep.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    /// Anything else the bot chose to keep; flattened, so the bot reads back the keys it wrote.
+    #[serde(flatten)]
     pub extra: Map<String, Value>,
     /// First seen.
     pub created_at: DateTime<Utc>,

@@ -72,7 +72,9 @@ pub enum Claim {
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for `owner` until `now + lease`. Atomic: of two concurrent claims on a new key
-    /// exactly one gets `New`.
+    /// exactly one gets `New`. Not re-entrant: a live lease answers `InProgress` to its own owner
+    /// too, so owner ids must be unique per attempt. The full semantics are pinned by
+    /// `crate::contract::idempotency`.
     async fn claim(&self, key: &DedupKey, owner: &str, now: DateTime<Utc>, lease: Duration) -> StoreResult<Claim>;
 
     /// Saves progress and extends the lease; fails with `LeaseLost` if `owner` no longer holds it.
@@ -139,7 +141,9 @@ pub trait JobQueue: Send + Sync {
     async fn receive(&self, max: usize, now: DateTime<Utc>, visibility: Duration) -> StoreResult<Vec<Delivery>>;
 
     /// Leases up to `max` further available jobs of `group` that were enqueued after the jobs the
-    /// caller holds (the burst window: three quick messages become one turn).
+    /// caller holds (the burst window: three quick messages become one turn). Precisely: the due
+    /// jobs after the group's last live-leased job, in order, stopping at the first job that is not
+    /// due; nothing when no job of the group is leased. See `crate::contract::queue`.
     async fn receive_more(&self, group: &GroupId, max: usize, now: DateTime<Utc>, visibility: Duration) -> StoreResult<Vec<Delivery>>;
 
     /// Extends a lease (a heartbeat during a long bot call).
@@ -161,7 +165,8 @@ pub trait JobQueue: Send + Sync {
 pub struct QueueDepth {
     /// Waiting for a worker.
     pub ready: u64,
-    /// Leased by a worker.
+    /// Leased by a worker (an expired lease counts until the job is delivered again: `depth` has
+    /// no clock).
     pub in_flight: u64,
     /// Gave up on; needs an operator.
     pub dead: u64,

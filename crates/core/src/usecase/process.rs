@@ -226,7 +226,7 @@ async fn run_turn(deps: &Deps, claimed: Vec<(&InboundMessage, TurnProgress)>, ow
     let mut operator_wrote = false;
     for (m, p) in live {
         match m.answerability() {
-            Ok(()) if m.lines.user_code.is_none() => keys_done.push((m.dedup_key(), ignored(IgnoreReason::NotOpenLines))),
+            Ok(()) if m.lines.user_code.is_none() => keys_done.push((m, ignored(IgnoreReason::NotOpenLines))),
             Ok(()) => answerable.push((m, p)),
             Err(reason) => {
                 if reason == IgnoreReason::OperatorMessage {
@@ -234,17 +234,27 @@ async fn run_turn(deps: &Deps, claimed: Vec<(&InboundMessage, TurnProgress)>, ow
                     deps.chats.set_human(m.chat_id, m.lines.session_id, "operator_wrote", deps.clock.now()).await?;
                     deps.chats.append_history(m.chat_id, &HistoryTurn { role: "operator".into(), text: m.text.clone(), at: m.sent_at }).await?;
                 }
-                keys_done.push((m.dedup_key(), ignored(reason)));
+                keys_done.push((m, ignored(reason)));
             }
         }
     }
     if operator_wrote {
         for (m, _) in answerable.drain(..) {
-            keys_done.push((m.dedup_key(), ignored(IgnoreReason::HumanSession)));
+            keys_done.push((m, ignored(IgnoreReason::HumanSession)));
         }
     }
-    for (key, outcome) in keys_done {
-        deps.idempotency.complete(&key, owner, &outcome, deps.clock.now()).await?;
+    for (m, outcome) in keys_done {
+        let now = deps.clock.now();
+        let record = TurnRecord {
+            keys: vec![m.dedup_key()],
+            dialog: m.dialog_id.to_string(),
+            session_id: m.lines.session_id.map(SessionId::get),
+            outcome: outcome.clone(),
+            timings: TurnTimings { received_at, started_at, bot_ms: None, finished_at: now },
+            bot_attempts: 0,
+        };
+        deps.log.record(&record).await?;
+        deps.idempotency.complete(&m.dedup_key(), owner, &outcome, now).await?;
         outcomes.push(outcome);
     }
     let Some((first, _)) = answerable.first() else { return Ok(outcomes) };

@@ -76,7 +76,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<DemoWorld> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let handler = format!("http://{}/bitrix/events", listener.local_addr()?);
     let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let client = B24Client::new(webhook, ClientOptions::default());
+    let client = B24Client::new(webhook, ClientOptions::default())?;
     let registration = crate::admin::register::register(&client, &handler, "olbridge_demo", "Demo assistant", None).await.context("cannot register the demo bot")?;
     emulator.attach_welcome_bot(portal.whatsapp_line_id, registration.bot_id.get())?;
 

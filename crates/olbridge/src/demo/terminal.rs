@@ -85,7 +85,9 @@ async fn command(world: &DemoWorld, seen: &mut Seen, line: &str) -> anyhow::Resu
         },
         _ if line.starts_with("/op ") => match seen.chat {
             Some(chat) => {
-                world.emulator.operator_writes(chat, world.operator_id, line.trim_start_matches("/op ").trim()).await?;
+                // The operator who has the chat answers; before any handoff, the line's operator.
+                let operator = world.emulator.chat(chat).and_then(|c| c.operator_id).filter(|op| *op != world.bot_id).unwrap_or(world.operator_id);
+                world.emulator.operator_writes(chat, operator, line.trim_start_matches("/op ").trim()).await?;
             }
             None => println!("  (no chat yet: write something first)"),
         },

@@ -32,7 +32,6 @@ use crate::store::SqliteStore;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything the HTTP handlers and the workers share.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) receive: ReceiveSettings,
     pub(crate) queue: Arc<dyn JobQueue>,
@@ -45,6 +44,12 @@ pub(crate) struct Shared {
     pub(crate) lease: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) instance: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("instance", &self.instance).field("receive", &self.receive).finish_non_exhaustive()
+    }
 }
 
 /// A running bridge.
@@ -120,7 +125,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst),
         ..ClientOptions::default()
     };
-    let client = B24Client::new(webhook, options);
+    let client = B24Client::new(webhook, options)?;
     let portal = Arc::new(BotPortal::new(client, bot_id, client_id));
     let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout).map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?);
     let bot_retry = RetryPolicy::exponential(config.bot.max_attempts, Duration::from_secs(1), Duration::from_secs(30))

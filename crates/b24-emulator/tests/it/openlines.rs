@@ -1,0 +1,183 @@
+//! Open Lines rules with a v1 bot registered through the webhook.
+
+use crate::common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn customer_message_reaches_welcome_bot_as_documented() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = p.register_bot(&rx.url, "olb-client").await;
+    let m = p.emu.customer_writes(3, "+49 170 1234567", "Hello there").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let got = rx.received();
+    assert_eq!(got.len(), 2, "join then message: {got:?}");
+    let (join, msg) = (got[0].decoded(), got[1].decoded());
+    assert_eq!(join["event"], "ONIMBOTJOINCHAT");
+    assert_eq!(msg["event"], "ONIMBOTMESSAGEADD");
+    assert!(got[1].uri.ends_with("/bitrix/events?CLIENT_ID=olb-client"), "{}", got[1].uri);
+    assert_eq!(got[1].content_type, "application/x-www-form-urlencoded");
+    assert_all_strings(&msg, "");
+    let params = &msg["data"]["PARAMS"];
+    assert_eq!(params["MESSAGE"], "Hello there");
+    assert_eq!(params["CHAT_TYPE"], "L");
+    assert_eq!(params["MESSAGE_TYPE"], "L");
+    assert_eq!(params["CHAT_ENTITY_TYPE"], "LINES");
+    assert_eq!(params["DIALOG_ID"], format!("chat{}", m.chat_id));
+    assert_eq!(params["TO_USER_ID"], "0");
+    assert_eq!(params["MESSAGE_ID"], m.message_id.to_string());
+    assert_eq!(params["FROM_USER_ID"], m.user_id.to_string());
+    let entity_id = params["CHAT_ENTITY_ID"].as_str().expect("entity id");
+    assert_eq!(entity_id, format!("whatsappbyedna|3|491701234567@olbridge|{}", m.user_id));
+    let d1: Vec<&str> = params["CHAT_ENTITY_DATA_1"].as_str().expect("d1").split('|').collect();
+    assert_eq!(d1.len(), 10);
+    assert_eq!((d1[0], d1[1], d1[5]), ("Y", "LEAD", m.session_id.to_string().as_str()));
+    assert_eq!(msg["data"]["USER"]["IS_CONNECTOR"], "Y");
+    assert_eq!(msg["data"]["USER"]["IS_EXTRANET"], "Y");
+    assert_eq!(msg["data"]["BOT"][bot.to_string()]["BOT_ID"], bot.to_string());
+    assert_eq!(msg["auth"]["application_token"], "olb-client");
+    assert_eq!(msg["auth"]["domain"], p.emu.domain());
+    assert_eq!(msg["auth"]["member_id"], p.emu.member_id());
+    assert_eq!(msg["auth"]["client_endpoint"], format!("{}/rest/", p.emu.base_url()));
+    let chat = p.emu.chat(m.chat_id).expect("chat");
+    assert_eq!(chat.operator_id, Some(bot));
+    assert!(chat.bot_in_chat.contains(&bot));
+}
+
+#[tokio::test]
+async fn bot_replies_reach_the_customer_in_order_but_system_and_skip_connector_do_not() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = p.register_bot(&rx.url, "c1").await;
+    let m = p.emu.customer_writes(3, "+491700000001", "hi").await.expect("write");
+    let dialog = format!("chat{}", m.chat_id);
+    let typing = p.ok("imbot.chat.sendTyping", json!({"BOT_ID": bot, "DIALOG_ID": dialog, "CLIENT_ID": "c1"})).await;
+    assert_eq!(typing, json!(true));
+    let mut ids = Vec::new();
+    for (text, system, skip) in [("one", "N", "N"), ("internal", "Y", "N"), ("hidden", "N", "Y"), ("[b]two[/b]", "N", "N")] {
+        let id = p
+            .ok(
+                "imbot.message.add",
+                json!({"BOT_ID": bot, "DIALOG_ID": dialog, "MESSAGE": text, "SYSTEM": system, "SKIP_CONNECTOR": skip, "CLIENT_ID": "c1"}),
+            )
+            .await;
+        ids.push(id.as_u64().expect("integer message id"));
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let inbox = p.emu.customer_inbox("+491700000001");
+    let texts: Vec<&str> = inbox.iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(texts, ["one", "two"], "BB codes stripped for WhatsApp");
+    assert_eq!(inbox[1].raw_text, "[b]two[/b]");
+    assert!(inbox.iter().all(|i| i.author_id == bot));
+    assert_eq!(p.emu.chat(m.chat_id).expect("chat").typing, vec![bot]);
+    let (s, b) = p.call("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": dialog, "MESSAGE": "x", "CLIENT_ID": "other"})).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("APP_ID_ERROR")));
+    let (s, b) = p.call("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": dialog, "MESSAGE": "  ", "CLIENT_ID": "c1"})).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("MESSAGE_EMPTY")));
+}
+
+#[tokio::test]
+async fn service_user_polls_messages_newest_first() {
+    let p = start().await;
+    let m1 = p.emu.customer_writes(3, "+491700000002", "first").await.expect("write");
+    let m2 = p.emu.customer_writes(3, "+491700000002", "second").await.expect("write");
+    assert_eq!(m1.chat_id, m2.chat_id);
+    assert_eq!(m1.session_id, m2.session_id);
+    let chat = p.emu.chat(m1.chat_id).expect("chat");
+    assert_eq!(chat.operator_id, Some(p.demo.service_user_id), "no bot: first queue operator takes the chat");
+    let recent = p.ok("im.recent.list", json!({})).await;
+    let item = &recent["items"][0];
+    assert_eq!(item["id"], format!("chat{}", m1.chat_id));
+    assert_eq!(item["chat"]["entity_type"], "LINES");
+    assert_eq!(item["lines"]["id"], json!(m1.session_id));
+    let res = p.ok("im.dialog.messages.get", json!({"DIALOG_ID": format!("chat{}", m1.chat_id)})).await;
+    let ids: Vec<u64> = res["messages"].as_array().expect("msgs").iter().map(|m| m["id"].as_u64().expect("id")).collect();
+    assert_eq!(ids, vec![m2.message_id, m1.message_id]);
+    let newer = p.ok("im.dialog.messages.get", json!({"DIALOG_ID": format!("chat{}", m1.chat_id), "FIRST_ID": m1.message_id})).await;
+    assert_eq!(newer["messages"].as_array().map(Vec::len), Some(1));
+    let (s, b) = p.call("im.dialog.messages.get", json!({"DIALOG_ID": format!("chat{}", m1.chat_id), "FIRST_ID": "abc"})).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("FIRST_ID_STRING")));
+    let id = p.ok("im.message.add", json!({"DIALOG_ID": format!("chat{}", m1.chat_id), "MESSAGE": "Hello from AI"})).await;
+    let inbox = p.emu.customer_inbox("491700000002");
+    assert_eq!(inbox.last().map(|i| (i.message_id, i.text.as_str())), Some((id.as_u64().unwrap_or(0), "Hello from AI")));
+    let other = p.emu.add_employee("Not", "Queue");
+    let hook = p.emu.add_webhook(other, &["im"]);
+    let (s, b) = p.call_at(&hook, "im.dialog.messages.get", json!({"DIALOG_ID": format!("chat{}", m1.chat_id)})).await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("ACCESS_ERROR")));
+}
+
+#[tokio::test]
+async fn handoff_to_operator_silences_the_bot() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = p.register_bot(&rx.url, "c2").await;
+    let m = p.emu.customer_writes(3, "+491700000003", "I want a human").await.expect("write");
+    assert_eq!(p.ok("imopenlines.bot.session.operator", json!({"CHAT_ID": m.chat_id})).await, json!(true));
+    let chat = p.emu.chat(m.chat_id).expect("chat");
+    assert_eq!(chat.operator_id, Some(p.demo.service_user_id), "first human in the queue");
+    assert!(!chat.members.contains(&bot));
+    assert!(chat.messages.last().is_some_and(|m| m.system && m.author_id == 0));
+    let (s, b) = p.call("imopenlines.bot.session.operator", json!({"CHAT_ID": m.chat_id})).await;
+    assert_eq!((s, b["error"].as_str(), b["error_description"].as_str()), (400, Some("WRONG_CHAT"), Some("Operator is not a bot")));
+    let (s, b) = p
+        .call("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "still here?", "CLIENT_ID": "c2"}))
+        .await;
+    assert_eq!((s, b["error"].as_str(), b["error_description"].as_str()), (400, Some("WRONG_REQUEST"), Some("Message isn't added")));
+    p.emu.customer_writes(3, "+491700000003", "hello?").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    assert_eq!(rx.events("ONIMBOTMESSAGEADD").len(), 1, "no bot event after handoff");
+}
+
+#[tokio::test]
+async fn customer_zero_ends_bot_session_silently() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = p.register_bot(&rx.url, "c3").await;
+    let m = p.emu.customer_writes(3, "+491700000004", "hi").await.expect("write");
+    p.emu.customer_writes(3, "+491700000004", "0").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let msgs: Vec<String> = rx.events("ONIMBOTMESSAGEADD").iter().map(|e| e["data"]["PARAMS"]["MESSAGE"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(msgs, ["hi"]);
+    let chat = p.emu.chat(m.chat_id).expect("chat");
+    assert_eq!(chat.operator_id, Some(p.demo.service_user_id));
+    assert!(!chat.bot_in_chat.contains(&bot));
+    assert!(chat.messages.iter().any(|m| m.system && m.author_id == 0), "system message about the handoff");
+}
+
+#[tokio::test]
+async fn finished_session_restarts_with_welcome_bot() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = p.register_bot(&rx.url, "c4").await;
+    let m1 = p.emu.customer_writes(3, "+491700000005", "one").await.expect("write");
+    p.emu.finish_session(m1.chat_id).await.expect("finish");
+    let snap = p.emu.chat(m1.chat_id).expect("chat");
+    assert!(!snap.session_open);
+    assert_eq!(snap.members, vec![m1.user_id]);
+    let m2 = p.emu.customer_writes(3, "+491700000005", "two").await.expect("write");
+    assert_eq!(m2.chat_id, m1.chat_id);
+    assert!(m2.session_id > m1.session_id);
+    assert!(p.emu.wait_idle(WAIT).await);
+    assert_eq!(rx.events("ONIMBOTJOINCHAT").len(), 2);
+    let last = rx.events("ONIMBOTMESSAGEADD").pop().expect("event");
+    let d1 = last["data"]["PARAMS"]["CHAT_ENTITY_DATA_1"].as_str().unwrap_or("").to_owned();
+    assert_eq!(d1.split('|').nth(5), Some(m2.session_id.to_string().as_str()));
+    assert_eq!(p.emu.chat(m2.chat_id).expect("chat").operator_id, Some(bot));
+    // Bot-initiated finish works the same way.
+    assert_eq!(p.ok("imopenlines.bot.session.finish", json!({"CHAT_ID": m2.chat_id, "CLIENT_ID": "c4"})).await, json!(true));
+    assert!(!p.emu.chat(m2.chat_id).expect("chat").session_open);
+}
+
+#[tokio::test]
+async fn employee_messages_reach_bot_with_is_connector_n() {
+    let p = start().await;
+    let rx = receiver().await;
+    p.register_bot(&rx.url, "c5").await;
+    let m = p.emu.customer_writes(3, "+491700000006", "hi").await.expect("write");
+    let id = p.emu.operator_writes(m.chat_id, p.demo.operator_id, "Operator here").await.expect("op");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let ev = rx.events("ONIMBOTMESSAGEADD").pop().expect("event");
+    assert_eq!(ev["data"]["PARAMS"]["MESSAGE_ID"], id.to_string());
+    assert_eq!(ev["data"]["USER"]["IS_CONNECTOR"], "N");
+    assert_eq!(p.emu.customer_inbox("+491700000006").last().map(|i| i.message_id), Some(id));
+}

@@ -1,0 +1,207 @@
+//! The Bitrix24 REST client against the emulator: rate limiting measured at the portal, backoff,
+//! error classification, batch, pagination, and the webhook code staying secret.
+//!
+//! No assertion here depends on how fast the machine is: rate checks use the emulator's own arrival
+//! timestamps with a tolerance, everything else asserts counts and outcomes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod b24_support;
+
+use std::time::Duration;
+
+use b24_emulator::{Fault, RateLimit};
+use b24_support::{calls_of, client, code_of, emulator, fast_client, ms, Capture};
+use futures::future::join_all;
+use olbridge_core::b24::{B24Client, Batch, ErrorKind, RatePlan, WebhookBase};
+use olbridge_core::ports::PortalError;
+use olbridge_core::retry::RetryPolicy;
+use serde_json::{json, Value};
+use tracing::instrument::WithSubscriber;
+
+async fn fire(client: &B24Client, n: usize, method: &str) -> Vec<Result<Value, olbridge_core::b24::B24Error>> {
+    join_all((0..n).map(|_| {
+        let c = client.clone();
+        let method = method.to_owned();
+        async move { c.call::<Value>(&method, &json!({})).await }
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn concurrent_calls_stay_under_the_portal_limit() {
+    let (emu, demo) = emulator(RateLimit { per_sec: 20.0, burst: 20.0 }).await;
+    let (rate, burst) = (15.0, 15_u32);
+    let c = client(&demo.webhook_url, RatePlan::new(rate, burst), RetryPolicy::none());
+
+    let results = fire(&c, 200, "profile").await;
+
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    let calls = calls_of(&emu, "profile");
+    assert_eq!(calls.len(), 200);
+    assert!(calls.iter().all(|c| c.status == 200 && c.error.is_none()), "the portal refused a call");
+    // Over every window, arrivals at the portal stay within the client's bucket (+2 for network
+    // jitter bunching requests that left evenly spaced).
+    let mut at: Vec<_> = calls.iter().map(|c| c.at).collect();
+    at.sort();
+    for i in 0..at.len() {
+        for j in i..at.len() {
+            let window = (at[j] - at[i]).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+            let count = (j - i + 1) as f64;
+            assert!(count <= f64::from(burst) + rate * window + 2.0, "{count} calls within {window:.3}s");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stricter_portal_is_absorbed_by_backoff() {
+    let (emu, demo) = emulator(RateLimit { per_sec: 5.0, burst: 5.0 }).await;
+    let patient = RetryPolicy::new([vec![ms(200); 3], vec![ms(1_000); 40]].concat()).with_jitter(0.5);
+    let c = client(&demo.webhook_url, RatePlan::new(20.0, 20), patient);
+
+    let results = fire(&c, 40, "scope").await;
+
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    let calls = calls_of(&emu, "scope");
+    let refused = calls.iter().filter(|c| c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
+    let served = calls.iter().filter(|c| c.status == 200).count();
+    assert!(refused > 0, "the portal should have refused some calls");
+    assert_eq!(served, 40, "every call served exactly once");
+    assert_eq!(refused + served, calls.len());
+}
+
+#[tokio::test]
+async fn errors_are_classified_and_only_retryable_ones_are_retried() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    let c = fast_client(&demo.webhook_url);
+    let cases: [(&str, &str, u16, ErrorKind, usize); 10] = [
+        ("QUERY_LIMIT_EXCEEDED", "Too many requests", 503, ErrorKind::RateLimited, 3),
+        ("QUERY_LIMIT_EXCEEDED", "Too many requests", 429, ErrorKind::RateLimited, 3),
+        ("OPERATION_TIME_LIMIT", "", 429, ErrorKind::RateLimited, 3),
+        ("INTERNAL_SERVER_ERROR", "Internal server error", 500, ErrorKind::Retryable, 3),
+        ("NO_AUTH_FOUND", "Wrong authorization data", 401, ErrorKind::Auth, 1),
+        ("expired_token", "The access token provided has expired", 401, ErrorKind::Auth, 1),
+        ("insufficient_scope", "The request requires higher privileges", 403, ErrorKind::Auth, 1),
+        ("WRONG_AUTH_TYPE", "Application context required", 403, ErrorKind::Auth, 1),
+        ("ACCESS_DENIED", "Access denied!", 403, ErrorKind::Permanent, 1),
+        ("", "Not found", 400, ErrorKind::Permanent, 1),
+    ];
+    for (code, description, status, kind, attempts) in cases {
+        emu.clear_recordings();
+        emu.inject_fault(Fault::error("profile", attempts as u32, code, description, status));
+        let err = c.profile().await.expect_err(code);
+        assert_eq!((err.kind, err.code.as_str(), err.status), (kind, code, Some(status)), "{code}");
+        assert_eq!(calls_of(&emu, "profile").len(), attempts, "{code}: attempts");
+        let portal: PortalError = err.into();
+        assert_eq!(portal.is_retryable(), attempts > 1, "{code}");
+    }
+    // A method's own error, from the method itself, and a transient failure that clears up.
+    let err = c.crm_lead_get(987_654).await.expect_err("no such lead");
+    assert_eq!((err.kind, err.code.as_str(), err.description.as_str()), (ErrorKind::Permanent, "", "Not found"));
+    let err = c.call::<Value>("im.message.add", &json!({"DIALOG_ID": "chat1"})).await.expect_err("no message");
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+    emu.clear_recordings();
+    emu.inject_fault(Fault::error("profile", 2, "INTERNAL_SERVER_ERROR", "boom", 500));
+    assert_eq!(c.profile().await.expect("third attempt succeeds").id, demo.service_user_id);
+    assert_eq!(calls_of(&emu, "profile").len(), 3);
+}
+
+#[tokio::test]
+async fn timeouts_and_unknown_codes() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    let wrong = demo.webhook_url.replace(&code_of(&demo.webhook_url), "wrongcode123");
+    let err = fast_client(&wrong).scope().await.expect_err("unknown code");
+    assert_eq!((err.kind, err.code.as_str(), err.status), (ErrorKind::Auth, "NO_AUTH_FOUND", Some(401)));
+    assert_eq!(calls_of(&emu, "scope").len(), 1, "auth errors are not retried");
+
+    let webhook = WebhookBase::parse(&demo.webhook_url).expect("url");
+    let opts = olbridge_core::b24::ClientOptions {
+        timeout: ms(200),
+        retry: RetryPolicy::new(vec![ms(10)]),
+        ..Default::default()
+    };
+    let slow = B24Client::new(webhook, opts).expect("client");
+    emu.inject_fault(Fault::delay("scope", 2, Duration::from_secs(3)));
+    let err = slow.scope().await.expect_err("times out");
+    assert_eq!((err.kind, err.code.as_str()), (ErrorKind::Retryable, "HTTP_TIMEOUT"));
+}
+
+#[tokio::test]
+async fn batches_return_results_and_errors_per_command_and_halt() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    let c = fast_client(&demo.webhook_url);
+    let mut b = Batch::new();
+    b.add("me", "profile", &json!({}))
+        .add("user", "im.user.get", &json!({"ID": demo.operator_id}))
+        .add("missing", "crm.lead.get", &json!({"id": 987_654}))
+        .add("lead", "crm.lead.add", &json!({"fields": {"TITLE": "From batch & co", "NAME": "Ann"}}));
+    let r = c.batch(&b).await.expect("batch");
+    assert_eq!(r.get::<Value>("me").expect("profile")["ID"], json!(demo.service_user_id.to_string()));
+    assert_eq!(r.get::<Value>("user").expect("user")["id"], json!(demo.operator_id));
+    let e = r.error("missing").expect("missing lead fails");
+    assert_eq!((e.kind, e.code.as_str(), e.description.as_str(), e.method.as_str()), (ErrorKind::Permanent, "", "Not found", "crm.lead.get"));
+    let lead_id: u64 = r.get("lead").expect("lead added");
+    assert_eq!(c.crm_lead_get(lead_id).await.expect("lead").title, "From batch & co", "PHP-style encoding round-trips");
+    assert_eq!(calls_of(&emu, "batch").len(), 1, "one request for the batch");
+
+    let mut halted = Batch::new();
+    halted.halt(true);
+    halted.add("a", "profile", &json!({})).add("b", "crm.lead.get", &json!({"id": 987_654})).add("c", "scope", &json!({}));
+    let r = c.batch(&halted).await.expect("batch");
+    assert!(r.raw("a").is_some() && r.error("b").is_some());
+    assert_eq!(r.get::<Value>("c").expect_err("not run").code, "BATCH_COMMAND_NOT_RUN");
+}
+
+#[tokio::test]
+async fn large_batches_are_split_and_lists_are_paginated() {
+    let (emu, demo) = emulator(RateLimit { per_sec: 2.0, burst: 50.0 }).await;
+    // A bucket that barely drains, so its level counts the slots taken.
+    let c = client(&demo.webhook_url, RatePlan::new(0.01, 40), RetryPolicy::none());
+    let mut b = Batch::new();
+    for i in 0..120 {
+        b.add(format!("l{i}"), "crm.lead.add", &json!({"fields": {"TITLE": format!("Lead {i}")}}));
+    }
+    let r = c.batch(&b).await.expect("batch");
+    assert_eq!(r.succeeded(), 120);
+    assert_eq!(calls_of(&emu, "batch").len(), 3, "120 commands = 50 + 50 + 20");
+    assert!((c.limiter().level() - 3.0).abs() < 0.2, "each batch costs one slot, not one per command");
+
+    let leads: Vec<Value> = c.list_all("crm.lead.list", &json!({"select": ["ID", "TITLE"]})).await.expect("list");
+    assert!(leads.len() >= 120, "{}", leads.len());
+    let lists = calls_of(&emu, "crm.lead.list");
+    assert_eq!(lists.len(), leads.len().div_ceil(50));
+    let starts: Vec<Option<u64>> =
+        lists.iter().map(|c| c.params["start"].as_u64().or_else(|| c.params["start"].as_str()?.parse().ok())).collect();
+    assert_eq!(starts[..3], [Some(0), Some(50), Some(100)], "{starts:?}");
+}
+
+#[tokio::test]
+async fn the_webhook_code_never_leaks() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    let code = code_of(&demo.webhook_url);
+    let c = fast_client(&demo.webhook_url);
+    assert!(!format!("{c:?}").contains(&code));
+    assert!(format!("{c:?}").contains("/rest/38005/***/"));
+
+    let capture = Capture::default();
+    let dead = fast_client(&format!("http://127.0.0.1:9/rest/1/{code}/"));
+    let errors = async {
+        emu.inject_fault(Fault::error("profile", 3, "INTERNAL_SERVER_ERROR", "boom", 500));
+        let a = c.profile().await.expect_err("500");
+        let b = c.crm_lead_get(987_654).await.expect_err("not found");
+        let d = dead.scope().await.expect_err("connection refused");
+        let ok = c.scope().await.expect("scope");
+        (vec![a, b, d], ok)
+    }
+    .with_subscriber(capture.clone())
+    .await;
+    let (errors, scopes) = errors;
+    assert!(scopes.iter().any(|s| s == "imbot"));
+    assert_eq!(errors[2].code, "HTTP_CONNECT");
+    for e in &errors {
+        assert!(!format!("{e} {e:?}").contains(&code), "{e:?}");
+        assert!(!PortalError::from(e.clone()).to_string().contains(&code));
+    }
+    let logged = capture.text();
+    assert!(logged.contains("b24.call") && logged.contains("method=\"profile\""), "{logged}");
+    assert!(!logged.contains(&code), "{logged}");
+}

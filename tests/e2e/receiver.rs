@@ -1,0 +1,1 @@
+//! The receiver refuses what is not a genuine, fresh event of our portal.
