@@ -11,10 +11,10 @@ use crate::rest::errors::ApiError;
 use crate::rest::json_response;
 use crate::shared::Shared;
 use crate::state::views;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -31,7 +31,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/webhooks", post(add_webhook))
         .route("/_emulator/lines", post(add_line).get(lines))
         .route("/_emulator/lines/{id}/welcome-bot", post(welcome_bot))
-        .route("/_emulator/bots", get(bots))
+        .route("/_emulator/bots", get(bots).post(register_bot))
         .route("/_emulator/bots/{id}/application-token", put(app_token))
         .route("/_emulator/customers/{phone}/messages", post(customer_message))
         .route("/_emulator/customers/{phone}/inbox", get(inbox))
@@ -178,6 +178,56 @@ async fn bots(State(s): S) -> Response {
 }
 
 #[derive(Deserialize)]
+struct RegisterIn {
+    #[serde(default = "service_user")]
+    user_id: u64,
+    code: String,
+    #[serde(default = "default_bot_name")]
+    name: String,
+    client_id: String,
+    event_handler: String,
+    #[serde(default = "type_o")]
+    r#type: String,
+    welcome_line_id: Option<u64>,
+}
+
+fn service_user() -> u64 {
+    crate::state::seed::SERVICE_USER
+}
+fn default_bot_name() -> String {
+    "AI assistant bot".to_owned()
+}
+fn type_o() -> String {
+    "O".to_owned()
+}
+
+/// Registers a v1 bot exactly as `imbot.register` through `user_id`'s webhook would (same validation), and
+/// optionally makes it a line's welcome bot.
+async fn register_bot(State(s): S, raw: String) -> Response {
+    let b: RegisterIn = match body(&raw) {
+        Ok(b) => b,
+        Err(e) => return bad_json(e),
+    };
+    let params = crate::rest::params::Param::from_json(&json!({
+        "CODE": b.code, "TYPE": b.r#type, "EVENT_HANDLER": b.event_handler, "CLIENT_ID": b.client_id,
+        "PROPERTIES": {"NAME": b.name},
+    }));
+    let auth = crate::rest::dispatch::Auth { user_id: b.user_id, scopes: ["imbot".to_owned()].into_iter().collect() };
+    let ctx = crate::rest::dispatch::Ctx { shared: &s, auth: &auth, in_batch: false, extra_delay: Default::default() };
+    let (_, out) = crate::rest::dispatch::execute(&ctx, "imbot.register", params);
+    let id = match out {
+        Ok(o) => o.result.as_u64().unwrap_or(0),
+        Err(e) => return err(e),
+    };
+    if let Some(line) = b.welcome_line_id
+        && let Err(e) = s.portal().attach_welcome_bot(line, id)
+    {
+        return err(e);
+    }
+    ok(json!({"bot_id": id}))
+}
+
+#[derive(Deserialize)]
 struct TokenIn {
     token: String,
 }
@@ -302,7 +352,11 @@ struct RateIn {
     burst: f64,
 }
 
-async fn set_rate(State(s): S, Json(b): Json<RateIn>) -> Response {
+async fn set_rate(State(s): S, raw: String) -> Response {
+    let b: RateIn = match body(&raw) {
+        Ok(b) => b,
+        Err(e) => return bad_json(e),
+    };
     if !(b.per_sec >= 0.0 && b.burst >= 0.0) {
         return err(ApiError::bad("INVALID_REQUEST", "per_sec and burst must be non-negative numbers"));
     }

@@ -46,8 +46,7 @@ impl Emulator {
         };
         let base_url = format!("http://{addr}");
         let (sink, rx, idle): (EventSink, _, _) = events::channel();
-        let tz = FixedOffset::east_opt(config.utc_offset_secs)
-            .ok_or_else(|| anyhow::anyhow!("utc_offset_secs out of range"))?;
+        let tz = FixedOffset::east_opt(config.utc_offset_secs).ok_or_else(|| anyhow::anyhow!("utc_offset_secs out of range"))?;
         let ident = Identity {
             domain: addr.to_string(),
             member_id: config.member_id.clone().unwrap_or_else(|| random_hex(32)),
@@ -204,11 +203,7 @@ impl Emulator {
     pub fn chat_of_customer(&self, line_id: u64, phone: &str) -> Option<u64> {
         let digits = crate::state::openlines::phone_digits(phone);
         let portal = self.shared.portal();
-        portal
-            .chats
-            .values()
-            .find(|c| c.lines.as_ref().is_some_and(|l| l.line_id == line_id && l.phone_digits == digits))
-            .map(|c| c.id)
+        portal.chats.values().find(|c| c.lines.as_ref().is_some_and(|l| l.line_id == line_id && l.phone_digits == digits)).map(|c| c.id)
     }
 
     /// Every REST call so far (including refused ones and commands inside batches).
@@ -254,9 +249,7 @@ impl Emulator {
 
     /// Waits until at least `n` deliveries matching `event` (any event when `None`) are recorded.
     pub async fn wait_for_deliveries(&self, event: Option<&str>, n: usize, timeout: Duration) -> Vec<EventDelivery> {
-        let matching = |s: &Self| -> Vec<EventDelivery> {
-            s.deliveries().into_iter().filter(|d| event.is_none_or(|e| d.event == e)).collect()
-        };
+        let matching = |s: &Self| -> Vec<EventDelivery> { s.deliveries().into_iter().filter(|d| event.is_none_or(|e| d.event == e)).collect() };
         let deadline = Instant::now() + timeout;
         loop {
             let got = matching(self);

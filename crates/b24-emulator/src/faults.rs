@@ -41,11 +41,7 @@ pub enum FaultKind {
 impl Fault {
     /// Shorthand for an error fault.
     pub fn error(method: &str, count: u32, code: &str, description: &str, status: u16) -> Fault {
-        Fault {
-            method: method.to_owned(),
-            count,
-            kind: FaultKind::Error { code: code.to_owned(), description: description.to_owned(), status },
-        }
+        Fault { method: method.to_owned(), count, kind: FaultKind::Error { code: code.to_owned(), description: description.to_owned(), status } }
     }
     /// Shorthand for a delay fault.
     pub fn delay(method: &str, count: u32, delay: Duration) -> Fault {

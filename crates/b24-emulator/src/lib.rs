@@ -36,9 +36,7 @@ mod server;
 mod shared;
 mod state;
 
-pub use api::{
-    ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine, SnapshotMessage, WelcomeBotJoin, WelcomeBotLeft,
-};
+pub use api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine, SnapshotMessage, WelcomeBotJoin, WelcomeBotLeft};
 pub use config::{EmulatorConfig, RateLimit};
 pub use emulator::Emulator;
 pub use faults::{Fault, FaultKind};

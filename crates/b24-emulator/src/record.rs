@@ -55,9 +55,7 @@ pub struct EventDelivery {
 impl EventDelivery {
     /// The body decoded as PHP would (`data[PARAMS][MESSAGE]` → nested JSON), for assertions.
     pub fn decoded(&self) -> serde_json::Value {
-        crate::rest::params::parse_query(&self.body, crate::rest::params::DEFAULT_LIMITS)
-            .map(|p| p.to_json())
-            .unwrap_or(serde_json::Value::Null)
+        crate::rest::params::parse_query(&self.body, crate::rest::params::DEFAULT_LIMITS).map(|p| p.to_json()).unwrap_or(serde_json::Value::Null)
     }
 
     /// A decoded field by path, e.g. `["data", "PARAMS", "MESSAGE"]`.

@@ -9,9 +9,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.max_body_bytes;
     crate::rest::router()
         .merge(crate::control::router())
-        .fallback(|| async {
-            crate::rest::json_response(404, &serde_json::json!({"error": "NOT_FOUND", "error_description": "Not found"}))
-        })
+        .fallback(|| async { crate::rest::json_response(404, &serde_json::json!({"error": "NOT_FOUND", "error_description": "Not found"})) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }

@@ -207,8 +207,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn success_returns_at_once_with_the_attempt_number() {
         let policy = RetryPolicy::new(vec![ms(10); 5]);
-        let got: Result<u32, Exhausted<&str>> =
-            retry(&policy, |n| async move { if n < 3 { Err("transient") } else { Ok(n) } }, |_| Verdict::Retry).await;
+        let got: Result<u32, Exhausted<&str>> = retry(&policy, |n| async move { if n < 3 { Err("transient") } else { Ok(n) } }, |_| Verdict::Retry).await;
         assert_eq!(got, Ok(3));
     }
 

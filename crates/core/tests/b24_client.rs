@@ -10,12 +10,12 @@ mod b24_support;
 use std::time::Duration;
 
 use b24_emulator::{Fault, RateLimit};
-use b24_support::{calls_of, client, code_of, emulator, fast_client, ms, Capture};
+use b24_support::{Capture, calls_of, client, code_of, emulator, fast_client, ms};
 use futures::future::join_all;
 use olbridge_core::b24::{B24Client, Batch, ErrorKind, RatePlan, WebhookBase};
 use olbridge_core::ports::PortalError;
 use olbridge_core::retry::RetryPolicy;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tracing::instrument::WithSubscriber;
 
 async fn fire(client: &B24Client, n: usize, method: &str) -> Vec<Result<Value, olbridge_core::b24::B24Error>> {
@@ -39,15 +39,17 @@ async fn concurrent_calls_stay_under_the_portal_limit() {
     let calls = calls_of(&emu, "profile");
     assert_eq!(calls.len(), 200);
     assert!(calls.iter().all(|c| c.status == 200 && c.error.is_none()), "the portal refused a call");
-    // Over every window, arrivals at the portal stay within the client's bucket (+2 for network
-    // jitter bunching requests that left evenly spaced).
+    // Over every window, arrivals at the portal stay within the client's bucket. Tolerance: requests
+    // that left evenly spaced may arrive bunched by scheduling jitter; allow 250 ms of it (4 calls) plus
+    // one. Without the limiter all 200 would arrive within a few milliseconds.
+    let slack = rate * 0.25 + 1.0;
     let mut at: Vec<_> = calls.iter().map(|c| c.at).collect();
     at.sort();
     for i in 0..at.len() {
         for j in i..at.len() {
             let window = (at[j] - at[i]).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
             let count = (j - i + 1) as f64;
-            assert!(count <= f64::from(burst) + rate * window + 2.0, "{count} calls within {window:.3}s");
+            assert!(count <= f64::from(burst) + rate * window + slack, "{count} calls within {window:.3}s");
         }
     }
 }
@@ -114,11 +116,7 @@ async fn timeouts_and_unknown_codes() {
     assert_eq!(calls_of(&emu, "scope").len(), 1, "auth errors are not retried");
 
     let webhook = WebhookBase::parse(&demo.webhook_url).expect("url");
-    let opts = olbridge_core::b24::ClientOptions {
-        timeout: ms(200),
-        retry: RetryPolicy::new(vec![ms(10)]),
-        ..Default::default()
-    };
+    let opts = olbridge_core::b24::ClientOptions { timeout: ms(200), retry: RetryPolicy::new(vec![ms(10)]), ..Default::default() };
     let slow = B24Client::new(webhook, opts).expect("client");
     emu.inject_fault(Fault::delay("scope", 2, Duration::from_secs(3)));
     let err = slow.scope().await.expect_err("times out");
@@ -169,8 +167,7 @@ async fn large_batches_are_split_and_lists_are_paginated() {
     assert!(leads.len() >= 120, "{}", leads.len());
     let lists = calls_of(&emu, "crm.lead.list");
     assert_eq!(lists.len(), leads.len().div_ceil(50));
-    let starts: Vec<Option<u64>> =
-        lists.iter().map(|c| c.params["start"].as_u64().or_else(|| c.params["start"].as_str()?.parse().ok())).collect();
+    let starts: Vec<Option<u64>> = lists.iter().map(|c| c.params["start"].as_u64().or_else(|| c.params["start"].as_str()?.parse().ok())).collect();
     assert_eq!(starts[..3], [Some(0), Some(50), Some(100)], "{starts:?}");
 }
 

@@ -134,15 +134,7 @@ async fn worker(shared: Arc<Shared>, client: reqwest::Client, mut rx: mpsc::Unbo
 async fn deliver(shared: &Shared, client: &reqwest::Client, ev: OutEvent) {
     let body = ev.body();
     let at = Utc::now();
-    let mut rec = EventDelivery {
-        event: ev.event.clone(),
-        url: ev.url.clone(),
-        body: body.clone(),
-        status: None,
-        error: None,
-        at,
-        bot_id: ev.bot_id,
-    };
+    let mut rec = EventDelivery { event: ev.event.clone(), url: ev.url.clone(), body: body.clone(), status: None, error: None, at, bot_id: ev.bot_id };
     if shared.faults.take_drop(&ev.event) {
         rec.error = Some("dropped by fault injection".to_owned());
         shared.recorder.delivery(rec);

@@ -160,13 +160,7 @@ pub(crate) fn bot_delete(p: &Portal, bot: &Bot) -> Option<OutEvent> {
 }
 
 /// `ONIMCOMMANDADD` for a keyboard button press (`COMMAND_CONTEXT=KEYBOARD`) on message `msg` by `user`.
-pub(crate) fn command_add(
-    p: &Portal,
-    command_id: u64,
-    params_text: &str,
-    msg: &Message,
-    user: &User,
-) -> Option<OutEvent> {
+pub(crate) fn command_add(p: &Portal, command_id: u64, params_text: &str, msg: &Message, user: &User) -> Option<OutEvent> {
     let cmd = p.commands.get(&command_id)?;
     let bot = p.bots.get(&cmd.bot_id)?;
     let app = p.apps.get(&cmd.app_id)?;
@@ -180,11 +174,7 @@ pub(crate) fn command_add(
         o.insert("COMMAND_CONTEXT".into(), json!("KEYBOARD"));
         o.insert("MESSAGE_ID".into(), json!(msg.id.to_string()));
     }
-    let pressed = Message {
-        author_id: user.id,
-        text: format!("/{} {}", cmd.command, params_text).trim_end().to_owned(),
-        ..msg.clone()
-    };
+    let pressed = Message { author_id: user.id, text: format!("/{} {}", cmd.command, params_text).trim_end().to_owned(), ..msg.clone() };
     let params = message_params(p, &pressed, chat, bot.id, "KEYBOARD");
     Some(OutEvent {
         event: "ONIMCOMMANDADD".to_owned(),

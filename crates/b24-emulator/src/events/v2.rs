@@ -53,13 +53,5 @@ pub(crate) fn delete_data(p: &Portal, bot_id: u64, fetch: bool) -> Value {
 pub(crate) fn webhook_event(p: &Portal, bot_id: u64, kind: &str, data: Value) -> Option<OutEvent> {
     let v2 = p.bots.get(&bot_id)?.v2.as_ref()?;
     let auth = super::v1::auth_block(p, &v2.application_token);
-    Some(OutEvent {
-        event: kind.to_owned(),
-        handler_id: None,
-        data,
-        auth,
-        url: v2.webhook_url.clone(),
-        bot_id,
-        key: format!("v2:{bot_id}"),
-    })
+    Some(OutEvent { event: kind.to_owned(), handler_id: None, data, auth, url: v2.webhook_url.clone(), bot_id, key: format!("v2:{bot_id}") })
 }

@@ -51,11 +51,7 @@ pub(crate) static METHODS: &[MethodDef] = &[
 ];
 
 fn id_param(p: &Param) -> Result<u64, ApiError> {
-    p.get_ci("id")
-        .and_then(Param::int)
-        .filter(|n| *n > 0)
-        .map(i64::unsigned_abs)
-        .ok_or_else(|| ApiError::crm("ID is not defined or invalid."))
+    p.get_ci("id").and_then(Param::int).filter(|n| *n > 0).map(i64::unsigned_abs).ok_or_else(|| ApiError::crm("ID is not defined or invalid."))
 }
 
 fn fields_param(p: &Param) -> Result<Value, ApiError> {
@@ -105,14 +101,10 @@ fn list(ctx: &Ctx<'_>, p: &Param, et: EntityType) -> Result<Output, ApiError> {
         .map(|s| if s.is_container() { s.values().iter().filter_map(|v| v.text()).collect() } else { s.text().into_iter().collect() })
         .unwrap_or_default();
     let start = p.get_ci("start").and_then(Param::int).filter(|n| *n > 0).unwrap_or(0).unsigned_abs();
-    let conditions: Vec<(String, Value)> =
-        filter.map(|f| f.entries().into_iter().map(|(k, v)| (k, v.to_json())).collect()).unwrap_or_default();
-    let desc = order
-        .and_then(|o| o.get_ci("ID").and_then(Param::text))
-        .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+    let conditions: Vec<(String, Value)> = filter.map(|f| f.entries().into_iter().map(|(k, v)| (k, v.to_json())).collect()).unwrap_or_default();
+    let desc = order.and_then(|o| o.get_ci("ID").and_then(Param::text)).is_some_and(|d| d.eq_ignore_ascii_case("desc"));
     let portal = ctx.portal();
-    let items: Vec<Value> =
-        portal.crm.list(et, &conditions, desc).into_iter().filter_map(|id| portal.crm.render_selected(et, id, &select)).collect();
+    let items: Vec<Value> = portal.crm.list(et, &conditions, desc).into_iter().filter_map(|id| portal.crm.render_selected(et, id, &select)).collect();
     Ok(Output::page(items, start))
 }
 

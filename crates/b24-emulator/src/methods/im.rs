@@ -128,11 +128,7 @@ fn messages_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         return Err(denied());
     }
     let first = digits_only(p, "FIRST_ID").map_err(|()| ApiError::bad("FIRST_ID_STRING", "First ID can't be string"))?;
-    let last = if first.is_none() {
-        digits_only(p, "LAST_ID").map_err(|()| ApiError::bad("LAST_ID_STRING", "Last ID can't be string"))?
-    } else {
-        None
-    };
+    let last = if first.is_none() { digits_only(p, "LAST_ID").map_err(|()| ApiError::bad("LAST_ID_STRING", "Last ID can't be string"))? } else { None };
     let limit = p.get("LIMIT").and_then(Param::int).map_or(20, |l| if l <= 0 { 20 } else { l.min(50) }) as usize;
     let Some(chat) = portal.chats.get(&chat_id) else { return Err(denied()) };
     let ids = &chat.message_ids;
@@ -152,9 +148,7 @@ fn messages_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
 }
 
 fn chat_for_dialog(ctx: &Ctx<'_>, portal: &Portal, p: &Param) -> Result<u64, ApiError> {
-    let dialog = dialog_param(p)
-        .filter(|d| is_dialog_id(d))
-        .ok_or_else(|| ApiError::bad("DIALOG_ID_EMPTY", "Dialog ID can't be empty"))?;
+    let dialog = dialog_param(p).filter(|d| is_dialog_id(d)).ok_or_else(|| ApiError::bad("DIALOG_ID_EMPTY", "Dialog ID can't be empty"))?;
     dialog_chat(portal, &dialog, ctx.user())
         .filter(|id| portal.can_access(*id, ctx.user()))
         .ok_or_else(|| ApiError::forbidden("ACCESS_ERROR", "You do not have access to the specified dialog"))
@@ -237,9 +231,7 @@ fn writing(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
 }
 
 fn read(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
-    let dialog = dialog_param(p)
-        .filter(|d| is_dialog_id(d))
-        .ok_or_else(|| ApiError::bad("DIALOG_ID_EMPTY", "Dialog ID can't be empty"))?;
+    let dialog = dialog_param(p).filter(|d| is_dialog_id(d)).ok_or_else(|| ApiError::bad("DIALOG_ID_EMPTY", "Dialog ID can't be empty"))?;
     let mut portal = ctx.portal();
     let caller = ctx.user();
     let Some(chat_id) = dialog_chat(&portal, &dialog, caller).filter(|c| portal.can_access(*c, caller)) else {
@@ -255,11 +247,7 @@ fn read(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
 }
 
 fn user_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
-    let id = if p.has("ID") {
-        pos_int(p, "ID").ok_or_else(|| ApiError::bad("ID_EMPTY", "ID can't be empty"))?
-    } else {
-        ctx.user()
-    };
+    let id = if p.has("ID") { pos_int(p, "ID").ok_or_else(|| ApiError::bad("ID_EMPTY", "ID can't be empty"))? } else { ctx.user() };
     let portal = ctx.portal();
     let u = portal.user(id).ok_or_else(|| ApiError::bad("USER_NOT_EXISTS", "User not exists"))?;
     Ok(Output::of(views::user_snake(&portal, u)))

@@ -114,10 +114,7 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         command_add: portal.apps.get(&app_id).and_then(|a| a.command_add.clone()),
     };
     portal.apps.insert(app_id.clone(), app);
-    portal.bots.insert(
-        id,
-        Bot { id, code, app_id, bot_type, openline, owner_id: ctx.user(), v2: None, count_message: 0, count_command: 0 },
-    );
+    portal.bots.insert(id, Bot { id, code, app_id, bot_type, openline, owner_id: ctx.user(), v2: None, count_message: 0, count_command: 0 });
     Ok(Output::of(id))
 }
 
@@ -169,10 +166,7 @@ fn bot_list(ctx: &Ctx<'_>, _p: &Param) -> Result<Output, ApiError> {
     let mut m = Map::new();
     for b in portal.bots.values() {
         let name = portal.user(b.id).map(User::name).unwrap_or_default();
-        m.insert(
-            b.id.to_string(),
-            json!({"ID": b.id, "NAME": name, "CODE": b.code, "OPENLINE": if b.serves_openlines() { "Y" } else { "N" }}),
-        );
+        m.insert(b.id.to_string(), json!({"ID": b.id, "NAME": name, "CODE": b.code, "OPENLINE": if b.serves_openlines() { "Y" } else { "N" }}));
     }
     Ok(Output::of(crate::rest::envelope::php_map(m)))
 }
@@ -192,8 +186,7 @@ pub(crate) fn normalize_keyboard(v: Value) -> Option<Value> {
         Value::Object(o) => o.into_iter().map(|(_, v)| v).collect(),
         _ => return None,
     };
-    let ok = !list.is_empty()
-        && list.iter().all(|b| b.get("TYPE").and_then(Value::as_str) == Some("NEWLINE") || b.get("TEXT").is_some());
+    let ok = !list.is_empty() && list.iter().all(|b| b.get("TYPE").and_then(Value::as_str) == Some("NEWLINE") || b.get("TEXT").is_some());
     ok.then_some(Value::Array(list))
 }
 
@@ -305,18 +298,9 @@ fn command_register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     if let Some(b) = portal.bots.get_mut(&bot_id) {
         b.count_command += 1;
     }
-    portal.commands.insert(
-        id,
-        Command {
-            id,
-            bot_id,
-            app_id,
-            command,
-            common: yes(p, "COMMON"),
-            hidden: yes(p, "HIDDEN"),
-            extranet_support: yes(p, "EXTRANET_SUPPORT"),
-        },
-    );
+    portal
+        .commands
+        .insert(id, Command { id, bot_id, app_id, command, common: yes(p, "COMMON"), hidden: yes(p, "HIDDEN"), extranet_support: yes(p, "EXTRANET_SUPPORT") });
     Ok(Output::of(id))
 }
 

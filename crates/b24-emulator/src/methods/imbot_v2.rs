@@ -46,12 +46,7 @@ fn s(p: Option<&Param>) -> Option<String> {
 /// `botId` + `botToken` → the bot, with the documented errors.
 fn authorize(portal: &Portal, p: &Param) -> Result<u64, ApiError> {
     let token = s(p.get("botToken")).ok_or_else(|| ApiError::bad("BOT_TOKEN_NOT_SPECIFIED", "Bot token is not specified"))?;
-    let id = p
-        .get("botId")
-        .and_then(Param::int)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::bad("BOT_ID_REQUIRED", "Bot ID is required"))?
-        .unsigned_abs();
+    let id = p.get("botId").and_then(Param::int).filter(|n| *n > 0).ok_or_else(|| ApiError::bad("BOT_ID_REQUIRED", "Bot ID is required"))?.unsigned_abs();
     let bot = portal.bots.get(&id).filter(|b| b.v2.is_some()).ok_or_else(|| ApiError::bad("BOT_NOT_FOUND", "Bot not found"))?;
     if bot.v2.as_ref().is_none_or(|v| v.bot_token != token) {
         return Err(ApiError::forbidden("BOT_OWNERSHIP_ERROR", "Bot belongs to another application"));
@@ -189,15 +184,7 @@ fn message_send(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     if !portal.chats.get(&chat_id).is_some_and(|c| c.is_member(bot)) {
         return Err(denied());
     }
-    let post = Post {
-        chat_id,
-        author_id: bot,
-        text,
-        system: flag(fields.get("system")).unwrap_or(false),
-        keyboard,
-        attach,
-        ..Post::default()
-    };
+    let post = Post { chat_id, author_id: bot, text, system: flag(fields.get("system")).unwrap_or(false), keyboard, attach, ..Post::default() };
     let id = portal.post(post);
     portal.notify_bots(id);
     Ok(Output::of(json!({"id": id, "uuidMap": []})))

@@ -234,4 +234,3 @@ fn connector_title(id: &str) -> String {
 pub(crate) fn option_yes(p: &Param, key: &str) -> bool {
     p.get_ci(key).is_some_and(|v| v.is_yes() || v.text().is_some_and(|t| t == "1"))
 }
-

@@ -42,12 +42,7 @@ pub(crate) fn history_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> 
     let portal = ctx.portal();
     let session = match (pos_int(p, "SESSION_ID"), pos_int(p, "CHAT_ID")) {
         (Some(s), _) => portal.sessions.get(&s).ok_or_else(|| ApiError::bad("INVALID_SESSION_ID", "Invalid session ID"))?,
-        (None, Some(c)) => portal
-            .sessions
-            .values()
-            .rev()
-            .find(|s| s.chat_id == c)
-            .ok_or_else(|| ApiError::bad("INVALID_SESSION_ID", "Invalid session ID"))?,
+        (None, Some(c)) => portal.sessions.values().rev().find(|s| s.chat_id == c).ok_or_else(|| ApiError::bad("INVALID_SESSION_ID", "Invalid session ID"))?,
         (None, None) => return Err(ApiError::bad("MISSING_REQUIRED_PARAM", "Missing required parameter: SESSION_ID or CHAT_ID")),
     };
     if !portal.can_access(session.chat_id, ctx.user()) {
@@ -56,12 +51,8 @@ pub(crate) fn history_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> 
     let chat = portal.chats.get(&session.chat_id).ok_or_else(|| ApiError::bad("INVALID_SESSION_ID", "Invalid session ID"))?;
     let dialog = chat.dialog_id();
     let tz = portal.ident.tz;
-    let msgs: Vec<&crate::state::model::Message> = chat
-        .message_ids
-        .iter()
-        .filter_map(|id| portal.messages.get(id))
-        .filter(|m| m.session_id == session.id)
-        .collect();
+    let msgs: Vec<&crate::state::model::Message> =
+        chat.message_ids.iter().filter_map(|id| portal.messages.get(id)).filter(|m| m.session_id == session.id).collect();
     let mut message = Map::new();
     let mut ids = Vec::new();
     let mut users = Map::new();
@@ -110,15 +101,9 @@ pub(crate) fn config_list(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> 
     let limit = params.get_ci("limit").and_then(Param::int).filter(|n| *n > 0).map_or(50, |n| n.min(200)) as usize;
     let offset = params.get_ci("offset").and_then(Param::int).filter(|n| *n > 0).unwrap_or(0) as usize;
     let select: Vec<String> = params.get_ci("select").map(|s| s.values().iter().filter_map(|v| v.text()).collect()).unwrap_or_default();
-    let filter: Vec<(String, String)> = params
-        .get_ci("filter")
-        .map(|f| f.entries().into_iter().filter_map(|(k, v)| v.text().map(|t| (k.to_uppercase(), t))).collect())
-        .unwrap_or_default();
-    let desc = params
-        .get_ci("order")
-        .and_then(|o| o.get_ci("ID"))
-        .and_then(Param::text)
-        .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+    let filter: Vec<(String, String)> =
+        params.get_ci("filter").map(|f| f.entries().into_iter().filter_map(|(k, v)| v.text().map(|t| (k.to_uppercase(), t))).collect()).unwrap_or_default();
+    let desc = params.get_ci("order").and_then(|o| o.get_ci("ID")).and_then(Param::text).is_some_and(|d| d.eq_ignore_ascii_case("desc"));
     let portal = ctx.portal();
     let (q, cq) = (option_yes(&options, "QUEUE"), option_yes(&options, "CONFIG_QUEUE"));
     let mut lines: Vec<Value> = portal
@@ -137,7 +122,7 @@ pub(crate) fn config_list(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> 
         .map(|v| match (&v, select.is_empty()) {
             (Value::Object(o), false) => Value::Object(
                 o.iter()
-                    .filter(|(k, _)| select.iter().any(|s| s.eq_ignore_ascii_case(k)) || k.starts_with("QUEUE") || *k == "CONFIG_QUEUE")
+                    .filter(|(k, _)| select.iter().any(|s| s.eq_ignore_ascii_case(k)) || ["QUEUE", "QUEUE_USERS_FIELDS", "CONFIG_QUEUE"].contains(&k.as_str()))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
@@ -170,9 +155,7 @@ pub(crate) fn config_update(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError
     {
         return Err(ApiError::bad("WELCOME_BOT_ERROR", "Bot not found or is not an Open Lines bot"));
     }
-    let queue: Option<Vec<u64>> = params
-        .get_ci("QUEUE")
-        .map(|q| q.values().iter().filter_map(|v| v.int()).filter(|n| *n > 0).map(i64::unsigned_abs).collect());
+    let queue: Option<Vec<u64>> = params.get_ci("QUEUE").map(|q| q.values().iter().filter_map(|v| v.int()).filter(|n| *n > 0).map(i64::unsigned_abs).collect());
     let Some(line) = portal.lines.get_mut(&id) else { return Ok(Output::of(true)) };
     if let Some(v) = get("WELCOME_BOT_ENABLE") {
         line.welcome_bot_enable = v == "Y";
@@ -206,9 +189,7 @@ pub(crate) fn config_update(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError
 }
 
 pub(crate) fn crm_chat_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
-    let et = text(p, "CRM_ENTITY_TYPE")
-        .and_then(|t| EntityType::parse(&t))
-        .ok_or_else(|| ApiError::bad("ERROR_ARGUMENT", "Invalid CRM_ENTITY_TYPE"))?;
+    let et = text(p, "CRM_ENTITY_TYPE").and_then(|t| EntityType::parse(&t)).ok_or_else(|| ApiError::bad("ERROR_ARGUMENT", "Invalid CRM_ENTITY_TYPE"))?;
     let id = pos_int(p, "CRM_ENTITY").ok_or_else(|| ApiError::bad("ERROR_ARGUMENT", "CRM_ENTITY can't be empty"))?;
     let active_only = p.get("ACTIVE_ONLY").and_then(Param::text).is_none_or(|v| v != "N");
     let portal = ctx.portal();

@@ -20,13 +20,7 @@ use serde_json::Value;
 
 /// Every method.
 pub(crate) fn all() -> impl Iterator<Item = &'static MethodDef> {
-    misc::METHODS
-        .iter()
-        .chain(im::METHODS)
-        .chain(imbot::METHODS)
-        .chain(imbot_v2::METHODS)
-        .chain(imopenlines::METHODS)
-        .chain(crm::METHODS)
+    misc::METHODS.iter().chain(im::METHODS).chain(imbot::METHODS).chain(imbot_v2::METHODS).chain(imopenlines::METHODS).chain(crm::METHODS)
 }
 
 /// A positive integer parameter (PHP `intval(...) > 0`), else `None`.

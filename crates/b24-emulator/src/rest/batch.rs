@@ -27,9 +27,7 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     if ctx.in_batch {
         return Err(not_allowed());
     }
-    let halt = p.get_ci("halt").is_some_and(|h| {
-        h.is_yes() || h.int() == Some(1) || h.text().is_some_and(|t| t.eq_ignore_ascii_case("true"))
-    });
+    let halt = p.get_ci("halt").is_some_and(|h| h.is_yes() || h.int() == Some(1) || h.text().is_some_and(|t| t.eq_ignore_ascii_case("true")));
     let cmds = match p.get_ci("cmd") {
         Some(c) if c.is_container() => c.entries(),
         Some(c) if c.is_php_empty() => Vec::new(),
@@ -152,7 +150,13 @@ fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
-        Value::Bool(b) => if *b { "1".to_owned() } else { String::new() },
+        Value::Bool(b) => {
+            if *b {
+                "1".to_owned()
+            } else {
+                String::new()
+            }
+        }
         other => other.to_string(),
     }
 }

@@ -46,11 +46,7 @@ impl ApiError {
 
     /// 403 `insufficient_scope`.
     pub fn insufficient_scope() -> ApiError {
-        ApiError::new(
-            403,
-            "insufficient_scope",
-            "The request requires higher privileges than provided by the webhook token",
-        )
+        ApiError::new(403, "insufficient_scope", "The request requires higher privileges than provided by the webhook token")
     }
 
     /// 404 `ERROR_METHOD_NOT_FOUND` (text UNCONFIRMED, contract §1.5).
@@ -70,10 +66,7 @@ impl ApiError {
 
     /// 403 `WRONG_AUTH_TYPE` for methods that need an application context.
     pub fn wrong_auth_type() -> ApiError {
-        ApiError::forbidden(
-            "WRONG_AUTH_TYPE",
-            "Current authorization type is denied for this method. Application context required",
-        )
+        ApiError::forbidden("WRONG_AUTH_TYPE", "Current authorization type is denied for this method. Application context required")
     }
 
     /// 500 `INTERNAL_SERVER_ERROR` (an emulator bug; never expected).

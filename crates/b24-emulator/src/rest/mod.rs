@@ -12,6 +12,7 @@ pub(crate) mod envelope;
 pub(crate) mod errors;
 pub(crate) mod multipart;
 pub(crate) mod params;
+pub(crate) mod php_query;
 pub(crate) mod ratelimit;
 
 use crate::record::RecordedCall;
@@ -42,19 +43,10 @@ pub(crate) fn json_response(status: u16, body: &serde_json::Value) -> Response {
 }
 
 fn method_from_path(path: &str) -> (Vec<String>, String) {
-    let segs: Vec<String> = path
-        .trim_start_matches("/rest")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(params::url_decode)
-        .collect();
+    let segs: Vec<String> = path.trim_start_matches("/rest").split('/').filter(|s| !s.is_empty()).map(params::url_decode).collect();
     let last = segs.last().cloned().unwrap_or_default();
     let lower = last.to_ascii_lowercase();
-    let method = if lower.ends_with(".json") || lower.ends_with(".xml") {
-        last.rsplit_once('.').map_or(last.clone(), |(m, _)| m.to_owned())
-    } else {
-        last
-    };
+    let method = if lower.ends_with(".json") || lower.ends_with(".xml") { last.rsplit_once('.').map_or(last.clone(), |(m, _)| m.to_owned()) } else { last };
     (segs, method)
 }
 
@@ -143,11 +135,7 @@ pub(crate) fn read_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result
     if body.is_empty() {
         return Ok(query);
     }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let from_body = if ct.starts_with("application/json") {
         params::parse_json(body)?
     } else if ct.starts_with("application/x-www-form-urlencoded") {

@@ -11,9 +11,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').map(str::trim).find_map(|p| {
-        p.strip_prefix("boundary=").map(|b| b.trim_matches('"').to_owned())
-    })
+    content_type.split(';').map(str::trim).find_map(|p| p.strip_prefix("boundary=").map(|b| b.trim_matches('"').to_owned()))
 }
 
 fn field_name(headers: &str) -> Option<String> {

@@ -9,18 +9,13 @@ use serde_json::Value;
 
 fn has_button(keyboard: &Value, command: &str) -> bool {
     let list = keyboard.get("BUTTONS").unwrap_or(keyboard);
-    list.as_array()
-        .is_some_and(|a| a.iter().any(|b| b.get("COMMAND").and_then(Value::as_str) == Some(command)))
+    list.as_array().is_some_and(|a| a.iter().any(|b| b.get("COMMAND").and_then(Value::as_str) == Some(command)))
 }
 
 impl Portal {
     pub fn customer_presses(&mut self, chat_id: u64, bot_id: u64, command: &str, params: &str) -> Result<(), ApiError> {
         let chat = self.chats.get(&chat_id).ok_or_else(|| ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"))?;
-        let customer = chat
-            .lines
-            .as_ref()
-            .map(|l| l.customer_id)
-            .ok_or_else(|| ApiError::bad("CHAT_TYPE", "Not an Open Lines chat"))?;
+        let customer = chat.lines.as_ref().map(|l| l.customer_id).ok_or_else(|| ApiError::bad("CHAT_TYPE", "Not an Open Lines chat"))?;
         let cmd = self
             .commands
             .values()

@@ -75,14 +75,7 @@ pub(crate) struct Crm {
 
 impl Default for Crm {
     fn default() -> Self {
-        let next = [
-            (EntityType::Lead, 1200),
-            (EntityType::Deal, 800),
-            (EntityType::Contact, 500),
-            (EntityType::Company, 60),
-        ]
-        .into_iter()
-        .collect();
+        let next = [(EntityType::Lead, 1200), (EntityType::Deal, 800), (EntityType::Contact, 500), (EntityType::Company, 60)].into_iter().collect();
         Crm { items: BTreeMap::new(), comments: BTreeMap::new(), next, next_multi: 11650, next_comment: 90 }
     }
 }
@@ -92,52 +85,141 @@ fn template(et: EntityType, id: u64, user: u64, now: &str) -> Vec<(&'static str,
     let n = Value::Null;
     match et {
         EntityType::Lead => vec![
-            ("ID", id), ("TITLE", json!("")), ("HONORIFIC", n.clone()), ("NAME", json!("")),
-            ("SECOND_NAME", n.clone()), ("LAST_NAME", n.clone()), ("COMPANY_TITLE", n.clone()),
-            ("COMPANY_ID", n.clone()), ("CONTACT_ID", n.clone()), ("IS_RETURN_CUSTOMER", json!("N")),
-            ("BIRTHDATE", json!("")), ("SOURCE_ID", json!("")), ("SOURCE_DESCRIPTION", n.clone()),
-            ("STATUS_ID", json!("NEW")), ("STATUS_DESCRIPTION", n.clone()), ("POST", n.clone()),
-            ("COMMENTS", n.clone()), ("CURRENCY_ID", json!("EUR")), ("OPPORTUNITY", json!("0.00")),
-            ("IS_MANUAL_OPPORTUNITY", json!("N")), ("HAS_PHONE", json!("N")), ("HAS_EMAIL", json!("N")),
-            ("HAS_IMOL", json!("N")), ("ASSIGNED_BY_ID", user.clone()), ("CREATED_BY_ID", user.clone()),
-            ("MODIFY_BY_ID", user.clone()), ("DATE_CREATE", json!(now)), ("DATE_MODIFY", json!(now)),
-            ("DATE_CLOSED", json!("")), ("STATUS_SEMANTIC_ID", json!("P")), ("OPENED", json!("Y")),
-            ("ORIGINATOR_ID", n.clone()), ("ORIGIN_ID", n.clone()), ("MOVED_BY_ID", user.clone()),
-            ("MOVED_TIME", json!(now)), ("ADDRESS", n.clone()), ("ADDRESS_2", n.clone()),
-            ("ADDRESS_CITY", n.clone()), ("ADDRESS_POSTAL_CODE", n.clone()), ("ADDRESS_REGION", n.clone()),
-            ("ADDRESS_PROVINCE", n.clone()), ("ADDRESS_COUNTRY", n.clone()), ("ADDRESS_COUNTRY_CODE", n.clone()),
-            ("ADDRESS_LOC_ADDR_ID", n.clone()), ("UTM_SOURCE", n.clone()), ("UTM_MEDIUM", n.clone()),
-            ("UTM_CAMPAIGN", n.clone()), ("UTM_CONTENT", n.clone()), ("UTM_TERM", n),
-            ("LAST_ACTIVITY_BY", user), ("LAST_ACTIVITY_TIME", json!(now)),
+            ("ID", id),
+            ("TITLE", json!("")),
+            ("HONORIFIC", n.clone()),
+            ("NAME", json!("")),
+            ("SECOND_NAME", n.clone()),
+            ("LAST_NAME", n.clone()),
+            ("COMPANY_TITLE", n.clone()),
+            ("COMPANY_ID", n.clone()),
+            ("CONTACT_ID", n.clone()),
+            ("IS_RETURN_CUSTOMER", json!("N")),
+            ("BIRTHDATE", json!("")),
+            ("SOURCE_ID", json!("")),
+            ("SOURCE_DESCRIPTION", n.clone()),
+            ("STATUS_ID", json!("NEW")),
+            ("STATUS_DESCRIPTION", n.clone()),
+            ("POST", n.clone()),
+            ("COMMENTS", n.clone()),
+            ("CURRENCY_ID", json!("EUR")),
+            ("OPPORTUNITY", json!("0.00")),
+            ("IS_MANUAL_OPPORTUNITY", json!("N")),
+            ("HAS_PHONE", json!("N")),
+            ("HAS_EMAIL", json!("N")),
+            ("HAS_IMOL", json!("N")),
+            ("ASSIGNED_BY_ID", user.clone()),
+            ("CREATED_BY_ID", user.clone()),
+            ("MODIFY_BY_ID", user.clone()),
+            ("DATE_CREATE", json!(now)),
+            ("DATE_MODIFY", json!(now)),
+            ("DATE_CLOSED", json!("")),
+            ("STATUS_SEMANTIC_ID", json!("P")),
+            ("OPENED", json!("Y")),
+            ("ORIGINATOR_ID", n.clone()),
+            ("ORIGIN_ID", n.clone()),
+            ("MOVED_BY_ID", user.clone()),
+            ("MOVED_TIME", json!(now)),
+            ("ADDRESS", n.clone()),
+            ("ADDRESS_2", n.clone()),
+            ("ADDRESS_CITY", n.clone()),
+            ("ADDRESS_POSTAL_CODE", n.clone()),
+            ("ADDRESS_REGION", n.clone()),
+            ("ADDRESS_PROVINCE", n.clone()),
+            ("ADDRESS_COUNTRY", n.clone()),
+            ("ADDRESS_COUNTRY_CODE", n.clone()),
+            ("ADDRESS_LOC_ADDR_ID", n.clone()),
+            ("UTM_SOURCE", n.clone()),
+            ("UTM_MEDIUM", n.clone()),
+            ("UTM_CAMPAIGN", n.clone()),
+            ("UTM_CONTENT", n.clone()),
+            ("UTM_TERM", n),
+            ("LAST_ACTIVITY_BY", user),
+            ("LAST_ACTIVITY_TIME", json!(now)),
         ],
         EntityType::Contact | EntityType::Company => vec![
-            ("ID", id), ("POST", n.clone()), ("COMMENTS", n.clone()), ("HONORIFIC", n.clone()),
-            ("NAME", json!("")), ("SECOND_NAME", n.clone()), ("LAST_NAME", n.clone()), ("PHOTO", n.clone()),
-            ("LEAD_ID", n.clone()), ("TYPE_ID", json!("CLIENT")), ("SOURCE_ID", json!("")),
-            ("SOURCE_DESCRIPTION", n.clone()), ("COMPANY_ID", n.clone()), ("BIRTHDATE", json!("")),
-            ("EXPORT", json!("Y")), ("HAS_PHONE", json!("N")), ("HAS_EMAIL", json!("N")), ("HAS_IMOL", json!("N")),
-            ("DATE_CREATE", json!(now)), ("DATE_MODIFY", json!(now)), ("ASSIGNED_BY_ID", user.clone()),
-            ("CREATED_BY_ID", user.clone()), ("MODIFY_BY_ID", user.clone()), ("OPENED", json!("Y")),
-            ("ORIGINATOR_ID", n.clone()), ("ORIGIN_ID", n.clone()), ("ORIGIN_VERSION", n.clone()),
-            ("FACE_ID", n.clone()), ("ADDRESS", n.clone()), ("UTM_SOURCE", n.clone()), ("UTM_MEDIUM", n.clone()),
-            ("UTM_CAMPAIGN", n.clone()), ("UTM_CONTENT", n.clone()), ("UTM_TERM", n),
-            ("LAST_ACTIVITY_TIME", json!(now)), ("LAST_ACTIVITY_BY", user),
+            ("ID", id),
+            ("POST", n.clone()),
+            ("COMMENTS", n.clone()),
+            ("HONORIFIC", n.clone()),
+            ("NAME", json!("")),
+            ("SECOND_NAME", n.clone()),
+            ("LAST_NAME", n.clone()),
+            ("PHOTO", n.clone()),
+            ("LEAD_ID", n.clone()),
+            ("TYPE_ID", json!("CLIENT")),
+            ("SOURCE_ID", json!("")),
+            ("SOURCE_DESCRIPTION", n.clone()),
+            ("COMPANY_ID", n.clone()),
+            ("BIRTHDATE", json!("")),
+            ("EXPORT", json!("Y")),
+            ("HAS_PHONE", json!("N")),
+            ("HAS_EMAIL", json!("N")),
+            ("HAS_IMOL", json!("N")),
+            ("DATE_CREATE", json!(now)),
+            ("DATE_MODIFY", json!(now)),
+            ("ASSIGNED_BY_ID", user.clone()),
+            ("CREATED_BY_ID", user.clone()),
+            ("MODIFY_BY_ID", user.clone()),
+            ("OPENED", json!("Y")),
+            ("ORIGINATOR_ID", n.clone()),
+            ("ORIGIN_ID", n.clone()),
+            ("ORIGIN_VERSION", n.clone()),
+            ("FACE_ID", n.clone()),
+            ("ADDRESS", n.clone()),
+            ("UTM_SOURCE", n.clone()),
+            ("UTM_MEDIUM", n.clone()),
+            ("UTM_CAMPAIGN", n.clone()),
+            ("UTM_CONTENT", n.clone()),
+            ("UTM_TERM", n),
+            ("LAST_ACTIVITY_TIME", json!(now)),
+            ("LAST_ACTIVITY_BY", user),
         ],
         EntityType::Deal => vec![
-            ("ID", id), ("TITLE", json!("")), ("TYPE_ID", json!("SALE")), ("STAGE_ID", json!("NEW")),
-            ("PROBABILITY", n.clone()), ("CURRENCY_ID", json!("EUR")), ("OPPORTUNITY", json!("0.00")),
-            ("IS_MANUAL_OPPORTUNITY", json!("N")), ("TAX_VALUE", json!("0.00")), ("LEAD_ID", n.clone()),
-            ("COMPANY_ID", json!("0")), ("CONTACT_ID", n.clone()), ("QUOTE_ID", n.clone()),
-            ("BEGINDATE", json!(now)), ("CLOSEDATE", json!(now)), ("ASSIGNED_BY_ID", user.clone()),
-            ("CREATED_BY_ID", user.clone()), ("MODIFY_BY_ID", user.clone()), ("DATE_CREATE", json!(now)),
-            ("DATE_MODIFY", json!(now)), ("OPENED", json!("Y")), ("CLOSED", json!("N")), ("COMMENTS", n.clone()),
-            ("ADDITIONAL_INFO", n.clone()), ("LOCATION_ID", n.clone()), ("CATEGORY_ID", json!("0")),
-            ("STAGE_SEMANTIC_ID", json!("P")), ("IS_NEW", json!("Y")), ("IS_RECURRING", json!("N")),
-            ("IS_RETURN_CUSTOMER", json!("N")), ("IS_REPEATED_APPROACH", json!("N")), ("SOURCE_ID", json!("")),
-            ("SOURCE_DESCRIPTION", n.clone()), ("ORIGINATOR_ID", n.clone()), ("ORIGIN_ID", n.clone()),
-            ("MOVED_BY_ID", user.clone()), ("MOVED_TIME", json!(now)), ("LAST_ACTIVITY_TIME", json!(now)),
-            ("UTM_SOURCE", n.clone()), ("UTM_MEDIUM", n.clone()), ("UTM_CAMPAIGN", n.clone()),
-            ("UTM_CONTENT", n.clone()), ("UTM_TERM", n), ("LAST_ACTIVITY_BY", user),
+            ("ID", id),
+            ("TITLE", json!("")),
+            ("TYPE_ID", json!("SALE")),
+            ("STAGE_ID", json!("NEW")),
+            ("PROBABILITY", n.clone()),
+            ("CURRENCY_ID", json!("EUR")),
+            ("OPPORTUNITY", json!("0.00")),
+            ("IS_MANUAL_OPPORTUNITY", json!("N")),
+            ("TAX_VALUE", json!("0.00")),
+            ("LEAD_ID", n.clone()),
+            ("COMPANY_ID", json!("0")),
+            ("CONTACT_ID", n.clone()),
+            ("QUOTE_ID", n.clone()),
+            ("BEGINDATE", json!(now)),
+            ("CLOSEDATE", json!(now)),
+            ("ASSIGNED_BY_ID", user.clone()),
+            ("CREATED_BY_ID", user.clone()),
+            ("MODIFY_BY_ID", user.clone()),
+            ("DATE_CREATE", json!(now)),
+            ("DATE_MODIFY", json!(now)),
+            ("OPENED", json!("Y")),
+            ("CLOSED", json!("N")),
+            ("COMMENTS", n.clone()),
+            ("ADDITIONAL_INFO", n.clone()),
+            ("LOCATION_ID", n.clone()),
+            ("CATEGORY_ID", json!("0")),
+            ("STAGE_SEMANTIC_ID", json!("P")),
+            ("IS_NEW", json!("Y")),
+            ("IS_RECURRING", json!("N")),
+            ("IS_RETURN_CUSTOMER", json!("N")),
+            ("IS_REPEATED_APPROACH", json!("N")),
+            ("SOURCE_ID", json!("")),
+            ("SOURCE_DESCRIPTION", n.clone()),
+            ("ORIGINATOR_ID", n.clone()),
+            ("ORIGIN_ID", n.clone()),
+            ("MOVED_BY_ID", user.clone()),
+            ("MOVED_TIME", json!(now)),
+            ("LAST_ACTIVITY_TIME", json!(now)),
+            ("UTM_SOURCE", n.clone()),
+            ("UTM_MEDIUM", n.clone()),
+            ("UTM_CAMPAIGN", n.clone()),
+            ("UTM_CONTENT", n.clone()),
+            ("UTM_TERM", n),
+            ("LAST_ACTIVITY_BY", user),
         ],
     }
 }
@@ -158,10 +240,7 @@ impl Crm {
         *seq += 1;
         let id = *seq;
         let now_s = iso(now.to_utc(), *now.offset());
-        let mut item = CrmItem {
-            fields: template(et, id, user, &now_s).into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            multi: BTreeMap::new(),
-        };
+        let mut item = CrmItem { fields: template(et, id, user, &now_s).into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), multi: BTreeMap::new() };
         self.apply(&mut item, fields);
         self.items.insert((et, id), item);
         id
@@ -185,12 +264,7 @@ impl Crm {
                     let Some(value) = value.filter(|x| !x.is_empty()) else { continue };
                     self.next_multi += 1;
                     let value_type = e.get("VALUE_TYPE").and_then(Value::as_str).unwrap_or("WORK").to_owned();
-                    item.multi.entry(key.clone()).or_default().push(MultiField {
-                        id: self.next_multi,
-                        value_type,
-                        value,
-                        type_id: key.clone(),
-                    });
+                    item.multi.entry(key.clone()).or_default().push(MultiField { id: self.next_multi, value_type, value, type_id: key.clone() });
                 }
             } else {
                 item.fields.insert(key, scalar_string(v));
@@ -268,20 +342,13 @@ impl Crm {
     pub fn add_comment(&mut self, et: EntityType, entity_id: u64, comment: &str, author: u64, now: Time) -> u64 {
         self.next_comment += 1;
         let id = self.next_comment;
-        self.comments.insert(
-            id,
-            TimelineComment { id, entity_type: et, entity_id, comment: comment.to_owned(), author_id: author, created: now },
-        );
+        self.comments.insert(id, TimelineComment { id, entity_type: et, entity_id, comment: comment.to_owned(), author_id: author, created: now });
         id
     }
 }
 
 fn multi_json(list: &[MultiField]) -> Value {
-    Value::Array(
-        list.iter()
-            .map(|f| json!({"ID": f.id.to_string(), "VALUE_TYPE": f.value_type, "VALUE": f.value, "TYPE_ID": f.type_id}))
-            .collect(),
-    )
+    Value::Array(list.iter().map(|f| json!({"ID": f.id.to_string(), "VALUE_TYPE": f.value_type, "VALUE": f.value, "TYPE_ID": f.type_id})).collect())
 }
 
 fn as_text(v: &Value) -> String {
@@ -296,20 +363,14 @@ fn as_text(v: &Value) -> String {
 /// Multifields match exactly only.
 fn matches_filter(item: &CrmItem, key: &str, want: &Value) -> bool {
     let ops = ["!=", ">=", "<=", "!@", "=%", "%=", "=", "!", ">", "<", "%", "@"];
-    let (op, field) = ops
-        .iter()
-        .find_map(|op| key.strip_prefix(op).map(|f| (*op, f)))
-        .unwrap_or(("=", key));
+    let (op, field) = ops.iter().find_map(|op| key.strip_prefix(op).map(|f| (*op, f))).unwrap_or(("=", key));
     let field = field.to_uppercase();
     if MULTI.contains(&field.as_str()) {
         let wants: Vec<String> = match want {
             Value::Array(a) => a.iter().map(as_text).collect(),
             other => vec![as_text(other)],
         };
-        let hit = item
-            .multi
-            .get(&field)
-            .is_some_and(|l| l.iter().any(|f| wants.contains(&f.value)));
+        let hit = item.multi.get(&field).is_some_and(|l| l.iter().any(|f| wants.contains(&f.value)));
         return if op.starts_with('!') { !hit } else { hit };
     }
     let have = item.fields.get(&field).map(as_text).unwrap_or_default();

@@ -40,9 +40,7 @@ impl Portal {
         let now = self.now();
         let Some(chat) = self.chats.get_mut(&p.chat_id) else { return id };
         let lines = chat.lines.as_ref();
-        let to_customer = lines.is_some_and(|l| p.author_id != l.customer_id)
-            && !p.skip_connector
-            && (!p.system || p.important_connector);
+        let to_customer = lines.is_some_and(|l| p.author_id != l.customer_id) && !p.skip_connector && (!p.system || p.important_connector);
         let session_id = lines.map_or(0, |l| l.session_id);
         chat.message_ids.push(id);
         let mut params = p.params;

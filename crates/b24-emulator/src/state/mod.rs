@@ -110,18 +110,14 @@ pub(crate) struct Portal {
 pub(crate) fn random_code(len: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
-        .collect()
+    (0..len).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
 }
 
 /// Random lowercase hex (member ids, application tokens).
 pub(crate) fn random_hex(len: usize) -> String {
     const CHARS: &[u8] = b"0123456789abcdef";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
-        .collect()
+    (0..len).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
 }
 
 /// A v4-shaped UUID string (message `uuid`, `TEMPLATE_ID`).
@@ -190,10 +186,7 @@ impl Portal {
         if chat.is_member(user) {
             return true;
         }
-        chat.lines
-            .as_ref()
-            .and_then(|l| self.lines.get(&l.line_id))
-            .is_some_and(|line| line.queue.contains(&user))
+        chat.lines.as_ref().and_then(|l| self.lines.get(&l.line_id)).is_some_and(|line| line.queue.contains(&user))
     }
 
     /// The bot behind a v1 `CLIENT_ID` (its app's first bot), as `imbot.*` resolves an omitted `BOT_ID`.

@@ -37,11 +37,7 @@ pub(crate) fn color_for(id: u64) -> String {
 impl Portal {
     /// A customer's message arriving through the line's connector.
     pub fn customer_writes(&mut self, line_id: u64, phone: &str, text: &str) -> Result<CustomerMessage, ApiError> {
-        let line = self
-            .lines
-            .get(&line_id)
-            .cloned()
-            .ok_or_else(|| ApiError::new(404, "LINE_NOT_FOUND", "Line not found"))?;
+        let line = self.lines.get(&line_id).cloned().ok_or_else(|| ApiError::new(404, "LINE_NOT_FOUND", "Line not found"))?;
         let digits = phone_digits(phone);
         if digits.is_empty() {
             return Err(ApiError::bad("PHONE_EMPTY", "Phone number has no digits"));
@@ -100,11 +96,7 @@ impl Portal {
         }
         let Some(line) = self.lines.get(&line_id).cloned() else { return (0, false) };
         let id = self.ids.chat();
-        let connector_chat = if line.connector_id.starts_with("whatsappbyedna") {
-            format!("{digits}@{}", line.subject)
-        } else {
-            digits.to_owned()
-        };
+        let connector_chat = if line.connector_id.starts_with("whatsappbyedna") { format!("{digits}@{}", line.subject) } else { digits.to_owned() };
         let customer_name = self.user(customer).map(User::name).unwrap_or_default();
         let now = self.now();
         self.chats.insert(
@@ -141,10 +133,7 @@ impl Portal {
         let line_id = self.chats.get(&chat_id).and_then(|c| c.lines.as_ref()).map_or(0, |l| l.line_id);
         let Some(line) = self.lines.get(&line_id).cloned() else { return 0 };
         let now = self.now();
-        self.sessions.insert(
-            sid,
-            Session { id: sid, chat_id, line_id, operator_id: 0, open: true, date_create: now, date_close: None },
-        );
+        self.sessions.insert(sid, Session { id: sid, chat_id, line_id, operator_id: 0, open: true, date_create: now, date_close: None });
         if let Some(l) = self.chats.get_mut(&chat_id).and_then(|c| c.lines.as_mut()) {
             l.session_id = sid;
         }
@@ -152,9 +141,7 @@ impl Portal {
             self.bind_crm(chat_id);
         }
         let bot = line.welcome_bot_id;
-        let joins = line.welcome_bot_enable
-            && self.bots.contains_key(&bot)
-            && (line.welcome_bot_join == WelcomeBotJoin::Always || first_session);
+        let joins = line.welcome_bot_enable && self.bots.contains_key(&bot) && (line.welcome_bot_join == WelcomeBotJoin::Always || first_session);
         if joins {
             self.set_operator(chat_id, bot);
             self.emit_join(chat_id, bot, customer);
@@ -187,11 +174,7 @@ impl Portal {
         let next = self
             .lines
             .get(&line_id)
-            .and_then(|line| {
-                line.queue.iter().copied().find(|u| {
-                    !skip.contains(u) && self.user(*u).is_some_and(|x| x.active && x.kind == UserKind::Employee)
-                })
-            })
+            .and_then(|line| line.queue.iter().copied().find(|u| !skip.contains(u) && self.user(*u).is_some_and(|x| x.active && x.kind == UserKind::Employee)))
             .unwrap_or(0);
         self.set_operator(chat_id, next);
         next
@@ -266,10 +249,7 @@ impl Portal {
 
     /// The caller takes the dialog (`imopenlines.operator.answer`, `imopenlines.session.intercept`).
     pub fn answer(&mut self, chat_id: u64, user: u64) -> Result<(), ApiError> {
-        let op = self
-            .open_session(chat_id)
-            .map(|s| s.operator_id)
-            .ok_or_else(|| ApiError::bad("ACCESS_DENIED", "You don't have access to this chat"))?;
+        let op = self.open_session(chat_id).map(|s| s.operator_id).ok_or_else(|| ApiError::bad("ACCESS_DENIED", "You don't have access to this chat"))?;
         if op == user {
             return Ok(());
         }
@@ -295,10 +275,7 @@ impl Portal {
 
     /// Closes the open session; everyone but the customer leaves the chat.
     pub fn finish_session(&mut self, chat_id: u64) -> Result<(), ApiError> {
-        let sid = self
-            .open_session(chat_id)
-            .map(|s| s.id)
-            .ok_or_else(|| ApiError::bad("SESSION_CLOSED", "The chat has no open session"))?;
+        let sid = self.open_session(chat_id).map(|s| s.id).ok_or_else(|| ApiError::bad("SESSION_CLOSED", "The chat has no open session"))?;
         self.system_message(chat_id, "The conversation has been completed.");
         let now = self.now();
         if let Some(s) = self.sessions.get_mut(&sid) {
@@ -358,10 +335,7 @@ impl Portal {
         let Some(l) = &chat.lines else { return String::new() };
         let crm_on = self.lines.get(&l.line_id).is_some_and(|x| x.crm);
         let (etype, eid) = primary_crm(&l.crm);
-        let (sid, created) = self
-            .sessions
-            .get(&l.session_id)
-            .map_or((0, 0), |s| (s.id, s.date_create.timestamp()));
+        let (sid, created) = self.sessions.get(&l.session_id).map_or((0, 0), |s| (s.id, s.date_create.timestamp()));
         format!("{}|{etype}|{eid}|N|N|{sid}|{created}|0|0|0", if crm_on { "Y" } else { "N" })
     }
 

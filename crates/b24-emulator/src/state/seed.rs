@@ -80,10 +80,7 @@ impl Portal {
         if !bot.serves_openlines() {
             return Err(ApiError::bad("BOT_NOT_OPENLINE", "Only Open Lines bots (TYPE=O or OPENLINE=Y) can be welcome bots"));
         }
-        let line = self
-            .lines
-            .get_mut(&line_id)
-            .ok_or_else(|| ApiError::new(404, "LINE_NOT_FOUND", "Line not found"))?;
+        let line = self.lines.get_mut(&line_id).ok_or_else(|| ApiError::new(404, "LINE_NOT_FOUND", "Line not found"))?;
         line.welcome_bot_enable = true;
         line.welcome_bot_id = bot_id;
         Ok(())
@@ -118,14 +115,7 @@ impl Portal {
         ];
         for (id, name, connector, queue, crm) in lines {
             if !self.lines.contains_key(&id) {
-                self.add_line(NewLine {
-                    id: Some(id),
-                    name: name.to_owned(),
-                    connector_id: Some(connector.to_owned()),
-                    queue,
-                    crm,
-                    ..NewLine::default()
-                });
+                self.add_line(NewLine { id: Some(id), name: name.to_owned(), connector_id: Some(connector.to_owned()), queue, crm, ..NewLine::default() });
             }
         }
         let existing = self.webhooks.keys().find(|(u, _)| *u == SERVICE_USER).map(|(_, c)| c.clone());

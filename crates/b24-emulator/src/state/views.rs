@@ -82,7 +82,13 @@ pub(crate) fn message_im(p: &Portal, m: &Message, reader: u64) -> Value {
 pub(crate) fn dialog_get(p: &Portal, c: &Chat, caller: u64) -> Value {
     let entity_id = c.lines.as_ref().map(|l| l.entity_id.clone()).unwrap_or_default();
     let last = c.message_ids.last().copied().unwrap_or(0);
-    let role = if c.owner == caller && caller > 0 { "owner" } else if c.is_member(caller) { "member" } else { "none" };
+    let role = if c.owner == caller && caller > 0 {
+        "owner"
+    } else if c.is_member(caller) {
+        "member"
+    } else {
+        "none"
+    };
     json!({
         "id": c.id, "parent_chat_id": 0, "parent_message_id": 0, "name": c.title, "description": null,
         "owner": c.owner, "extranet": true, "avatar": "", "color": c.color, "type": "lines", "counter": 0,
@@ -132,12 +138,7 @@ fn session_status(p: &Portal, c: &Chat) -> u64 {
 pub(crate) fn recent_item(p: &Portal, c: &Chat, caller: u64) -> Value {
     let last = c.message_ids.last().and_then(|id| p.messages.get(id));
     let read = c.read.get(&caller).copied().unwrap_or(0);
-    let counter = c
-        .message_ids
-        .iter()
-        .filter_map(|id| p.messages.get(id))
-        .filter(|m| m.id > read && m.author_id != caller)
-        .count();
+    let counter = c.message_ids.iter().filter_map(|id| p.messages.get(id)).filter(|m| m.id > read && m.author_id != caller).count();
     let message = last.map_or(json!({}), |m| {
         json!({"id": m.id, "text": m.text, "file": false, "author_id": m.author_id, "attach": m.attach.is_some(),
                "date": date(p, &m.date), "status": "received", "uuid": m.uuid})
@@ -166,7 +167,7 @@ pub(crate) fn line_config(p: &Portal, l: &Line, queue: bool, config_queue: bool)
         "WATCH_TYPING": "Y", "WELCOME_BOT_ENABLE": yn(l.welcome_bot_enable),
         "WELCOME_BOT_JOIN": l.welcome_bot_join.as_str(), "WELCOME_BOT_ID": l.welcome_bot_id.to_string(),
         "WELCOME_BOT_TIME": l.welcome_bot_time.to_string(), "WELCOME_BOT_LEFT": l.welcome_bot_left.as_str(),
-        "WELCOME_MESSAGE": "Y", "WELCOME_MESSAGE_TEXT": l.welcome_message, "DATE_CREATE": date(p, &l.date_create),
+        "WELCOME_MESSAGE": "N", "WELCOME_MESSAGE_TEXT": l.welcome_message, "DATE_CREATE": date(p, &l.date_create),
     }))
     .unwrap_or_default();
     if queue {

@@ -99,11 +99,7 @@ pub struct Receiver {
 
 async fn store(State(got): State<Arc<Mutex<Vec<Received>>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> &'static str {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    got.lock().expect("lock").push(Received {
-        uri: uri.to_string(),
-        content_type,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    got.lock().expect("lock").push(Received { uri: uri.to_string(), content_type, body: String::from_utf8_lossy(&body).into_owned() });
     "{\"status\":\"ok\"}"
 }
 

@@ -74,10 +74,7 @@ async fn v1_events_match_the_documented_and_captured_payloads() {
     let msg = &events[1];
     let mut actual = Vec::new();
     flat_keys(msg, "", &mut actual);
-    let obs_a: Vec<String> = fixture("obs_onimbotmessageadd_openlines_webhook_bot.json")
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
+    let obs_a: Vec<String> = fixture("obs_onimbotmessageadd_openlines_webhook_bot.json").as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     for k in rekey(&obs_a, "11", &bot.to_string()) {
         assert!(actual.contains(&k), "capture (a) field {k} missing; got {actual:?}");
     }
@@ -91,6 +88,16 @@ async fn v1_events_match_the_documented_and_captured_payloads() {
     let auth: Vec<&String> = msg["auth"].as_object().map(|o| o.keys().collect()).unwrap_or_default();
     assert_eq!(auth, ["application_token", "client_endpoint", "domain", "member_id", "server_endpoint"], "webhook bots get no tokens");
     assert_eq!(msg["auth"]["application_token"], "192735", "OBS: application_token == CLIENT_ID");
+    assert_shape(&fixture("event_outgoing_webhook.json")["auth"], &msg["auth"], Rules::default());
+    // No invented PARAMS keys: each one appears in a captured Open Lines event or in the DOC group-chat example.
+    let mut known: Vec<String> = fixture("onimbotmessageadd_group.json")["data"]["PARAMS"]
+        .as_object()
+        .map(|o| o.keys().map(|k| format!("data[PARAMS][{k}]")).collect())
+        .unwrap_or_default();
+    known.extend(fixture("obs_onimbotmessageadd_openlines_app_bot.json").as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
+    for k in actual.iter().filter(|k| k.starts_with("data[PARAMS]")) {
+        assert!(known.contains(k), "{k} is neither documented nor captured");
+    }
     // USER and the bot block follow the DOC example's keys (the DOC bot block also carries OAuth tokens, which a
     // webhook-registered bot never gets).
     let doc = fixture("onimbotmessageadd_private.json");
@@ -100,9 +107,28 @@ async fn v1_events_match_the_documented_and_captured_payloads() {
         &doc["data"]["BOT"]["567"],
         block,
         Rules {
-            missing: &["access_token", "expires", "expires_in", "scope", "server_endpoint", "status", "client_endpoint",
-                "refresh_token", "user_id", "client_id", "AUTH.access_token", "AUTH.expires", "AUTH.expires_in", "AUTH.scope",
-                "AUTH.server_endpoint", "AUTH.status", "AUTH.client_endpoint", "AUTH.refresh_token", "AUTH.user_id", "AUTH.client_id"],
+            missing: &[
+                "access_token",
+                "expires",
+                "expires_in",
+                "scope",
+                "server_endpoint",
+                "status",
+                "client_endpoint",
+                "refresh_token",
+                "user_id",
+                "client_id",
+                "AUTH.access_token",
+                "AUTH.expires",
+                "AUTH.expires_in",
+                "AUTH.scope",
+                "AUTH.server_endpoint",
+                "AUTH.status",
+                "AUTH.client_endpoint",
+                "AUTH.refresh_token",
+                "AUTH.user_id",
+                "AUTH.client_id",
+            ],
             ..Rules::default()
         },
     );
@@ -151,14 +177,21 @@ async fn method_results_match_documented_examples() {
 async fn v2_fetch_events_match_documented_examples() {
     let p = start_with(EmulatorConfig { rate: b24_emulator::RateLimit::UNLIMITED, ..EmulatorConfig::default() }).await;
     let reg = p
-        .ok("imbot.v2.Bot.register", json!({"botToken": "tok-1", "fields": {"code": "support_bot", "type": "openline",
-            "properties": {"name": "Support"}}}))
+        .ok(
+            "imbot.v2.Bot.register",
+            json!({"botToken": "tok-1", "fields": {"code": "support_bot", "type": "openline",
+            "properties": {"name": "Support"}}}),
+        )
         .await;
     let bot = reg["bot"]["id"].as_u64().expect("bot id");
     p.emu.attach_welcome_bot(3, bot).expect("attach");
     p.emu.customer_writes(3, "+491705550000", "Hello bot!").await.expect("write");
     let (_, body) = p.call("imbot.v2.Event.get", json!({"botId": bot, "botToken": "tok-1"})).await;
-    assert_shape(&fixture("imbot_v2_event_get.json"), &body, Rules { opaque: &["result.events[].data"], ..Rules::default() });
+    assert_shape(
+        &fixture("imbot_v2_event_get.json"),
+        &body,
+        Rules { opaque: &["result.events[].data"], extra: &["time.operating_reset_at", "time.operating"], ..Rules::default() },
+    );
     let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
     let msg = events.iter().find(|e| e["type"] == "ONIMBOTV2MESSAGEADD").expect("message event");
     assert_shape(

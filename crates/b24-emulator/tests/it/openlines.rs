@@ -56,10 +56,7 @@ async fn bot_replies_reach_the_customer_in_order_but_system_and_skip_connector_d
     let mut ids = Vec::new();
     for (text, system, skip) in [("one", "N", "N"), ("internal", "Y", "N"), ("hidden", "N", "Y"), ("[b]two[/b]", "N", "N")] {
         let id = p
-            .ok(
-                "imbot.message.add",
-                json!({"BOT_ID": bot, "DIALOG_ID": dialog, "MESSAGE": text, "SYSTEM": system, "SKIP_CONNECTOR": skip, "CLIENT_ID": "c1"}),
-            )
+            .ok("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": dialog, "MESSAGE": text, "SYSTEM": system, "SKIP_CONNECTOR": skip, "CLIENT_ID": "c1"}))
             .await;
         ids.push(id.as_u64().expect("integer message id"));
     }
@@ -119,9 +116,8 @@ async fn handoff_to_operator_silences_the_bot() {
     assert!(chat.messages.last().is_some_and(|m| m.system && m.author_id == 0));
     let (s, b) = p.call("imopenlines.bot.session.operator", json!({"CHAT_ID": m.chat_id})).await;
     assert_eq!((s, b["error"].as_str(), b["error_description"].as_str()), (400, Some("WRONG_CHAT"), Some("Operator is not a bot")));
-    let (s, b) = p
-        .call("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "still here?", "CLIENT_ID": "c2"}))
-        .await;
+    let (s, b) =
+        p.call("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "still here?", "CLIENT_ID": "c2"})).await;
     assert_eq!((s, b["error"].as_str(), b["error_description"].as_str()), (400, Some("WRONG_REQUEST"), Some("Message isn't added")));
     p.emu.customer_writes(3, "+491700000003", "hello?").await.expect("write");
     assert!(p.emu.wait_idle(WAIT).await);

@@ -46,9 +46,8 @@ async fn json_suffix_get_query_and_form_bodies_are_equivalent() {
     assert_eq!(body["result"]["id"], json!(p.demo.operator_id));
     let (s, body) = p.raw("im.user.get", "application/x-www-form-urlencoded", &format!("id={}", p.demo.operator_id)).await;
     assert_eq!((s, &body["result"]["id"]), (200, &json!(p.demo.operator_id)), "lowercase key is upper-cased for im.*");
-    let (s, body) = p
-        .raw("crm.lead.add", "application/x-www-form-urlencoded", "fields[TITLE]=T&fields[PHONE][0][VALUE]=%2B491701&fields[PHONE][0][VALUE_TYPE]=WORK")
-        .await;
+    let (s, body) =
+        p.raw("crm.lead.add", "application/x-www-form-urlencoded", "fields[TITLE]=T&fields[PHONE][0][VALUE]=%2B491701&fields[PHONE][0][VALUE_TYPE]=WORK").await;
     assert_eq!(s, 200, "{body}");
     let id = body["result"].as_u64().expect("int id");
     let lead = p.ok("crm.lead.get", json!({"id": id})).await;

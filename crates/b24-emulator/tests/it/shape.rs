@@ -48,13 +48,12 @@ pub fn diff(expected: &Value, actual: &Value, path: &str, rules: &Rules<'_>, out
     }
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) if id_map(e) => {
-            let Some(first) = e.values().next() else { return };
             if !a.is_empty() && !id_map(a) {
                 out.push(format!("{path}: expected a map keyed by ids, got keys {:?}", a.keys().collect::<Vec<_>>()));
             }
-            for v in a.values() {
-                diff(first, v, &join(path, "*"), rules, out);
-            }
+            let e: Vec<Value> = e.values().cloned().collect();
+            let a: Vec<Value> = a.values().cloned().collect();
+            any_match(&e, &a, &join(path, "*"), rules, out);
         }
         (Value::Object(e), Value::Object(a)) => {
             for (k, ev) in e {
@@ -72,29 +71,31 @@ pub fn diff(expected: &Value, actual: &Value, path: &str, rules: &Rules<'_>, out
                 }
             }
         }
-        (Value::Array(e), Value::Array(a)) => {
-            let p = format!("{path}[]");
-            if e.is_empty() {
-                return;
-            }
-            for av in a {
-                let attempts: Vec<Vec<String>> = e
-                    .iter()
-                    .map(|ev| {
-                        let mut errs = Vec::new();
-                        diff(ev, av, &p, rules, &mut errs);
-                        errs
-                    })
-                    .collect();
-                if !attempts.iter().any(Vec::is_empty) {
-                    out.extend(attempts.into_iter().next().unwrap_or_default());
-                }
-            }
-        }
+        (Value::Array(e), Value::Array(a)) => any_match(e, a, &format!("{path}[]"), rules, out),
         (Value::Object(_), Value::Array(a)) | (Value::Array(a), Value::Object(_)) if a.is_empty() => {}
         (Value::Array(e), Value::Object(_)) if e.is_empty() => {}
         (e, a) if kind(e) == kind(a) => {}
         (e, a) => out.push(format!("{path}: expected {} like {e}, got {a}", kind(e))),
+    }
+}
+
+/// Each actual element must match at least one expected element.
+fn any_match(e: &[Value], a: &[Value], path: &str, rules: &Rules<'_>, out: &mut Vec<String>) {
+    if e.is_empty() {
+        return;
+    }
+    for av in a {
+        let attempts: Vec<Vec<String>> = e
+            .iter()
+            .map(|ev| {
+                let mut errs = Vec::new();
+                diff(ev, av, path, rules, &mut errs);
+                errs
+            })
+            .collect();
+        if !attempts.iter().any(Vec::is_empty) {
+            out.extend(attempts.into_iter().next().unwrap_or_default());
+        }
     }
 }
 

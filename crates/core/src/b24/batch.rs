@@ -279,11 +279,14 @@ mod tests {
         for i in 0..120 {
             b.add(format!("c{i}"), "profile", &json!({}));
         }
-        let sizes: Vec<usize> = b.bodies().map(|(body, chunk)| {
-            assert_eq!(body["halt"], json!(1));
-            assert_eq!(body["cmd"].as_object().map(Map::len), Some(chunk.len()));
-            chunk.len()
-        }).collect();
+        let sizes: Vec<usize> = b
+            .bodies()
+            .map(|(body, chunk)| {
+                assert_eq!(body["halt"], json!(1));
+                assert_eq!(body["cmd"].as_object().map(Map::len), Some(chunk.len()));
+                chunk.len()
+            })
+            .collect();
         assert_eq!(sizes, vec![50, 50, 20]);
     }
 

@@ -18,17 +18,18 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use super::error::{codes, B24Error, ErrorKind};
+use super::error::{B24Error, ErrorKind, codes};
 use super::ratelimit::{Permit, Priority, RateLimiter, RatePlan};
 use super::webhook::WebhookBase;
-use crate::retry::{retry, RetryPolicy, Verdict};
+use crate::retry::{RetryPolicy, Verdict, retry};
 
 /// How the client behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientOptions {
     /// The client's share of the portal's request budget.
     pub rate: RatePlan,
-    /// Retries of rate-limited and transient failures.
+    /// Retries of rate-limited and transient failures. Its budget counts from the first attempt,
+    /// time spent queued for the rate limiter included.
     pub retry: RetryPolicy,
     /// The timeout of one HTTP request (Bitrix24 cuts requests off at 60 s itself).
     pub timeout: Duration,
@@ -94,11 +95,10 @@ impl B24Client {
     /// A client that shares `limiter` with others: the portal counts requests per portal, so two
     /// webhooks of one portal should draw from one bucket. `options.rate` is ignored.
     pub fn with_limiter(webhook: WebhookBase, options: ClientOptions, limiter: Arc<RateLimiter>) -> Result<Self, B24Error> {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .user_agent(options.user_agent.clone())
-            .build()
-            .map_err(|e| B24Error::local("(client)", ErrorKind::Permanent, codes::BAD_REQUEST, format!("cannot build the HTTP client: {}", e.without_url())))?;
+        let http =
+            reqwest::Client::builder().timeout(options.timeout).user_agent(options.user_agent.clone()).build().map_err(|e| {
+                B24Error::local("(client)", ErrorKind::Permanent, codes::BAD_REQUEST, format!("cannot build the HTTP client: {}", e.without_url()))
+            })?;
         Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options }) })
     }
 
@@ -123,7 +123,7 @@ impl B24Client {
     }
 
     /// Like [`B24Client::call`] for calls that create something: see [`Replay::IfNotApplied`].
-    pub async fn call_once<T: DeserializeOwned>(&self, method: &str, params: &Value) -> Result<T, B24Error> {
+    pub async fn call_no_replay<T: DeserializeOwned>(&self, method: &str, params: &Value) -> Result<T, B24Error> {
         self.call_page(method, params, Replay::IfNotApplied).await.map(|p| p.result)
     }
 

@@ -3,11 +3,11 @@
 //! (`{"error": "", "error_description": "Not found"}`), which classifies as permanent.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::client::B24Client;
 use super::de;
-use super::error::{codes, B24Error, ErrorKind};
+use super::error::{B24Error, ErrorKind, codes};
 
 /// A CRM entity type as timeline methods name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,7 +97,7 @@ impl B24Client {
     /// `crm.timeline.comment.add`: the comment's id. Not replayed after a timeout or a 5xx.
     pub async fn crm_timeline_comment_add(&self, entity: CrmEntityType, entity_id: u64, comment: &str) -> Result<u64, B24Error> {
         let p = json!({"fields": {"ENTITY_ID": entity_id, "ENTITY_TYPE": entity.as_str(), "COMMENT": comment}});
-        let v: Value = self.call_once("crm.timeline.comment.add", &p).await?;
+        let v: Value = self.call_no_replay("crm.timeline.comment.add", &p).await?;
         positive("crm.timeline.comment.add", &v)
     }
 

@@ -6,8 +6,8 @@
 //! `#[serde(deserialize_with = "de::u64")]` and friends. Missing fields are handled with
 //! `#[serde(default)]` on the struct.
 
-use serde::de::{Deserializer, Error};
 use serde::Deserialize;
+use serde::de::{Deserializer, Error};
 use serde_json::Value;
 
 fn number_from(v: &Value) -> Option<Option<u64>> {

@@ -70,14 +70,7 @@ pub struct B24Error {
 impl B24Error {
     /// Classifies a Bitrix24 error envelope (or a batch command's `result_error`).
     pub fn from_envelope(method: &str, status: Option<u16>, code: &str, description: &str, retry_after: Option<Duration>) -> Self {
-        Self {
-            kind: classify(code, status),
-            method: method.to_owned(),
-            code: code.to_owned(),
-            description: description.to_owned(),
-            status,
-            retry_after,
-        }
+        Self { kind: classify(code, status), method: method.to_owned(), code: code.to_owned(), description: description.to_owned(), status, retry_after }
     }
 
     /// A response whose body is not a Bitrix24 envelope: retryable when the status says the server
@@ -115,14 +108,7 @@ impl B24Error {
             description.push_str(&s.to_string());
             source = s.source();
         }
-        Self {
-            kind: ErrorKind::Retryable,
-            method: method.to_owned(),
-            code: code.to_owned(),
-            description,
-            status: None,
-            retry_after: None,
-        }
+        Self { kind: ErrorKind::Retryable, method: method.to_owned(), code: code.to_owned(), description, status: None, retry_after: None }
     }
 
     /// The result arrived but does not have the expected shape (a contract mismatch: permanent).
@@ -132,14 +118,7 @@ impl B24Error {
 
     /// A failure found by the client itself.
     pub fn local(method: &str, kind: ErrorKind, code: &str, description: impl Into<String>) -> Self {
-        Self {
-            kind,
-            method: method.to_owned(),
-            code: code.to_owned(),
-            description: description.into(),
-            status: None,
-            retry_after: None,
-        }
+        Self { kind, method: method.to_owned(), code: code.to_owned(), description: description.into(), status: None, retry_after: None }
     }
 
     /// Whether trying again later may succeed.
@@ -160,8 +139,9 @@ fn classify(code: &str, status: Option<u16>) -> ErrorKind {
     match code {
         "QUERY_LIMIT_EXCEEDED" | "OPERATION_TIME_LIMIT" => ErrorKind::RateLimited,
         "INTERNAL_SERVER_ERROR" | "ERROR_UNEXPECTED_ANSWER" | "OVERLOAD_LIMIT" => ErrorKind::Retryable,
-        "NO_AUTH_FOUND" | "expired_token" | "invalid_token" | "insufficient_scope" | "INVALID_CREDENTIALS" | "WRONG_AUTH_TYPE"
-        | "user_access_error" => ErrorKind::Auth,
+        "NO_AUTH_FOUND" | "expired_token" | "invalid_token" | "insufficient_scope" | "INVALID_CREDENTIALS" | "WRONG_AUTH_TYPE" | "user_access_error" => {
+            ErrorKind::Auth
+        }
         // Known codes that arrive with 5xx but will not get better by retrying.
         "PORTAL_DELETED" => ErrorKind::Permanent,
         _ => match status {

@@ -2,7 +2,7 @@
 //! parameters are UPPER_CASE as the v1 methods name them, results are snake_case.
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::client::B24Client;
 use super::de;
@@ -100,13 +100,30 @@ pub struct RecentQuery {
 
 /// One page of `im.recent.list`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(from = "RawRecentPage")]
 pub struct RecentPage {
     /// The chats.
     pub items: Vec<RecentItem>,
-    /// Whether another page exists (`hasMorePages` is the deprecated spelling).
-    #[serde(rename = "hasMore", alias = "hasMorePages", deserialize_with = "de::flag")]
+    /// Whether another page exists.
     pub has_more: bool,
+}
+
+/// Portals send `hasMore` and its deprecated twin `hasMorePages` side by side; a serde alias would
+/// refuse the pair as a duplicate, so both are read and either one counts.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RawRecentPage {
+    items: Vec<RecentItem>,
+    #[serde(deserialize_with = "de::flag")]
+    has_more: bool,
+    #[serde(deserialize_with = "de::flag")]
+    has_more_pages: bool,
+}
+
+impl From<RawRecentPage> for RecentPage {
+    fn from(r: RawRecentPage) -> Self {
+        Self { items: r.items, has_more: r.has_more || r.has_more_pages }
+    }
 }
 
 /// A chat in the recent list.
@@ -319,7 +336,7 @@ impl B24Client {
     /// `im.message.add`: posts as the webhook's user (who must be a member of the chat; in Open
     /// Lines a non-system message is forwarded to the customer). Not replayed after a timeout.
     pub async fn im_message_add(&self, m: &OutgoingMessage) -> Result<MessageId, B24Error> {
-        let v: Value = self.call_once("im.message.add", &Value::Object(m.params())).await?;
+        let v: Value = self.call_no_replay("im.message.add", &Value::Object(m.params())).await?;
         message_id("im.message.add", &v)
     }
 
@@ -368,7 +385,7 @@ mod tests {
     #[test]
     fn recent_items_accept_numeric_and_chat_ids() {
         let v = json!({"items": [{"id": 5, "type": "user"}, {"id": "chat12", "chat_id": 12, "type": "chat",
-            "lines": {"id": 77, "status": 20, "date_create": "x"}, "message": {"id": 9, "text": "t", "author_id": "3"}}], "hasMore": true});
+            "lines": {"id": 77, "status": 20, "date_create": "x"}, "message": {"id": 9, "text": "t", "author_id": "3"}}], "hasMore": true, "hasMorePages": true});
         let p: RecentPage = serde_json::from_value(v).expect("parses");
         assert!(p.has_more);
         assert_eq!(p.items[0].dialog(), DialogId::parse("5").ok());

@@ -6,12 +6,12 @@
 //! every v2 call its `botToken`; both are [`Secret`]s and only ever go into the request body.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::client::B24Client;
 use super::de;
-use super::error::{codes, B24Error, ErrorKind};
-use super::im::{message_id, yn, OutgoingMessage};
+use super::error::{B24Error, ErrorKind, codes};
+use super::im::{OutgoingMessage, message_id, yn};
 use crate::domain::ids::{BotId, DialogId, MessageId};
 use crate::domain::secret::Secret;
 
@@ -166,7 +166,7 @@ impl B24Client {
             "EVENT_MESSAGE_ADD": r.event_message_add, "EVENT_WELCOME_MESSAGE": r.event_welcome_message,
             "EVENT_BOT_DELETE": r.event_bot_delete, "PROPERTIES": props, "CLIENT_ID": r.client_id.expose(),
         });
-        let v: Value = self.call_once("imbot.register", &p).await?;
+        let v: Value = self.call_no_replay("imbot.register", &p).await?;
         bot_id("imbot.register", &v)
     }
 
@@ -186,7 +186,7 @@ impl B24Client {
         let mut p = m.params();
         p.insert("BOT_ID".into(), json!(bot.get()));
         p.insert("CLIENT_ID".into(), json!(client_id.expose()));
-        let v: Value = self.call_once("imbot.message.add", &Value::Object(p)).await?;
+        let v: Value = self.call_no_replay("imbot.message.add", &Value::Object(p)).await?;
         message_id("imbot.message.add", &v)
     }
 
@@ -199,17 +199,14 @@ impl B24Client {
 
     /// `imbot.command.register`: the command's id.
     pub async fn imbot_command_register(&self, c: &CommandRegistration, client_id: &Secret) -> Result<u64, B24Error> {
-        let lang: Vec<Value> = c
-            .lang
-            .iter()
-            .map(|l| json!({"LANGUAGE_ID": l.language_id, "TITLE": l.title, "PARAMS": l.params.clone().unwrap_or_default()}))
-            .collect();
+        let lang: Vec<Value> =
+            c.lang.iter().map(|l| json!({"LANGUAGE_ID": l.language_id, "TITLE": l.title, "PARAMS": l.params.clone().unwrap_or_default()})).collect();
         let p = json!({
             "BOT_ID": c.bot_id.get(), "COMMAND": c.command, "EVENT_COMMAND_ADD": c.event_command_add,
             "COMMON": yn(c.common), "HIDDEN": yn(c.hidden), "EXTRANET_SUPPORT": yn(c.extranet_support),
             "LANG": lang, "CLIENT_ID": client_id.expose(),
         });
-        let v: Value = self.call_once("imbot.command.register", &p).await?;
+        let v: Value = self.call_no_replay("imbot.command.register", &p).await?;
         bot_id("imbot.command.register", &v).map(BotId::get)
     }
 
@@ -233,7 +230,7 @@ impl B24Client {
             fields["keyboard"] = k.clone();
         }
         let p = json!({"botId": bot.get(), "botToken": bot_token.expose(), "dialogId": m.dialog.to_string(), "fields": fields});
-        let v: Value = self.call_once("imbot.v2.Chat.Message.send", &p).await?;
+        let v: Value = self.call_no_replay("imbot.v2.Chat.Message.send", &p).await?;
         message_id("imbot.v2.Chat.Message.send", v.get("id").unwrap_or(&Value::Null))
     }
 }
@@ -244,8 +241,7 @@ fn bot_id(method: &str, v: &Value) -> Result<BotId, B24Error> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     };
-    n.and_then(|n| BotId::new(n).ok())
-        .ok_or_else(|| B24Error::local(method, ErrorKind::Permanent, codes::UNEXPECTED_RESULT, "expected a positive id"))
+    n.and_then(|n| BotId::new(n).ok()).ok_or_else(|| B24Error::local(method, ErrorKind::Permanent, codes::UNEXPECTED_RESULT, "expected a positive id"))
 }
 
 #[cfg(test)]

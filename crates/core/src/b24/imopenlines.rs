@@ -2,7 +2,7 @@
 //! dialog and history reads, and the line list. UPPER_CASE parameters.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::client::B24Client;
 use super::de;
@@ -194,7 +194,7 @@ impl B24Client {
             SessionMessage::Welcome => json!({"CHAT_ID": chat.get(), "NAME": "WELCOME"}),
             SessionMessage::Text(t) => json!({"CHAT_ID": chat.get(), "NAME": "DEFAULT", "MESSAGE": t}),
         };
-        self.call_once("imopenlines.bot.session.message.send", &p).await
+        self.call_no_replay("imopenlines.bot.session.message.send", &p).await
     }
 
     /// `imopenlines.dialog.get`.

@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 
 use super::client::B24Client;
-use super::error::{codes, B24Error, ErrorKind};
+use super::error::{B24Error, ErrorKind, codes};
 use super::im::{MessagesQuery, OutgoingMessage};
 use super::imopenlines::{DialogLookup, TransferTarget};
 use crate::domain::ids::{BotId, ChatId, DialogId, LineId, MessageId, UserId};

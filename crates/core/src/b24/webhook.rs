@@ -82,13 +82,8 @@ impl WebhookBase {
 
     /// The URL to POST `method` to: `<base><method>` (the form the Bitrix24 docs use; the `.json`
     /// suffix is optional). Contains the code: send it, never log it.
-    pub fn method_url(&self, method: &str) -> String {
+    pub(crate) fn method_url(&self, method: &str) -> String {
         format!("{}/rest/{}/{}/{}", self.origin, self.user_id, self.code.expose(), method)
-    }
-
-    /// The base URL with the code, exactly as configured (normalised, trailing slash).
-    pub fn expose_url(&self) -> String {
-        format!("{}/rest/{}/{}/", self.origin, self.user_id, self.code.expose())
     }
 }
 
@@ -134,7 +129,6 @@ mod tests {
         let w = WebhookBase::parse("http://127.0.0.1:8091/portal/rest/1/k3y/").expect("valid");
         assert_eq!(w.domain().as_str(), "127.0.0.1:8091");
         assert_eq!(w.method_url("profile"), "http://127.0.0.1:8091/portal/rest/1/k3y/profile");
-        assert_eq!(w.expose_url(), "http://127.0.0.1:8091/portal/rest/1/k3y/");
         assert!(!format!("{w} {w:?}").contains("k3y"));
     }
 

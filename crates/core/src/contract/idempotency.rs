@@ -2,11 +2,14 @@
 //!
 //! Semantics pinned here (the port's doc comments say the same in fewer words):
 //! - A lease is live while `until > now`; at `until` it has expired.
-//! - A claim on a new key is `New`; on a done key `Done(outcome)`, forever (until purged); on a
-//!   live lease `InProgress { until }` — for its own owner too: claims are not re-entrant, so owner
-//!   ids must be unique per attempt.
+//! - A claim on a new key is `New`; on a done key `Done(outcome)`, forever (until purged); on
+//!   another owner's live lease `InProgress { until }`.
 //! - A claim on an expired lease takes the key over and is `Resumed(last checkpoint or default)`:
 //!   the previous attempt died and may have done side effects.
+//! - A claim by the holder of a live lease renews it and is `Resumed` the same way: the holder's
+//!   previous attempt is over (a redelivered job after a retry), because an owner id names one
+//!   sequential executor (a worker task, one Lambda invocation). Two attempts that may run at the
+//!   same time must never share an owner id.
 //! - A claim on a released key is `Resumed(saved progress)` if progress was saved, else `New`.
 //! - The holder keeps the key until someone else takes it over, even after its lease expired:
 //!   `checkpoint` (which also extends the lease), `complete` and `release` work until then and fail
@@ -42,14 +45,26 @@ fn is_lease_lost<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::LeaseLost))
 }
 
-/// A new key is `New`; a second claim during the lease is `InProgress` with the lease's end, for
-/// another owner and for the same owner alike; other keys are unaffected.
+/// A new key is `New`; another owner's claim during the lease is `InProgress` with the lease's
+/// end; other keys are unaffected.
 pub async fn claim_new_then_in_progress<S: IdempotencyStore + ?Sized>(s: &S) {
     let k = key("idem:new");
     assert_eq!(s.claim(&k, "a", t(0), LEASE).await.expect("claim"), Claim::New);
     assert_eq!(s.claim(&k, "b", t(10), LEASE).await.expect("claim"), Claim::InProgress { until: t(30) });
-    assert_eq!(s.claim(&k, "a", t(29), LEASE).await.expect("claim"), Claim::InProgress { until: t(30) }, "not re-entrant");
+    assert_eq!(s.claim(&k, "b", t(29), LEASE).await.expect("claim"), Claim::InProgress { until: t(30) });
     assert_eq!(s.claim(&key("idem:other"), "b", t(10), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// The holder claiming again (its job came back after a retry) resumes from its own checkpoint,
+/// or from the default, and its lease is renewed from `now`.
+pub async fn holder_reclaim_resumes_and_renews<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:reclaim");
+    s.claim(&k, "a", t(0), LEASE).await.expect("claim");
+    assert_eq!(s.claim(&k, "a", t(5), LEASE).await.expect("claim"), Claim::Resumed(TurnProgress::default()));
+    s.checkpoint(&k, "a", &progress(1), t(6), LEASE).await.expect("checkpoint");
+    assert_eq!(s.claim(&k, "a", t(20), LEASE).await.expect("claim"), Claim::Resumed(progress(1)));
+    assert_eq!(s.claim(&k, "b", t(49), LEASE).await.expect("claim"), Claim::InProgress { until: t(50) }, "renewed at t+20");
+    s.complete(&k, "a", &TurnOutcome::Silent, t(21)).await.expect("the holder completes");
 }
 
 /// At the lease's end the key is taken over with `Resumed(default)` when nothing was checkpointed.
@@ -191,6 +206,7 @@ where
 {
     run_each!(fresh:
         claim_new_then_in_progress,
+        holder_reclaim_resumes_and_renews,
         expired_lease_resumes_from_default,
         expired_lease_resumes_from_last_checkpoint,
         late_checkpoint_without_takeover_renews,

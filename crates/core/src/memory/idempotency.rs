@@ -55,11 +55,11 @@ impl IdempotencyStore for MemoryStore {
         };
         let answer = match &record.phase {
             Phase::Done { outcome, .. } => return Ok(Claim::Done(outcome.clone())),
-            // A live lease is exclusive, even against its own owner: claims are not re-entrant.
-            Phase::Leased { until } if *until > now => {
+            Phase::Leased { until } if *until > now && record.owner != owner => {
                 return Ok(Claim::InProgress { until: *until });
             }
-            // The previous owner died: whoever comes next resumes, even from an empty checkpoint.
+            // The previous attempt is over (its lease expired, or its owner, which runs one attempt
+            // at a time, is claiming again): resume, even from an empty checkpoint.
             Phase::Leased { .. } => Claim::Resumed(record.progress.clone().unwrap_or_default()),
             // Given back on purpose: a fresh start unless something was checkpointed.
             Phase::Released => record.progress.clone().map_or(Claim::New, Claim::Resumed),

@@ -72,9 +72,9 @@ pub enum Claim {
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for `owner` until `now + lease`. Atomic: of two concurrent claims on a new key
-    /// exactly one gets `New`. Not re-entrant: a live lease answers `InProgress` to its own owner
-    /// too, so owner ids must be unique per attempt. The full semantics are pinned by
-    /// `crate::contract::idempotency`.
+    /// exactly one gets `New`. A claim by the lease's own holder renews it and resumes, so an owner
+    /// id must name one sequential executor (a worker task, a Lambda invocation), never two attempts
+    /// that may run at once. The full semantics are pinned by `crate::contract::idempotency`.
     async fn claim(&self, key: &DedupKey, owner: &str, now: DateTime<Utc>, lease: Duration) -> StoreResult<Claim>;
 
     /// Saves progress and extends the lease; fails with `LeaseLost` if `owner` no longer holds it.

@@ -154,10 +154,8 @@ fn verify(settings: &ReceiveSettings, env: &EventEnvelope, query: Option<&str>, 
     }
     if let (Some(client_id), Some(q)) = (&settings.bot_client_id, query) {
         let in_query = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "CLIENT_ID").map(|(_, v)| v.into_owned());
-        if let Some(v) = in_query {
-            if !client_id.matches(&v) {
-                return Err(ReceiveError::Forged);
-            }
+        if in_query.is_some_and(|v| !client_id.matches(&v)) {
+            return Err(ReceiveError::Forged);
         }
     }
     if let Some(member) = &settings.member_id {

@@ -15,6 +15,7 @@ use super::{Fail, SqliteStore, from_ms, immediate, ms, ms_after, to_json};
 
 /// A `claims` row as the claim needs it.
 struct Row {
+    owner: String,
     phase: String,
     lease_until: Option<i64>,
     progress: Option<String>,
@@ -33,8 +34,8 @@ impl IdempotencyStore for SqliteStore {
         self.run(move |c| {
             let tx = immediate(c)?;
             let row = tx
-                .query_row("SELECT phase, lease_until, progress, outcome FROM claims WHERE key = ?1", [&key], |r| {
-                    Ok(Row { phase: r.get(0)?, lease_until: r.get(1)?, progress: r.get(2)?, outcome: r.get(3)? })
+                .query_row("SELECT owner, phase, lease_until, progress, outcome FROM claims WHERE key = ?1", [&key], |r| {
+                    Ok(Row { owner: r.get(0)?, phase: r.get(1)?, lease_until: r.get(2)?, progress: r.get(3)?, outcome: r.get(4)? })
                 })
                 .optional()?;
             let answer = match row {
@@ -48,8 +49,8 @@ impl IdempotencyStore for SqliteStore {
                         let outcome = row.outcome.ok_or_else(|| Fail::Corrupt(format!("claim {key} is done without an outcome")))?;
                         return Ok(Claim::Done(serde_json::from_str(&outcome)?));
                     }
-                    // Live leases are exclusive, even against their own owner (not re-entrant).
-                    ("leased", Some(end)) if end > now => return Ok(Claim::InProgress { until: from_ms(end)? }),
+                    // Another owner's live lease; the holder itself may claim again (see the contract).
+                    ("leased", Some(end)) if end > now && row.owner != owner => return Ok(Claim::InProgress { until: from_ms(end)? }),
                     ("leased", _) => Claim::Resumed(progress_of(row.progress.as_deref())?.unwrap_or_default()),
                     ("released", _) => progress_of(row.progress.as_deref())?.map_or(Claim::New, Claim::Resumed),
                     (other, _) => return Err(Fail::Corrupt(format!("claim {key} has unknown phase {other:?}"))),

@@ -1,0 +1,85 @@
+//! Fault injection, the leaky bucket, and delivery failures.
+
+use crate::common::*;
+use b24_emulator::{Fault, RateLimit};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn error_faults_hit_the_next_n_calls() {
+    let p = start().await;
+    p.emu.inject_fault(Fault::error("scope", 2, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429));
+    for _ in 0..2 {
+        let (s, b) = p.call("scope", json!({})).await;
+        assert_eq!((s, b["error"].as_str()), (429, Some("OPERATION_TIME_LIMIT")));
+    }
+    assert_eq!(p.call("scope", json!({})).await.0, 200);
+    let rec: Vec<(u16, Option<String>)> = p.emu.calls().into_iter().map(|c| (c.status, c.error)).collect();
+    assert_eq!(rec[0], (429, Some("OPERATION_TIME_LIMIT".to_owned())));
+    assert_eq!(rec[2], (200, None));
+    // Inside a batch the fault lands in result_error.
+    p.emu.inject_fault(Fault::error("scope", 1, "expired_token", "The access token provided has expired", 401));
+    let res = p.ok("batch", json!({"cmd": {"a": "scope"}})).await;
+    assert_eq!(res["result_error"]["a"]["error"], "expired_token");
+}
+
+#[tokio::test]
+async fn delay_faults_slow_the_call() {
+    let p = start().await;
+    p.emu.inject_fault(Fault::delay("*", 1, Duration::from_millis(300)));
+    let t = Instant::now();
+    assert_eq!(p.call("scope", json!({})).await.0, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert!(p.emu.calls()[0].latency >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn dropped_and_failed_deliveries_are_recorded_and_never_retried() {
+    let p = start().await;
+    let rx = receiver().await;
+    p.register_bot(&rx.url, "f1").await;
+    p.emu.inject_fault(Fault::drop_delivery("ONIMBOTMESSAGEADD", 1));
+    p.emu.customer_writes(3, "+491702220000", "lost").await.expect("write");
+    p.emu.customer_writes(3, "+491702220000", "kept").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let msgs: Vec<String> = rx.events("ONIMBOTMESSAGEADD").iter().map(|e| e["data"]["PARAMS"]["MESSAGE"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(msgs, ["kept"]);
+    let d = p.emu.deliveries();
+    let dropped = d.iter().find(|x| x.error.as_deref() == Some("dropped by fault injection")).expect("recorded");
+    assert_eq!(dropped.field(&["data", "PARAMS", "MESSAGE"]).as_deref(), Some("lost"));
+    // A handler that is down: one failed attempt, no retry.
+    let dead = "http://127.0.0.1:9/never";
+    let bot = p.ok("imbot.register", json!({"CODE": "dead", "TYPE": "O", "EVENT_HANDLER": dead, "PROPERTIES": {"NAME": "Dead"}, "CLIENT_ID": "dead"})).await;
+    p.emu.attach_welcome_bot(1, bot.as_u64().expect("id")).expect("attach");
+    p.emu.customer_writes(1, "+491702220001", "anyone?").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let failed: Vec<_> = p.emu.deliveries().into_iter().filter(|x| x.url.starts_with(dead)).collect();
+    assert_eq!(failed.len(), 2, "join + message, one attempt each");
+    assert!(failed.iter().all(|x| x.status.is_none() && x.error.is_some()));
+}
+
+#[tokio::test]
+async fn leaky_bucket_refuses_with_503_and_drains() {
+    let p = start_with(b24_emulator::EmulatorConfig { rate: RateLimit { per_sec: 10.0, burst: 5.0 }, ..Default::default() }).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(p.call("scope", json!({})).await);
+    }
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!refused.is_empty(), "burst of 5 exceeded: {:?}", statuses.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!(refused[0].1, json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}));
+    assert!(p.emu.calls().iter().any(|c| c.status == 503), "refused requests are recorded");
+    // Drains at 10/s: a retry loop (the probe) gets through well within a second.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if p.call("scope", json!({})).await.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bucket never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Control API changes the limit at runtime.
+    let r = p.http.put(format!("{}/_emulator/rate-limit", p.emu.base_url())).json(&json!({"per_sec": 0, "burst": 0})).send().await.expect("put");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(p.call("scope", json!({})).await.0, 503);
+}
