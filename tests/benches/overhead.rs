@@ -47,12 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let messages = arg("--messages", 300);
     let chats = arg("--chats", 30).max(1);
     // A portal fast enough that its rate limit is not what we measure.
-    let opts = AppOptions {
-        portal_rate: RateLimit { per_sec: 1000.0, burst: 1000.0 },
-        client_rate: (900.0, 900),
-        workers: 8,
-        ..AppOptions::default()
-    };
+    let opts = AppOptions { portal_rate: RateLimit { per_sec: 1000.0, burst: 1000.0 }, client_rate: (900.0, 900), workers: 8, ..AppOptions::default() };
     let app = TestApp::spawn(opts).await?;
     let started = Instant::now();
     let mut end_to_end = Vec::with_capacity(messages);

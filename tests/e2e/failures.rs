@@ -64,7 +64,11 @@ async fn a_bot_that_times_out_is_retried_then_falls_back() {
 
 #[tokio::test]
 async fn garbage_answers_are_failures_without_retries() {
-    for garbage in [Reply::Raw(200, "application/json", "{not json".into()), Reply::Raw(200, "application/json", "42".into()), Reply::Raw(404, "text/plain", "no such route".into())] {
+    for garbage in [
+        Reply::Raw(200, "application/json", "{not json".into()),
+        Reply::Raw(200, "application/json", "42".into()),
+        Reply::Raw(404, "text/plain", "no such route".into()),
+    ] {
         let app = TestApp::spawn(AppOptions::default()).await.unwrap();
         app.bot.set_default(garbage.clone());
         app.customer_writes(PHONE, "hello").await.unwrap();

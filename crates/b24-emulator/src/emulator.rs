@@ -114,7 +114,7 @@ impl Emulator {
     }
 
     /// Adds an incoming webhook; returns its base URL `http://127.0.0.1:PORT/rest/<user>/<code>/`.
-    /// An unknown user is created as an employee named "User <id>".
+    /// An unknown user is created as an employee named `User <id>`.
     pub fn add_webhook(&self, user_id: u64, scopes: &[&str]) -> String {
         let mut portal = self.shared.portal();
         if portal.user(user_id).is_none() {
@@ -250,7 +250,7 @@ impl Emulator {
     /// Waits until at least `n` deliveries matching `event` (any event when `None`) are recorded.
     pub async fn wait_for_deliveries(&self, event: Option<&str>, n: usize, timeout: Duration) -> Vec<EventDelivery> {
         let matching = |s: &Self| -> Vec<EventDelivery> { s.deliveries().into_iter().filter(|d| event.is_none_or(|e| d.event == e)).collect() };
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
         loop {
             let got = matching(self);
             if got.len() >= n || Instant::now() >= deadline {
@@ -305,4 +305,14 @@ pub(crate) fn operator_writes(shared: &Shared, chat_id: u64, user_id: u64, text:
     let chat = portal.chats.get_mut(&chat_id).ok_or_else(|| ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"))?;
     chat.add_member(user_id);
     portal.employee_writes(chat_id, user_id, Post::text(chat_id, user_id, text))
+}
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_handle_can_be_shared_across_tasks() {
+        send_sync::<super::Emulator>();
+    }
 }

@@ -32,8 +32,13 @@ pub enum FaultKind {
         /// HTTP status.
         status: u16,
     },
-    /// Wait this long before running the method.
+    /// Wait this long before running the method (a slow portal; a client that gives up meanwhile
+    /// leaves nothing behind).
     Delay(Duration),
+    /// Run the method at once, then wait this long before answering: the change is made but the
+    /// caller learns it late, or never if it gives up or dies meanwhile — what an interrupted
+    /// connection looks like from the caller's side.
+    DelayResponse(Duration),
     /// Do not deliver the event (recorded with an error, as a lost event would be).
     DropDelivery,
 }
@@ -47,6 +52,10 @@ impl Fault {
     pub fn delay(method: &str, count: u32, delay: Duration) -> Fault {
         Fault { method: method.to_owned(), count, kind: FaultKind::Delay(delay) }
     }
+    /// Shorthand for a delayed-response fault.
+    pub fn delay_response(method: &str, count: u32, delay: Duration) -> Fault {
+        Fault { method: method.to_owned(), count, kind: FaultKind::DelayResponse(delay) }
+    }
     /// Shorthand for dropping deliveries of an event.
     pub fn drop_delivery(event: &str, count: u32) -> Fault {
         Fault { method: event.to_owned(), count, kind: FaultKind::DropDelivery }
@@ -55,7 +64,8 @@ impl Fault {
 
 /// The control API's JSON form of a fault:
 /// `{"method": "...", "count": 1, "error": {"code": "...", "description": "...", "status": 503}}`,
-/// `{"method": "...", "delay_ms": 500}` or `{"method": "ONIMBOTMESSAGEADD", "drop_delivery": true}`.
+/// `{"method": "...", "delay_ms": 500}`, `{"method": "...", "delay_response_ms": 500}` or
+/// `{"method": "ONIMBOTMESSAGEADD", "drop_delivery": true}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct FaultSpec {
     pub method: String,
@@ -63,6 +73,7 @@ pub(crate) struct FaultSpec {
     pub count: u32,
     pub error: Option<ErrorSpec>,
     pub delay_ms: Option<u64>,
+    pub delay_response_ms: Option<u64>,
     #[serde(default)]
     pub drop_delivery: bool,
 }
@@ -85,11 +96,12 @@ fn s400() -> u16 {
 
 impl FaultSpec {
     pub(crate) fn into_fault(self) -> Result<Fault, String> {
-        let kind = match (self.error, self.delay_ms, self.drop_delivery) {
-            (Some(e), None, false) => FaultKind::Error { code: e.code, description: e.description, status: e.status },
-            (None, Some(ms), false) => FaultKind::Delay(Duration::from_millis(ms)),
-            (None, None, true) => FaultKind::DropDelivery,
-            _ => return Err("give exactly one of error, delay_ms, drop_delivery".to_owned()),
+        let kind = match (self.error, self.delay_ms, self.delay_response_ms, self.drop_delivery) {
+            (Some(e), None, None, false) => FaultKind::Error { code: e.code, description: e.description, status: e.status },
+            (None, Some(ms), None, false) => FaultKind::Delay(Duration::from_millis(ms)),
+            (None, None, Some(ms), false) => FaultKind::DelayResponse(Duration::from_millis(ms)),
+            (None, None, None, true) => FaultKind::DropDelivery,
+            _ => return Err("give exactly one of error, delay_ms, delay_response_ms, drop_delivery".to_owned()),
         };
         Ok(Fault { method: self.method, count: self.count, kind })
     }
@@ -140,6 +152,14 @@ impl Faults {
     pub(crate) fn take_delay(&self, method: &str) -> Option<Duration> {
         match self.take(method, |k| matches!(k, FaultKind::Delay(_)))? {
             FaultKind::Delay(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Consumes a delayed-response fault for `method`.
+    pub(crate) fn take_response_delay(&self, method: &str) -> Option<Duration> {
+        match self.take(method, |k| matches!(k, FaultKind::DelayResponse(_)))? {
+            FaultKind::DelayResponse(d) => Some(d),
             _ => None,
         }
     }

@@ -179,8 +179,7 @@ pub struct Config {
 /// The customer-facing text sent when the chat goes to a human.
 pub const DEFAULT_HANDOFF_MESSAGE: &str = "Thank you! I'm connecting you with a member of our team. They will reply here shortly.";
 /// The customer-facing text sent when the bot keeps failing.
-pub const DEFAULT_FALLBACK_MESSAGE: &str =
-    "Sorry, I can't answer right now. I've passed your message to a member of our team, who will reply here shortly.";
+pub const DEFAULT_FALLBACK_MESSAGE: &str = "Sorry, I can't answer right now. I've passed your message to a member of our team, who will reply here shortly.";
 
 struct Reader<'a> {
     env: &'a HashMap<String, String>,
@@ -232,7 +231,9 @@ impl Config {
         let member_id = r.parse(B24_MEMBER_ID, "expected the portal's member id", |s| MemberId::parse(s).map_err(|e| e.to_string()));
         let bot_id = r.parse(B24_BOT_ID, "expected the numeric bot id", |s| BotId::parse(s).map_err(|e| e.to_string()));
         let bot_url = r.parse(BOT_HTTP_URL, "expected an http(s) URL", |s| {
-            Url::parse(s).map_err(|e| e.to_string()).and_then(|u| if matches!(u.scheme(), "http" | "https") { Ok(u) } else { Err("scheme must be http or https".into()) })
+            Url::parse(s)
+                .map_err(|e| e.to_string())
+                .and_then(|u| if matches!(u.scheme(), "http" | "https") { Ok(u) } else { Err("scheme must be http or https".into()) })
         });
         let public_url = r.parse(OLBRIDGE_PUBLIC_URL, "expected an http(s) URL", |s| Url::parse(s).map_err(|e| e.to_string()));
         let listen = r.parse(OLBRIDGE_LISTEN, "expected host:port", |s| s.parse::<SocketAddr>().map_err(|e| e.to_string()));
@@ -261,7 +262,12 @@ impl Config {
             timeout: Duration::from_secs_f64(r.number(BOT_HTTP_TIMEOUT_SEC, 120.0, |v: &f64| *v > 0.0 && *v <= 900.0, "expected seconds, 0 < n <= 900")),
             hmac_secret: r.secret(BOT_HMAC_SECRET),
             max_attempts: r.number(OLBRIDGE_BOT_MAX_ATTEMPTS, 3, |v: &u32| (1..=10).contains(v), "expected 1..=10"),
-            retry_budget: Duration::from_secs_f64(r.number(OLBRIDGE_BOT_RETRY_BUDGET_SEC, 300.0, |v: &f64| *v > 0.0 && *v <= 3600.0, "expected seconds, 0 < n <= 3600")),
+            retry_budget: Duration::from_secs_f64(r.number(
+                OLBRIDGE_BOT_RETRY_BUDGET_SEC,
+                300.0,
+                |v: &f64| *v > 0.0 && *v <= 3600.0,
+                "expected seconds, 0 < n <= 3600",
+            )),
         };
         let escalation = match r.raw(OLBRIDGE_ESCALATION_PHRASES) {
             Some(list) => EscalationRules::new(EscalationRules::parse_list(list)),
@@ -272,7 +278,9 @@ impl Config {
             handoff_message: r.text(OLBRIDGE_HANDOFF_MESSAGE).unwrap_or_else(|| DEFAULT_HANDOFF_MESSAGE.into()),
             fallback_message: r.text(OLBRIDGE_FALLBACK_MESSAGE).unwrap_or_else(|| DEFAULT_FALLBACK_MESSAGE.into()),
             burst_window: Duration::from_millis(r.number(OLBRIDGE_BURST_MS, 800, |v: &u64| *v <= 60_000, "expected milliseconds, 0..=60000")),
-            profile_retention: Duration::from_secs(86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650")),
+            profile_retention: Duration::from_secs(
+                86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
+            ),
         };
         let runner = RunnerSettings {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -283,11 +291,7 @@ impl Config {
             log_json: log_json.unwrap_or(false),
             public_url,
         };
-        if r.problems.is_empty() {
-            Ok(Self { portal, bot, conversation, runner })
-        } else {
-            Err(ConfigError(r.problems))
-        }
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to
@@ -330,13 +334,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let e = Config::from_map(&env(&[
-            ("BOT_HTTP_TIMEOUT_SEC", "soon"),
-            ("B24_BOT_ID", "abc"),
-            ("OLBRIDGE_LISTEN", "nowhere"),
-            ("BOT_HTTP_URL", "ftp://x"),
-        ]))
-        .expect_err("invalid");
+        let e = Config::from_map(&env(&[("BOT_HTTP_TIMEOUT_SEC", "soon"), ("B24_BOT_ID", "abc"), ("OLBRIDGE_LISTEN", "nowhere"), ("BOT_HTTP_URL", "ftp://x")]))
+            .expect_err("invalid");
         assert_eq!(e.0.len(), 4, "{e}");
         assert!(e.to_string().contains("BOT_HTTP_TIMEOUT_SEC"));
     }

@@ -21,12 +21,12 @@
 //! here depends on the emulator except tests.
 #![warn(missing_docs)]
 
-pub mod domain;
-pub mod ports;
-pub mod bot;
 pub mod b24;
+pub mod bot;
 pub mod config;
+pub mod domain;
 pub mod memory;
+pub mod ports;
 pub mod retry;
 pub mod usecase;
 

@@ -163,7 +163,14 @@ async fn failures_keep_their_class_through_the_port() {
 #[tokio::test]
 async fn the_service_user_serves_and_hands_over_in_operator_mode() {
     let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
-    let (chat, first) = customer_chat(&emu, demo.whatsapp_line_id).await;
+    // The client's polling setup: the service user first in a WhatsApp line's queue.
+    let line = emu.add_line(b24_emulator::NewLine {
+        name: "WhatsApp (polled)".into(),
+        connector_id: Some("whatsappbyedna".into()),
+        queue: vec![demo.service_user_id, demo.operator_id],
+        ..b24_emulator::NewLine::default()
+    });
+    let (chat, first) = customer_chat(&emu, line).await;
     assert_eq!(emu.chat(chat.get()).and_then(|s| s.operator_id), Some(demo.service_user_id), "first in the queue");
     let portal = OperatorPortal::new(fast_client(&demo.webhook_url), None);
     assert_eq!(portal.author_id(), demo.service_user_id);

@@ -56,6 +56,8 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         recent: usize,
     },
+    /// List jobs that failed too often and were set aside (the dead-letter store).
+    DeadLetters,
     /// Delete what the bridge remembers about a phone number (a customer's request).
     Forget {
         /// The phone number.
@@ -85,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
         Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
         Command::Stats { recent } => crate::admin::local::stats(&config, recent).await,
+        Command::DeadLetters => crate::admin::local::dead_letters(&config).await,
         Command::Forget { phone } => crate::admin::local::forget(&config, &phone).await,
     }
 }
@@ -112,10 +115,22 @@ fn print_summary(config: &Config) {
     let bot = config.bot.url.as_ref().map(|u| format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())).unwrap_or_default();
     eprintln!("olbridge {} — bot-push mode", env!("CARGO_PKG_VERSION"));
     eprintln!("  portal   {portal} (member id check: {})", p.member_id.as_ref().map_or("off".into(), |m| m.to_string()));
-    eprintln!("  bot      id {} -> {bot} (timeout {} s, {} attempts within {} s)", p.bot_id.map_or(0, |b| b.get()), config.bot.timeout.as_secs(), config.bot.max_attempts, config.bot.retry_budget.as_secs());
+    eprintln!(
+        "  bot      id {} -> {bot} (timeout {} s, {} attempts within {} s)",
+        p.bot_id.map_or(0, |b| b.get()),
+        config.bot.timeout.as_secs(),
+        config.bot.max_attempts,
+        config.bot.retry_budget.as_secs()
+    );
     eprintln!("  receiver http://{}/bitrix/events (health: /health)", config.runner.listen);
     eprintln!("  store    {}", config.runner.data_dir.display());
-    eprintln!("  limits   {} req/s burst {} to the portal; burst window {} ms; {} workers", p.rate_per_sec, p.rate_burst, config.conversation.burst_window.as_millis(), config.runner.workers);
+    eprintln!(
+        "  limits   {} req/s burst {} to the portal; burst window {} ms; {} workers",
+        p.rate_per_sec,
+        p.rate_burst,
+        config.conversation.burst_window.as_millis(),
+        config.runner.workers
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

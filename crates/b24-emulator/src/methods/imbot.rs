@@ -65,8 +65,9 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let bot_type = text(p, "TYPE").filter(|t| ["O", "B", "H", "S"].contains(&t.as_str())).unwrap_or_else(|| "B".to_owned());
     let openline = yes(p, "OPENLINE") || bot_type == "O";
     if !(bot_type == "S" || bot_type == "O" || openline) {
-        urls[1] = None;
-        urls[2] = None;
+        for u in urls.iter_mut().skip(1).take(2) {
+            *u = None;
+        }
     }
     let props = p.get("PROPERTIES");
     let prop = |k: &str| props.and_then(|x| x.get(k)).and_then(Param::text).filter(|s| !s.is_empty());

@@ -223,6 +223,6 @@ fn event_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         .map(|e| json!({"eventId": e.id, "type": e.kind, "date": crate::rest::envelope::iso(e.date.to_utc(), tz), "data": e.data}))
         .collect();
     let has_more = v2.queue.len() > limit;
-    let next = v2.queue.iter().take(limit).next_back().map_or(offset.unwrap_or(0), |e| e.id + 1);
+    let next = v2.queue.iter().take(limit).next_back().map_or(offset.unwrap_or(0), |e| e.id.saturating_add(1));
     Ok(Output::of(json!({"events": events, "nextOffset": next, "hasMore": has_more})))
 }

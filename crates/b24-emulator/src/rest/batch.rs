@@ -110,7 +110,7 @@ fn run_one(ctx: &Ctx<'_>, cmd: &Param, res: &Results) -> (String, Value, Result<
     let sub = Ctx { shared: ctx.shared, auth: ctx.auth, in_batch: true, extra_delay: Default::default() };
     let (name, outcome) = execute(&sub, &method, params);
     if let Some(d) = ctx.shared.faults.take_delay(&name) {
-        ctx.extra_delay.set(ctx.extra_delay.get() + d);
+        ctx.extra_delay.set(ctx.extra_delay.get().saturating_add(d));
     }
     (name, params_json, outcome)
 }

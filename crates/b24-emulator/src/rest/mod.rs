@@ -108,6 +108,7 @@ async fn handle(
         let (name, result) = dispatch::execute(&ctx, method, params);
         (name, result, ctx.extra_delay.get())
     };
+    let extra = extra + shared.faults.take_response_delay(canonical).unwrap_or_default();
     rec.method = name;
     if !extra.is_zero() {
         tokio::time::sleep(extra).await;

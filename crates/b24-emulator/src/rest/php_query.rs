@@ -218,4 +218,27 @@ mod tests {
         assert_eq!(parse_json(b"[1]"), Err(ParseError::NotObject));
         assert!(matches!(parse_json(b"{"), Err(ParseError::Json(_))));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        #[test]
+        fn parser_never_panics(input in ".{0,200}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse_query(&input, DEFAULT_LIMITS);
+            let _ = parse_json(&bytes);
+            let _ = url_decode(&input);
+        }
+
+        #[test]
+        fn bracket_keys_round_trip(keys in proptest::collection::vec("[a-z]{1,5}", 1..5), value in "[a-z0-9 ]{0,10}") {
+            let key = format!("{}{}", keys[0], keys[1..].iter().map(|k| format!("[{k}]")).collect::<String>());
+            let encoded = format!("{}={}", key, value.replace(' ', "+"));
+            let parsed = parse_query(&encoded, DEFAULT_LIMITS).map(|p| p.to_json()).unwrap_or(Value::Null);
+            let mut v = &parsed;
+            for k in &keys {
+                v = &v[k.as_str()];
+            }
+            proptest::prop_assert_eq!(v, &json!(value));
+        }
+    }
 }

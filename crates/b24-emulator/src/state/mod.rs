@@ -153,7 +153,7 @@ impl Portal {
     }
 
     pub fn next_user_id(&self) -> u64 {
-        self.users.keys().next_back().map_or(1, |m| m + 1)
+        self.users.keys().next_back().map_or(1, |m| m.saturating_add(1))
     }
 
     pub fn user(&self, id: u64) -> Option<&User> {

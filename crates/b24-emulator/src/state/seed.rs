@@ -49,7 +49,7 @@ impl Portal {
 
     /// Adds (or replaces) a line.
     pub fn add_line(&mut self, l: NewLine) -> u64 {
-        let id = l.id.unwrap_or_else(|| self.lines.keys().next_back().map_or(1, |m| m + 1));
+        let id = l.id.unwrap_or_else(|| self.lines.keys().next_back().map_or(1, |m| m.saturating_add(1)));
         let now = self.now();
         let connector_id = l.connector_id.unwrap_or_else(|| self.ident.default_connector.clone());
         self.lines.insert(
@@ -110,7 +110,9 @@ impl Portal {
         };
         let lines = [
             (1, "Website chat", "livechat", vec![operator], false),
-            (3, "WhatsApp", "whatsappbyedna", vec![SERVICE_USER, operator], true),
+            // The operator first: handoffs go to the first human of the queue; the service user is in the
+            // queue so that it can read the line's chats.
+            (3, "WhatsApp", "whatsappbyedna", vec![operator, SERVICE_USER], true),
             (5, "Telegram", "telegrambot", vec![operator], false),
         ];
         for (id, name, connector, queue, crm) in lines {

@@ -69,7 +69,7 @@ async fn keyboard_command_and_unregister_events() {
     assert_eq!(p.ok("imbot.bot.list", json!({})).await, json!([]));
     let chat = p.emu.chat(m.chat_id).expect("chat");
     assert!(!chat.members.contains(&bot));
-    assert_eq!(chat.operator_id, Some(p.demo.service_user_id), "an unregistered bot's chats go to the queue");
+    assert_eq!(chat.operator_id, Some(p.demo.operator_id), "an unregistered bot's chats go to the queue");
     let (_, b) = p.call("imbot.unregister", json!({"BOT_ID": bot, "CLIENT_ID": "k1"})).await;
     assert_eq!(b["error"], "BOT_ID_ERROR");
 }

@@ -40,3 +40,25 @@ async fn customer_flow_over_http() {
     let (s, e) = j(&p, reqwest::Method::POST, "customers/+49/messages", Some(json!({"text": "no line"}))).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("INVALID_REQUEST")));
 }
+
+#[tokio::test]
+async fn bots_can_be_seeded_over_http() {
+    let p = start().await;
+    let rx = receiver().await;
+    let body = json!({"code": "seeded", "client_id": "s1", "event_handler": rx.url, "welcome_line_id": 3});
+    let (s, r) = j(&p, reqwest::Method::POST, "bots", Some(body)).await;
+    assert_eq!(s, 200, "{r}");
+    let bot = r["bot_id"].as_u64().expect("bot id");
+    let (s, _) = j(&p, reqwest::Method::PUT, &format!("bots/{bot}/application-token"), Some(json!({"token": "app-secret"}))).await;
+    assert_eq!(s, 200);
+    p.emu.customer_writes(3, "+491707770001", "hi").await.expect("write");
+    let (_, idle) = j(&p, reqwest::Method::GET, "idle?timeout_ms=5000", None).await;
+    assert_eq!(idle["idle"], json!(true));
+    let ev = rx.events("ONIMBOTMESSAGEADD").pop().expect("event");
+    assert_eq!(ev["auth"]["application_token"], "app-secret");
+    let (_, deliveries) = j(&p, reqwest::Method::GET, "deliveries", None).await;
+    assert_eq!(deliveries.as_array().map(Vec::len), Some(2));
+    assert_eq!(deliveries[1]["status"], json!(200));
+    let (s, e) = j(&p, reqwest::Method::POST, "bots", Some(json!({"code": "seeded", "client_id": "s1", "event_handler": rx.url}))).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("WRONG_REQUEST")));
+}

@@ -76,8 +76,15 @@ async fn bot_replies_reach_the_customer_in_order_but_system_and_skip_connector_d
 #[tokio::test]
 async fn service_user_polls_messages_newest_first() {
     let p = start().await;
-    let m1 = p.emu.customer_writes(3, "+491700000002", "first").await.expect("write");
-    let m2 = p.emu.customer_writes(3, "+491700000002", "second").await.expect("write");
+    // The client's polling setup: the service user is the operator of a WhatsApp line.
+    let line = p.emu.add_line(b24_emulator::NewLine {
+        name: "WhatsApp (polled)".into(),
+        connector_id: Some("whatsappbyedna".into()),
+        queue: vec![p.demo.service_user_id],
+        ..b24_emulator::NewLine::default()
+    });
+    let m1 = p.emu.customer_writes(line, "+491700000002", "first").await.expect("write");
+    let m2 = p.emu.customer_writes(line, "+491700000002", "second").await.expect("write");
     assert_eq!(m1.chat_id, m2.chat_id);
     assert_eq!(m1.session_id, m2.session_id);
     let chat = p.emu.chat(m1.chat_id).expect("chat");
@@ -111,7 +118,7 @@ async fn handoff_to_operator_silences_the_bot() {
     let m = p.emu.customer_writes(3, "+491700000003", "I want a human").await.expect("write");
     assert_eq!(p.ok("imopenlines.bot.session.operator", json!({"CHAT_ID": m.chat_id})).await, json!(true));
     let chat = p.emu.chat(m.chat_id).expect("chat");
-    assert_eq!(chat.operator_id, Some(p.demo.service_user_id), "first human in the queue");
+    assert_eq!(chat.operator_id, Some(p.demo.operator_id), "first human in the queue");
     assert!(!chat.members.contains(&bot));
     assert!(chat.messages.last().is_some_and(|m| m.system && m.author_id == 0));
     let (s, b) = p.call("imopenlines.bot.session.operator", json!({"CHAT_ID": m.chat_id})).await;
@@ -135,7 +142,7 @@ async fn customer_zero_ends_bot_session_silently() {
     let msgs: Vec<String> = rx.events("ONIMBOTMESSAGEADD").iter().map(|e| e["data"]["PARAMS"]["MESSAGE"].as_str().unwrap_or("").to_owned()).collect();
     assert_eq!(msgs, ["hi"]);
     let chat = p.emu.chat(m.chat_id).expect("chat");
-    assert_eq!(chat.operator_id, Some(p.demo.service_user_id));
+    assert_eq!(chat.operator_id, Some(p.demo.operator_id));
     assert!(!chat.bot_in_chat.contains(&bot));
     assert!(chat.messages.iter().any(|m| m.system && m.author_id == 0), "system message about the handoff");
 }

@@ -93,9 +93,7 @@ impl PortalEvent {
                 let session = lines.session_id.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
                 DedupKey::event(&portal.member_id, "join", &format!("{bot_id}:{chat_id}:{session}"))
             }
-            Self::Command { portal, message_id, command, params, .. } => {
-                DedupKey::event(&portal.member_id, "cmd", &format!("{message_id}:{command}:{params}"))
-            }
+            Self::Command { portal, message_id, command, params, .. } => DedupKey::event(&portal.member_id, "cmd", &format!("{message_id}:{command}:{params}")),
             Self::BotDeleted { portal, bot_id, .. } => DedupKey::event(&portal.member_id, "botdelete", &bot_id.to_string()),
         }
     }

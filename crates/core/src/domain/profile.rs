@@ -40,17 +40,7 @@ pub struct Profile {
 impl Profile {
     /// A new, empty profile.
     pub fn new(phone: Phone, now: DateTime<Utc>) -> Self {
-        Self {
-            phone,
-            name: None,
-            language: None,
-            location: None,
-            last_context: None,
-            consent: None,
-            extra: Map::new(),
-            created_at: now,
-            updated_at: now,
-        }
+        Self { phone, name: None, language: None, location: None, last_context: None, consent: None, extra: Map::new(), created_at: now, updated_at: now }
     }
 
     /// Merges the bot's `profile` answer: known keys update the typed fields (a JSON `null` clears

@@ -30,9 +30,7 @@ use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::split::{WHATSAPP_MAX_CHARS, split_reply};
 use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
-use crate::ports::{
-    Bot, ChatMode, ChatStore, Claim, Clock, HistoryTurn, IdempotencyStore, Portal, PortalError, ProfileStore, StoreError, Transfer, TurnLog,
-};
+use crate::ports::{Bot, ChatMode, ChatStore, Claim, Clock, HistoryTurn, IdempotencyStore, Portal, PortalError, ProfileStore, StoreError, Transfer, TurnLog};
 use crate::retry::{self, RetryPolicy, Verdict};
 
 /// How the worker runs conversations.
@@ -201,7 +199,12 @@ impl Turn<'_> {
     }
 }
 
-async fn run_turn(deps: &Deps, claimed: Vec<(&InboundMessage, TurnProgress)>, owner: &str, received_at: DateTime<Utc>) -> Result<Vec<TurnOutcome>, ProcessError> {
+async fn run_turn(
+    deps: &Deps,
+    claimed: Vec<(&InboundMessage, TurnProgress)>,
+    owner: &str,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<TurnOutcome>, ProcessError> {
     let started_at = deps.clock.now();
     let started = Instant::now();
     let mut outcomes = Vec::new();
@@ -423,7 +426,11 @@ async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessError> {
         }
     }
     let Some(reason) = turn.progress.handoff.clone() else {
-        return Ok(if turn.progress.posted_ids.is_empty() { TurnOutcome::Silent } else { TurnOutcome::Answered { reply_ids: turn.progress.posted_ids.clone() } });
+        return Ok(if turn.progress.posted_ids.is_empty() {
+            TurnOutcome::Silent
+        } else {
+            TurnOutcome::Answered { reply_ids: turn.progress.posted_ids.clone() }
+        });
     };
     if !turn.progress.transferred {
         match deps.portal.transfer_to_operator(turn.chat).await {
@@ -462,7 +469,14 @@ async fn already_posted(turn: &mut Turn<'_>, text: &str) -> Result<bool, Process
 }
 
 /// Step 6.
-async fn finish(turn: &Turn<'_>, messages: &[&InboundMessage], outcome: &TurnOutcome, received_at: DateTime<Utc>, started_at: DateTime<Utc>, started: Instant) -> Result<(), ProcessError> {
+async fn finish(
+    turn: &Turn<'_>,
+    messages: &[&InboundMessage],
+    outcome: &TurnOutcome,
+    received_at: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    started: Instant,
+) -> Result<(), ProcessError> {
     let deps = turn.deps;
     let now = deps.clock.now();
     for m in messages {

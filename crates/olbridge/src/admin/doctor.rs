@@ -32,10 +32,15 @@ impl Check {
 pub async fn checks(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     let Some(webhook) = config.portal.webhook.clone() else {
-        out.push(Check::Fail("B24_WEBHOOK_BASE is not set: create an incoming webhook for the service user (scopes im, imopenlines, imbot) and put its URL in .env".into()));
+        out.push(Check::Fail(
+            "B24_WEBHOOK_BASE is not set: create an incoming webhook for the service user (scopes im, imopenlines, imbot) and put its URL in .env".into(),
+        ));
         return out;
     };
-    let options = ClientOptions { retry: olbridge_core::retry::RetryPolicy::exponential(2, Duration::from_millis(500), Duration::from_secs(2)), ..ClientOptions::default() };
+    let options = ClientOptions {
+        retry: olbridge_core::retry::RetryPolicy::exponential(2, Duration::from_millis(500), Duration::from_secs(2)),
+        ..ClientOptions::default()
+    };
     let client = match B24Client::new(webhook.clone(), options) {
         Ok(c) => c,
         Err(e) => {

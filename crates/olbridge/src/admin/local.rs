@@ -43,6 +43,19 @@ pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `olbridge dead-letters`: jobs that used all their attempts, with their last error.
+pub async fn dead_letters(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
+    let dead = store.dead_letters().await?;
+    if dead.is_empty() {
+        println!("no dead letters");
+    }
+    for d in dead {
+        println!("{}  {}  after {} deliveries: {}", d.dead_at.format("%Y-%m-%d %H:%M:%S"), d.key, d.attempt, d.error);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `olbridge forget <phone>`: deletes the stored profile of a phone number.
 pub async fn forget(config: &Config, phone: &str) -> anyhow::Result<ExitCode> {
     let phone = Phone::parse(phone).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -67,7 +67,12 @@ pub async fn register(client: &B24Client, handler_url: &str, code: &str, name: &
         event_message_add: handler_url.to_owned(),
         event_welcome_message: handler_url.to_owned(),
         event_bot_delete: handler_url.to_owned(),
-        properties: BotProperties { name: name.to_owned(), work_position: Some("WhatsApp assistant".into()), color: Some("AQUA".into()), ..BotProperties::default() },
+        properties: BotProperties {
+            name: name.to_owned(),
+            work_position: Some("WhatsApp assistant".into()),
+            color: Some("AQUA".into()),
+            ..BotProperties::default()
+        },
         client_id: client_id.clone(),
     };
     let bot_id = client.imbot_register(&registration).await.context("imbot.register failed")?;

@@ -118,7 +118,10 @@ async fn answer(State(state): State<Arc<BotState>>, headers: HeaderMap, body: By
     }
     let reply = match state.faq.answer(text) {
         Some(a) => a.to_owned(),
-        None => "I'm only a demo bot and don't know that one. Try asking about opening hours, delivery, returns or prices, or write \"agent\" to talk to a person.".to_owned(),
+        None => {
+            "I'm only a demo bot and don't know that one. Try asking about opening hours, delivery, returns or prices, or write \"agent\" to talk to a person."
+                .to_owned()
+        }
     };
     let reply = match known_name {
         Some(name) if state.faq.answer(text).is_some_and(|a| a.starts_with("Hello")) => format!("Welcome back, {name}! {reply}"),

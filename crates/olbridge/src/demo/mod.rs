@@ -77,7 +77,8 @@ async fn start(args: &DemoArgs) -> anyhow::Result<DemoWorld> {
     let handler = format!("http://{}/bitrix/events", listener.local_addr()?);
     let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = B24Client::new(webhook, ClientOptions::default())?;
-    let registration = crate::admin::register::register(&client, &handler, "olbridge_demo", "Demo assistant", None).await.context("cannot register the demo bot")?;
+    let registration =
+        crate::admin::register::register(&client, &handler, "olbridge_demo", "Demo assistant", None).await.context("cannot register the demo bot")?;
     emulator.attach_welcome_bot(portal.whatsapp_line_id, registration.bot_id.get())?;
 
     let data_dir = std::env::temp_dir().join(format!("olbridge-demo-{}", uuid::Uuid::new_v4().simple()));

@@ -20,11 +20,7 @@ use super::Shared;
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let limit = shared.receive.max_body_bytes;
-    let app = Router::new()
-        .route("/bitrix/events", post(events))
-        .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(shared);
+    let app = Router::new().route("/bitrix/events", post(events)).route("/health", get(health)).layer(DefaultBodyLimit::max(limit)).with_state(shared);
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

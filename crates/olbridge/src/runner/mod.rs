@@ -74,7 +74,8 @@ impl Bridge {
     pub async fn start_on(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
         config.check_serve().map_err(anyhow::Error::new)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = Arc::new(SqliteStore::open(&config.runner.data_dir).with_context(|| format!("cannot open the store in {}", config.runner.data_dir.display()))?);
+        let store =
+            Arc::new(SqliteStore::open(&config.runner.data_dir).with_context(|| format!("cannot open the store in {}", config.runner.data_dir.display()))?);
         let recovered = store.recover(clock.now()).await.context("cannot recover in-flight work")?;
         let shared = Arc::new(build_shared(config, &store, clock)?);
         let addr = listener.local_addr()?;
@@ -121,13 +122,13 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
     let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
     let bot_url = config.bot.url.clone().context("BOT_HTTP_URL is not set")?;
     let domain: PortalDomain = webhook.domain().clone();
-    let options = ClientOptions {
-        rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst),
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
     let client = B24Client::new(webhook, options)?;
     let portal = Arc::new(BotPortal::new(client, bot_id, client_id));
-    let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout).map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?);
+    let bot = Arc::new(
+        HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)
+            .map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?,
+    );
     let bot_retry = RetryPolicy::exponential(config.bot.max_attempts, Duration::from_secs(1), Duration::from_secs(30))
         .with_budget(config.bot.retry_budget)
         .with_jitter(0.2);

@@ -46,6 +46,16 @@ pub(crate) async fn run(n: usize, shared: Arc<Shared>, mut stop: watch::Receiver
             }
             continue;
         };
+        if first.attempt > shared.max_attempts {
+            // Delivered this often without ever being given back: the process died while handling
+            // it each time (a poison job). Set it aside instead of crashing again.
+            let error = "delivered too many times without finishing (the process stopped while handling it)";
+            if let Err(e) = shared.queue.retry(&first.receipt, shared.clock.now(), Duration::ZERO, shared.max_attempts, error).await {
+                warn!(error = %e, "cannot dead-letter a poison job");
+            }
+            error!(key = %first.job.key, attempt = first.attempt, "a job was dead-lettered: see `olbridge dead-letters`");
+            continue;
+        }
         let batch = gather_burst(&shared, first).await;
         handle(&shared, &owner, batch).await;
     }
