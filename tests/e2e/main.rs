@@ -1,5 +1,6 @@
 //! End-to-end tests: the bridge against the Bitrix24 emulator and a test bot server.
 //! One binary; each module is one behaviour family.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test loudly
 
 mod answers;
 mod crash;

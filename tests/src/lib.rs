@@ -174,10 +174,8 @@ impl TestApp {
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Ok(r) = client.get(&url).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
             }
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "the bridge did not become healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
