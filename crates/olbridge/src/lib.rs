@@ -6,7 +6,7 @@
 //!   the worker pool and the store — running core's `receive` and `process` use cases.
 //! - [`cli`]: the `olbridge` command line; [`admin`]: its commands besides `serve` (register-bot,
 //!   doctor, read/chat/send, stats, forget); [`demo`]: `olbridge demo`.
-//! - [`env`], [`telemetry`]: `.env` loading and logging.
+//! - [`env`](mod@env), [`telemetry`]: `.env` loading and logging.
 //!
 //! # Dependency rules
 //! This crate depends on `olbridge-core` (use cases, ports, the REST and bot clients) and on the

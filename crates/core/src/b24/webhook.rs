@@ -1,7 +1,7 @@
 //! The incoming-webhook base URL (`B24_WEBHOOK_BASE`): `https://<portal>/rest/<user_id>/<code>/`.
 //!
 //! The `<code>` part is a password: anyone holding the URL can call the portal as that user. So it
-//! is kept as a [`Secret`] and the URL is only ever assembled in [`WebhookBase::method_url`], whose
+//! is kept as a [`Secret`] and the URL is only ever assembled in `WebhookBase::method_url`, whose
 //! result goes straight into the HTTP request. `Debug` and `Display` print the URL with the code
 //! masked, which is what logs and error messages get.
 

@@ -42,7 +42,7 @@ pub struct ReceiveSettings {
     pub bot_client_id: Option<Secret>,
     /// `B24_MEMBER_ID`: when set, events from another portal are refused.
     pub member_id: Option<MemberId>,
-    /// The host[:port] of `B24_WEBHOOK_BASE`: `auth[domain]` must match it.
+    /// The `host[:port]` of `B24_WEBHOOK_BASE`: `auth[domain]` must match it.
     pub domain: Option<PortalDomain>,
     /// Our bot: messages it wrote itself are dropped here.
     pub bot_id: Option<BotId>,

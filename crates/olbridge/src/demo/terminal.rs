@@ -107,6 +107,12 @@ fn show_updates(world: &DemoWorld, seen: &mut Seen) {
         println!("  (bot is typing…)");
         seen.typing = typing;
     }
+    let inbox = world.emulator.customer_inbox(&world.phone);
+    for m in inbox.iter().skip(seen.inbox) {
+        let who = if m.author_id == world.bot_id { "bot" } else { "operator" };
+        println!("{who}> {}", m.text);
+    }
+    seen.inbox = seen.inbox.max(inbox.len());
     if let Some(chat) = seen.chat.and_then(|c| world.emulator.chat(c)) {
         let operator = chat.operator_id;
         if operator != seen.operator {
@@ -116,10 +122,4 @@ fn show_updates(world: &DemoWorld, seen: &mut Seen) {
             seen.operator = operator;
         }
     }
-    let inbox = world.emulator.customer_inbox(&world.phone);
-    for m in inbox.iter().skip(seen.inbox) {
-        let who = if m.author_id == world.bot_id { "bot" } else { "operator" };
-        println!("{who}> {}", m.text);
-    }
-    seen.inbox = seen.inbox.max(inbox.len());
 }
