@@ -14,7 +14,6 @@ async fn thirty_chats_at_once_on_a_slow_portal_are_all_answered_once_without_hit
         // Configured under the portal's limit, as the README says: the portal's bucket is shared
         // with every other user of the webhook (here, the two calls that registered the bot).
         client_rate: (2.0, 8),
-        workers: 8,
         ..AppOptions::default()
     })
     .await

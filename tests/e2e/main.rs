@@ -2,6 +2,7 @@
 //! One binary; each module is one behaviour family.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test loudly
 
+mod admin;
 mod answers;
 mod crash;
 mod escalation;

@@ -58,7 +58,7 @@ impl Default for AppOptions {
             bot_timeout_sec: Some(10.0),
             bot_max_attempts: 3,
             hmac_secret: None,
-            workers: 4,
+            workers: 64,
             extra_env: Vec::new(),
         }
     }

@@ -64,7 +64,7 @@ pub mod vars {
     pub const OLBRIDGE_BOT_MAX_ATTEMPTS: &str = "OLBRIDGE_BOT_MAX_ATTEMPTS";
     /// Total time for a turn's bot attempts, seconds (default 300).
     pub const OLBRIDGE_BOT_RETRY_BUDGET_SEC: &str = "OLBRIDGE_BOT_RETRY_BUDGET_SEC";
-    /// Worker tasks (default 8).
+    /// Turns run at once (default 64; they wait on the bot, not the CPU).
     pub const OLBRIDGE_WORKERS: &str = "OLBRIDGE_WORKERS";
     /// Deliveries of a job before it is dead-lettered (default 5).
     pub const OLBRIDGE_QUEUE_MAX_ATTEMPTS: &str = "OLBRIDGE_QUEUE_MAX_ATTEMPTS";
@@ -247,7 +247,7 @@ impl Config {
             application_token: r.secret(B24_APPLICATION_TOKEN),
             bot_client_id: r.secret(B24_BOT_CLIENT_ID),
             business_phone: r.text(B24_BUSINESS_PHONE),
-            rate_per_sec: r.number(B24_RATE_PER_SEC, 2.0, |v: &f64| *v > 0.0 && *v <= 100.0, "expected requests per second, 0 < n <= 100"),
+            rate_per_sec: r.number(B24_RATE_PER_SEC, 2.0, |v: &f64| *v > 0.0 && *v <= 1000.0, "expected requests per second, 0 < n <= 1000 (self-hosted portals may allow more than the cloud)"),
             rate_burst: r.number(B24_RATE_BURST, 40, |v: &u32| (1..=1000).contains(v), "expected 1..=1000"),
             poll_interval: Duration::from_secs_f64(r.number(B24_POLL_SEC, 2.0, |v: &f64| *v >= 0.1 && *v <= 3600.0, "expected seconds, 0.1..=3600")),
             ts_window: Duration::from_secs(r.number(OLBRIDGE_TS_WINDOW_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
@@ -285,7 +285,7 @@ impl Config {
         let runner = RunnerSettings {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: r.text(OLBRIDGE_DATA_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".olbridge")),
-            workers: r.number(OLBRIDGE_WORKERS, 8, |v: &usize| (1..=256).contains(v), "expected 1..=256"),
+            workers: r.number(OLBRIDGE_WORKERS, 64, |v: &usize| (1..=4096).contains(v), "expected 1..=4096"),
             queue_max_attempts: r.number(OLBRIDGE_QUEUE_MAX_ATTEMPTS, 5, |v: &u32| (1..=100).contains(v), "expected 1..=100"),
             lease: Duration::from_secs(r.number(OLBRIDGE_LEASE_SEC, 30, |v: &u64| (3..=3600).contains(v), "expected seconds, 3..=3600")),
             log_json: log_json.unwrap_or(false),

@@ -89,7 +89,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<DemoWorld> {
         ("B24_BOT_CLIENT_ID", registration.client_id.expose().to_owned()),
         ("B24_BUSINESS_PHONE", "+4930123456".to_owned()),
         ("OLBRIDGE_DATA_DIR", data_dir.display().to_string()),
-        ("OLBRIDGE_WORKERS", "4".to_owned()),
+        ("OLBRIDGE_WORKERS", "16".to_owned()),
         ("OLBRIDGE_BURST_MS", "400".to_owned()),
     ]
     .into_iter()

@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::info;
 
-use crate::store::SqliteStore;
+use crate::store::{Retention, SqliteStore};
 
 /// How long a stopping bridge lets running turns finish before it exits anyway (they resume from
 /// their checkpoints at the next start).
@@ -82,9 +82,9 @@ impl Bridge {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(http::serve(listener, Arc::clone(&shared), stopped.clone()));
-        for n in 0..config.runner.workers {
-            tasks.spawn(worker::run(n, Arc::clone(&shared), stopped.clone()));
-        }
+        tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
+        let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
+        tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.clock), stopped.clone()));
         info!(listen = %addr, workers = config.runner.workers, recovered = ?recovered, "bridge started");
         Ok(Self { addr, stop, tasks, store })
     }
@@ -113,6 +113,24 @@ impl Bridge {
     /// shutdown signal.
     pub async fn wait(&mut self) {
         let _ = self.tasks.join_next().await;
+    }
+}
+
+/// How often retention limits are applied.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Applies the retention limits (profiles per `OLBRIDGE_PROFILE_RETENTION_DAYS`, history, the turn
+/// log, old de-duplication keys) at start-up and then hourly.
+async fn maintenance(store: Arc<SqliteStore>, retention: Retention, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match store.purge(&retention, clock.now()).await {
+            Ok(purged) => tracing::debug!(?purged, "retention applied"),
+            Err(e) => tracing::warn!(error = %e, "cannot apply retention limits"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(MAINTENANCE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

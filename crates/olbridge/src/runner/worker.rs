@@ -1,6 +1,9 @@
-//! A worker: lease the next job, wait out the burst window, run the turn, ack or retry.
+//! The worker pool: lease the next job, wait out the burst window, run the turn, ack or retry.
 //!
-//! The queue guarantees one leased job per chat at a time, so workers never race on a chat; the
+//! One dispatcher leases jobs and runs each turn as its own task, up to `OLBRIDGE_WORKERS` turns at
+//! once: turns spend their time waiting on the bot and the portal, not on the CPU, so concurrency
+//! is cheap and a slow RAG bot must not keep other chats waiting in the queue. The queue guarantees
+//! one leased job per chat at a time, so turns never race on a chat; the
 //! lease is renewed while a turn runs (a RAG bot may take minutes) and given back with a backoff
 //! when the turn fails in a retryable way. A job that keeps failing is dead-lettered after
 //! `OLBRIDGE_QUEUE_MAX_ATTEMPTS` deliveries instead of blocking its chat forever.
@@ -12,7 +15,8 @@ use olbridge_core::domain::event::{Job, PortalEvent};
 use olbridge_core::domain::message::AuthorKind;
 use olbridge_core::ports::{Delivery, Receipt, Requeued};
 use olbridge_core::usecase::process::{self, Processed};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tracing::{error, warn};
 
 use super::Shared;
@@ -24,21 +28,30 @@ const BURST_CAP_WINDOWS: u32 = 4;
 /// At most this many messages are merged into one turn.
 const BURST_MAX_MESSAGES: usize = 20;
 
-pub(crate) async fn run(n: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let owner = format!("{}-w{n}", shared.instance);
+pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut turns = JoinSet::new();
+    let mut counter: u64 = 0;
     loop {
+        // Reap finished turns so the set does not grow.
+        while turns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => break,
+        };
         if *stop.borrow() {
-            return;
+            break;
         }
         let now = shared.clock.now();
-        let mut deliveries = match shared.queue.receive(1, now, shared.lease).await {
-            Ok(d) => d,
+        let delivery = match shared.queue.receive(1, now, shared.lease).await {
+            Ok(mut d) => d.pop(),
             Err(e) => {
                 error!(error = %e, "cannot read the queue");
-                Vec::new()
+                None
             }
         };
-        let Some(first) = deliveries.pop() else {
+        let Some(first) = delivery else {
+            drop(permit);
             tokio::select! {
                 () = shared.wake.notified() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
@@ -47,18 +60,31 @@ pub(crate) async fn run(n: usize, shared: Arc<Shared>, mut stop: watch::Receiver
             continue;
         };
         if first.attempt > shared.max_attempts {
-            // Delivered this often without ever being given back: the process died while handling
-            // it each time (a poison job). Set it aside instead of crashing again.
-            let error = "delivered too many times without finishing (the process stopped while handling it)";
-            if let Err(e) = shared.queue.retry(&first.receipt, shared.clock.now(), Duration::ZERO, shared.max_attempts, error).await {
-                warn!(error = %e, "cannot dead-letter a poison job");
-            }
-            error!(key = %first.job.key, attempt = first.attempt, "a job was dead-lettered: see `olbridge dead-letters`");
+            dead_letter_poison(&shared, &first).await;
             continue;
         }
-        let batch = gather_burst(&shared, first).await;
-        handle(&shared, &owner, batch).await;
+        counter += 1;
+        // One owner per turn: a claim's owner must name one sequential executor.
+        let owner = format!("{}-t{counter}", shared.instance);
+        let shared = Arc::clone(&shared);
+        turns.spawn(async move {
+            let batch = gather_burst(&shared, first).await;
+            handle(&shared, &owner, batch).await;
+            drop(permit);
+        });
     }
+    // Stopping: no new turns; let the running ones finish (the bridge bounds how long).
+    while turns.join_next().await.is_some() {}
+}
+
+/// A job delivered this often without ever being given back: the process died while handling it
+/// each time (a poison job). It is set aside instead of crashing the bridge again.
+async fn dead_letter_poison(shared: &Shared, delivery: &Delivery) {
+    let error = "delivered too many times without finishing (the process stopped while handling it)";
+    if let Err(e) = shared.queue.retry(&delivery.receipt, shared.clock.now(), Duration::ZERO, shared.max_attempts, error).await {
+        warn!(error = %e, "cannot dead-letter a poison job");
+    }
+    error!(key = %delivery.job.key, attempt = delivery.attempt, "a job was dead-lettered: see `olbridge dead-letters`");
 }
 
 /// Waits for the burst window to pass quietly and leases the messages that arrived meanwhile.

@@ -1,0 +1,101 @@
+//! The admin commands against the emulated portal: `register-bot` is idempotent, `doctor` passes
+//! on a complete setup and names what is missing otherwise, and the terminal tools (`send`,
+//! `read`) work through the real binary.
+
+use std::collections::HashMap;
+
+use olbridge::admin::doctor::{self, Check};
+use olbridge::admin::register;
+use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
+use olbridge_core::config::Config;
+use olbridge_core::domain::ids::BotId;
+use olbridge_core::domain::secret::Secret;
+use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_binary};
+
+use crate::REPLY_TIMEOUT;
+
+fn client(webhook: &str) -> B24Client {
+    B24Client::new(WebhookBase::parse(webhook).unwrap(), ClientOptions::default()).unwrap()
+}
+
+#[tokio::test]
+async fn register_bot_is_idempotent_and_refuses_to_guess_an_unknown_client_id() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let c = client(&app.portal.webhook_url);
+    let known = Some((BotId::new(app.bot_id).unwrap(), Secret::new(app.client_id.clone())));
+    let again = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", known).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.bot_id.get(), app.bot_id);
+    let err = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", None).await.unwrap_err();
+    assert!(err.to_string().contains("already registered"), "{err}");
+    let registered = app.emulator.calls().iter().filter(|c| c.method == "imbot.register").count();
+    assert_eq!(registered, 1, "no second bot was created");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn doctor_passes_on_a_complete_setup() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let mut env = app.env.clone();
+    env.insert("OLBRIDGE_PUBLIC_URL".into(), app.events_url.trim_end_matches("/bitrix/events").to_owned());
+    let config = Config::from_map(&env).unwrap();
+    let checks = doctor::checks(&config).await;
+    let failed: Vec<&Check> = checks.iter().filter(|c| matches!(c, Check::Fail(_))).collect();
+    assert!(failed.is_empty(), "{checks:#?}");
+    assert!(checks.iter().any(|c| matches!(c, Check::Ok(t) if t.contains("served by the bot"))), "{checks:#?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn doctor_names_every_missing_piece() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    // A webhook without the imbot scope, a bot id the portal does not know, no public URL.
+    let user = app.emulator.add_employee("Second", "Service");
+    let webhook = app.emulator.add_webhook(user, &["im", "imopenlines"]);
+    let env: HashMap<String, String> = [("B24_WEBHOOK_BASE", webhook), ("B24_BOT_ID", "999".to_owned()), ("BOT_HTTP_URL", "http://127.0.0.1:9/bot".to_owned())]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let checks = doctor::checks(&Config::from_map(&env).unwrap()).await;
+    let text = format!("{checks:#?}");
+    let fails: Vec<&String> = checks.iter().filter_map(|c| if let Check::Fail(t) = c { Some(t) } else { None }).collect();
+    assert!(fails.iter().any(|t| t.contains("imbot")), "{text}");
+    assert!(fails.iter().any(|t| t.contains("B24_BOT_CLIENT_ID")), "{text}");
+    assert!(fails.iter().any(|t| t.contains("cannot connect to the bot")), "{text}");
+    assert!(checks.iter().any(|c| matches!(c, Check::Warn(t) if t.contains("OLBRIDGE_PUBLIC_URL"))), "{text}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn send_and_read_work_through_the_binary() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let sent = app.customer_writes(PHONE, "hello").await.unwrap();
+    app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
+    let bin = olbridge_binary().unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(["--env-dir", &dir.path().display().to_string()])
+            .args(args)
+            .env_clear()
+            .env("B24_WEBHOOK_BASE", &app.portal.webhook_url)
+            .output()
+            .unwrap()
+    };
+    let dialog = format!("chat{}", sent.chat_id);
+    let out = run(&["send", &dialog, "A colleague will call you back today."]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inbox = app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
+    assert_eq!(inbox.last().map(|m| m.text.as_str()), Some("A colleague will call you back today."));
+
+    let out = run(&["read", "--once"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&dialog), "{stdout}");
+    assert!(stdout.contains("A colleague will call you back today."), "{stdout}");
+
+    let out = run(&["send", "not-a-dialog", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected e.g. chat97669"));
+    app.shutdown().await;
+}
