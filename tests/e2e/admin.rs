@@ -73,28 +73,28 @@ async fn send_and_read_work_through_the_binary() {
     app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
     let bin = olbridge_binary().unwrap();
     let dir = tempfile::TempDir::new().unwrap();
+    // The emulator runs on this test's runtime: the child must be awaited, not waited for.
     let run = |args: &[&str]| {
-        std::process::Command::new(&bin)
+        tokio::process::Command::new(&bin)
             .args(["--env-dir", &dir.path().display().to_string()])
             .args(args)
             .env_clear()
             .env("B24_WEBHOOK_BASE", &app.portal.webhook_url)
             .output()
-            .unwrap()
     };
     let dialog = format!("chat{}", sent.chat_id);
-    let out = run(&["send", &dialog, "A colleague will call you back today."]);
+    let out = run(&["send", &dialog, "A colleague will call you back today."]).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let inbox = app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
     assert_eq!(inbox.last().map(|m| m.text.as_str()), Some("A colleague will call you back today."));
 
-    let out = run(&["read", "--once"]);
+    let out = run(&["read", "--once"]).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&dialog), "{stdout}");
     assert!(stdout.contains("A colleague will call you back today."), "{stdout}");
 
-    let out = run(&["send", "not-a-dialog", "x"]);
+    let out = run(&["send", "not-a-dialog", "x"]).await.unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected e.g. chat97669"));
     app.shutdown().await;

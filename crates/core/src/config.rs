@@ -247,7 +247,12 @@ impl Config {
             application_token: r.secret(B24_APPLICATION_TOKEN),
             bot_client_id: r.secret(B24_BOT_CLIENT_ID),
             business_phone: r.text(B24_BUSINESS_PHONE),
-            rate_per_sec: r.number(B24_RATE_PER_SEC, 2.0, |v: &f64| *v > 0.0 && *v <= 1000.0, "expected requests per second, 0 < n <= 1000 (self-hosted portals may allow more than the cloud)"),
+            rate_per_sec: r.number(
+                B24_RATE_PER_SEC,
+                2.0,
+                |v: &f64| *v > 0.0 && *v <= 1000.0,
+                "expected requests per second, 0 < n <= 1000 (self-hosted portals may allow more than the cloud)",
+            ),
             rate_burst: r.number(B24_RATE_BURST, 40, |v: &u32| (1..=1000).contains(v), "expected 1..=1000"),
             poll_interval: Duration::from_secs_f64(r.number(B24_POLL_SEC, 2.0, |v: &f64| *v >= 0.1 && *v <= 3600.0, "expected seconds, 0.1..=3600")),
             ts_window: Duration::from_secs(r.number(OLBRIDGE_TS_WINDOW_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
