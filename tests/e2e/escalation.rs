@@ -98,3 +98,21 @@ async fn an_operator_writing_in_the_chat_silences_the_bot_for_the_session() {
     assert_eq!(app.bot_messages(PHONE).last().map(String::as_str), Some("echo: back again"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_customer_typing_0_while_the_bot_thinks_makes_the_portal_refuse_the_reply_and_the_turn_ends() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    app.bot.script([Reply::After(std::time::Duration::from_secs(2), Box::new(Reply::Echo))]);
+    let sent = app.customer_writes(PHONE, "a question").await.unwrap();
+    assert_eq!(app.bot.wait_requests(1, REPLY_TIMEOUT).await, 1);
+    // Bitrix24 itself moves the chat to the queue when the customer types exactly 0.
+    app.customer_writes(PHONE, "0").await.unwrap();
+
+    let turns = app.wait_turns(1, REPLY_TIMEOUT).await;
+    assert_eq!(turns[0].outcome.name(), "ignored", "{:?}", turns[0].outcome);
+    assert!(format!("{:?}", turns[0].outcome).contains("portal_refused"), "{:?}", turns[0].outcome);
+    assert!(app.bot_messages(PHONE).is_empty(), "the bot is no longer in the chat");
+    let chat = app.emulator.chat(sent.chat_id).unwrap();
+    assert_ne!(chat.operator_id, Some(app.bot_id));
+    app.shutdown().await;
+}

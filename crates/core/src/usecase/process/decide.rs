@@ -1,0 +1,113 @@
+//! Step 3 of a turn: what to say — an escalation phrase, or the bot's answer (or its failure).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::{Deps, ProcessError, Turn, ignored};
+use crate::bot::{BotAnswer, BotError, BotRequest};
+use crate::domain::ids::{DedupKey, DialogId};
+use crate::domain::message::{IgnoreReason, InboundMessage};
+use crate::domain::profile::Profile;
+use crate::domain::split::{WHATSAPP_MAX_CHARS, split_reply};
+use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome, TurnProgress};
+use crate::retry::{self, Verdict};
+
+/// Step 3: decides what to say (unless a resumed turn already did). Returns an outcome when the
+/// turn ends without delivering anything.
+pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) -> Result<Option<TurnOutcome>, ProcessError> {
+    if turn.progress.answer.is_some() || turn.progress.handoff.is_some() {
+        return Ok(None);
+    }
+    if turn.is_human().await? {
+        return Ok(Some(ignored(IgnoreReason::HumanSession)));
+    }
+    let deps = turn.deps;
+    if let Some(phrase) = messages.iter().find_map(|m| deps.settings.escalation.matches(&m.text)) {
+        info!(dialog = %turn.dialog, rule = "phrase", phrase = %phrase, "escalation phrase: handing the chat to a human");
+        turn.progress.handoff = Some(HandoffReason::Phrase { phrase: phrase.to_owned() });
+        turn.progress.notice = Some(deps.settings.handoff_message.clone());
+        turn.checkpoint().await?;
+        return Ok(None);
+    }
+
+    let phone = messages.iter().find_map(|m| m.lines.phone.clone());
+    let mut profile = match &phone {
+        Some(p) => deps.profiles.get(p).await?,
+        None => None,
+    };
+    let history = deps.chats.history(turn.chat, deps.settings.history_turns).await?;
+    let profile_json = profile.as_ref().map(Profile::to_bot_json).unwrap_or_else(|| serde_json::json!({}));
+    let owned: Vec<InboundMessage> = messages.iter().map(|m| (*m).clone()).collect();
+    let Some(request) = BotRequest::for_turn(&owned, profile_json, history, deps.settings.business_phone.as_deref()) else {
+        return Ok(Some(ignored(IgnoreReason::EmptyText)));
+    };
+
+    let typing = spawn_typing(deps, turn.dialog);
+    let started = Instant::now();
+    let result = ask_bot(deps, &request, &turn.primary, &mut turn.progress.bot_attempts).await;
+    typing.abort();
+    turn.bot_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+
+    // Mark merged messages before the answer is saved (see `TurnProgress::merged_into`).
+    let merged = TurnProgress { merged_into: Some(turn.primary.clone()), ..TurnProgress::default() };
+    for key in turn.keys.iter().filter(|k| **k != turn.primary) {
+        deps.idempotency.checkpoint(key, turn.owner, &merged, deps.clock.now(), deps.settings.lease).await?;
+    }
+    match result {
+        Ok(answer) => {
+            if let (Some(patch), Some(p)) = (&answer.profile, &phone) {
+                let now = deps.clock.now();
+                let mut current = profile.take().unwrap_or_else(|| Profile::new(p.clone(), now));
+                current.merge(patch, now);
+                deps.profiles.put(&current).await?;
+            }
+            let chunks: Vec<String> = answer.replies.iter().flat_map(|r| split_reply(r, WHATSAPP_MAX_CHARS)).collect();
+            if answer.handoff {
+                info!(dialog = %turn.dialog, rule = "bot_handoff", "the bot asked for a human");
+                turn.progress.handoff = Some(HandoffReason::BotRequested);
+                turn.progress.notice = Some(deps.settings.handoff_message.clone());
+            }
+            turn.progress.answer = Some(SavedAnswer { chunks, handoff: answer.handoff });
+        }
+        Err(error) => {
+            warn!(dialog = %turn.dialog, rule = "bot_failure", attempts = turn.progress.bot_attempts, error = %error, "the bot failed: fallback message and handoff");
+            turn.progress.handoff = Some(HandoffReason::BotFailed { error: error.to_string() });
+            turn.progress.notice = Some(deps.settings.fallback_message.clone());
+        }
+    }
+    turn.checkpoint().await?;
+    Ok(None)
+}
+
+/// Calls the bot through the one retry helper: 5xx, 429 and timeouts are retried within the
+/// budget; 4xx and invalid answers are final at once.
+async fn ask_bot(deps: &Deps, request: &BotRequest, key: &DedupKey, attempts: &mut u32) -> Result<BotAnswer, BotError> {
+    let counter = std::sync::atomic::AtomicU32::new(0);
+    let result = retry::retry(
+        &deps.settings.bot_retry,
+        |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            deps.bot.ask(request, key)
+        },
+        |e: &BotError| if e.is_retryable() { Verdict::Retry } else { Verdict::Stop },
+    )
+    .await;
+    *attempts += counter.load(std::sync::atomic::Ordering::Relaxed);
+    result.map_err(|e| e.last)
+}
+
+/// Shows "typing…" while the bot thinks, renewing it; optional work the portal adapter may skip.
+fn spawn_typing(deps: &Deps, dialog: DialogId) -> tokio::task::JoinHandle<()> {
+    let portal = Arc::clone(&deps.portal);
+    let every = deps.settings.typing_every;
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = portal.typing(dialog).await {
+                tracing::debug!(error = %e, "typing indicator failed (ignored)");
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}

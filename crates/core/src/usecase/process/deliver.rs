@@ -1,0 +1,136 @@
+//! Steps 4–6 of a turn: post what was decided, transfer when needed, record the turn.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::{ProcessError, Turn, ignored};
+use crate::domain::ids::SessionId;
+use crate::domain::message::{IgnoreReason, InboundMessage};
+use crate::domain::profile::Profile;
+use crate::domain::turn::{HandoffReason, TurnOutcome, TurnRecord, TurnTimings};
+use crate::ports::{HistoryTurn, Transfer};
+
+/// Steps 4 and 5: posts what was decided and transfers when needed.
+pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessError> {
+    let deps = turn.deps;
+    let chunks = turn.progress.answer.as_ref().map(|a| a.chunks.clone()).unwrap_or_default();
+    let mut texts = chunks.clone();
+    texts.extend(turn.progress.notice.clone());
+    while turn.progress.sent < texts.len() {
+        let text = &texts[turn.progress.sent];
+        if turn.is_human().await? {
+            info!(dialog = %turn.dialog, "a human took the chat while the bot was working: staying silent");
+            return Ok(ignored(IgnoreReason::HumanSession));
+        }
+        if turn.progress.sending && already_posted(turn, text).await? {
+            continue;
+        }
+        turn.progress.sending = true;
+        turn.checkpoint().await?;
+        match deps.portal.post_reply(turn.dialog, text).await {
+            Ok(id) => {
+                turn.progress.sending = false;
+                turn.progress.sent += 1;
+                turn.progress.posted_ids.push(id);
+                turn.checkpoint().await?;
+            }
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                // Most often the bot is no longer in the chat (the customer typed 0, the line's
+                // timer moved it to the queue): retrying would not change that.
+                warn!(dialog = %turn.dialog, code = %e.code, "the portal refused the reply; giving up on this turn");
+                turn.progress.sending = false;
+                turn.checkpoint().await?;
+                return Ok(TurnOutcome::Ignored { reason: format!("portal_refused:{}", e.code) });
+            }
+        }
+    }
+    let Some(reason) = turn.progress.handoff.clone() else {
+        return Ok(if turn.progress.posted_ids.is_empty() {
+            TurnOutcome::Silent
+        } else {
+            TurnOutcome::Answered { reply_ids: turn.progress.posted_ids.clone() }
+        });
+    };
+    if !turn.progress.transferred {
+        match deps.portal.transfer_to_operator(turn.chat).await {
+            Ok(Transfer::Done | Transfer::AlreadyHuman) => {}
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => warn!(dialog = %turn.dialog, code = %e.code, "the portal refused the transfer; the chat stays silent for this session anyway"),
+        }
+        turn.progress.transferred = true;
+        turn.checkpoint().await?;
+    }
+    deps.chats.set_human(turn.chat, turn.session, reason.rule(), deps.clock.now()).await?;
+    Ok(match reason {
+        HandoffReason::BotFailed { error } => TurnOutcome::Fallback { error },
+        reason => TurnOutcome::HandedOff { reason },
+    })
+}
+
+/// After a crash between "about to post" and "posted", checks whether the post reached the portal:
+/// a message by us, after the customer's message, with that text, not one we already counted.
+async fn already_posted(turn: &mut Turn<'_>, text: &str) -> Result<bool, ProcessError> {
+    let deps = turn.deps;
+    let after = turn.progress.posted_ids.last().copied().unwrap_or(turn.last_message).max(turn.last_message);
+    let found = deps
+        .portal
+        .messages_after(turn.dialog, after)
+        .await?
+        .into_iter()
+        .find(|m| m.author_id == deps.portal.author_id() && m.text.trim() == text.trim() && !turn.progress.posted_ids.contains(&m.id));
+    let Some(found) = found else { return Ok(false) };
+    info!(dialog = %turn.dialog, message = %found.id, "an interrupted post had reached the portal; not posting it again");
+    turn.progress.sending = false;
+    turn.progress.sent += 1;
+    turn.progress.posted_ids.push(found.id);
+    turn.checkpoint().await?;
+    Ok(true)
+}
+
+/// Step 6.
+pub(super) async fn finish(
+    turn: &Turn<'_>,
+    messages: &[&InboundMessage],
+    outcome: &TurnOutcome,
+    received_at: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    started: Instant,
+) -> Result<(), ProcessError> {
+    let deps = turn.deps;
+    let now = deps.clock.now();
+    for m in messages {
+        deps.chats.append_history(turn.chat, &HistoryTurn { role: "customer".into(), text: m.text.clone(), at: m.sent_at }).await?;
+    }
+    if let Some(answer) = &turn.progress.answer {
+        let sent: Vec<&str> = answer.chunks.iter().take(turn.progress.sent).map(String::as_str).collect();
+        if !sent.is_empty() {
+            deps.chats.append_history(turn.chat, &HistoryTurn { role: "bot".into(), text: sent.join("\n"), at: now }).await?;
+        }
+    }
+    if let Some(phone) = messages.iter().find_map(|m| m.lines.phone.clone()) {
+        let mut profile = deps.profiles.get(&phone).await?.unwrap_or_else(|| Profile::new(phone, now));
+        if profile.name.is_none() {
+            profile.name = messages.iter().map(|m| m.author.name.trim()).find(|n| !n.is_empty()).map(str::to_owned);
+        }
+        profile.updated_at = now;
+        deps.profiles.put(&profile).await?;
+    }
+    let record = TurnRecord {
+        keys: turn.keys.clone(),
+        dialog: turn.dialog.to_string(),
+        session_id: turn.session.map(SessionId::get),
+        outcome: outcome.clone(),
+        timings: TurnTimings { received_at, started_at, bot_ms: turn.bot_ms, finished_at: now },
+        bot_attempts: turn.progress.bot_attempts,
+    };
+    deps.log.record(&record).await?;
+    for key in &turn.keys {
+        deps.idempotency.complete(key, turn.owner, outcome, now).await?;
+    }
+    let total_ms = started.elapsed().as_millis();
+    info!(dialog = %turn.dialog, outcome = outcome.name(), messages = turn.keys.len(), bot_attempts = turn.progress.bot_attempts, turn_ms = total_ms as u64, "turn finished");
+    Ok(())
+}
