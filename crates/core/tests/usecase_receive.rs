@@ -1,0 +1,86 @@
+//! The `receive` use case called directly, as a Lambda handler or the local runner calls it, with
+//! a real Bitrix24 payload (the contract's OBS capture (a): a webhook-registered bot in an Open
+//! Line, `auth[application_token]` = the bot's `CLIENT_ID` `192735`, `ts` 1711455834).
+#![allow(clippy::expect_used)] // fixtures are known-good; a failure should fail the test
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use olbridge_core::domain::ids::{ChatId, MemberId, PortalDomain, SessionId};
+use olbridge_core::domain::secret::Secret;
+use olbridge_core::memory::MemoryStore;
+use olbridge_core::ports::{ChatMode, ChatStore, JobQueue};
+use olbridge_core::usecase::receive::{InboundRequest, ReceiveError, ReceiveSettings, Received, receive};
+
+const CAPTURE: &str = include_str!("fixtures/obs_a_v1_messageadd_lines.form");
+
+fn at_ts() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_711_455_834, 0).single().expect("valid")
+}
+
+fn settings() -> ReceiveSettings {
+    ReceiveSettings {
+        application_token: None,
+        bot_client_id: Some(Secret::new("192735")),
+        member_id: Some(MemberId::parse("869e4953d7e841e02de675524e65f51a").expect("member")),
+        domain: Some(PortalDomain::parse("b24-1x2ywp.bitrix24.ru").expect("domain")),
+        bot_id: None,
+        ts_window: Duration::from_secs(300),
+        max_body_bytes: 64 * 1024,
+    }
+}
+
+fn replace(body: &str, key: &str, value: &str) -> String {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| if k == key { (k.into_owned(), value.to_owned()) } else { (k.into_owned(), v.into_owned()) })
+        .collect();
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+async fn call(store: &MemoryStore, body: &str, query: Option<&str>, now: DateTime<Utc>) -> Result<Received, ReceiveError> {
+    receive(&settings(), store, store, InboundRequest { body: body.trim().as_bytes(), query }, now).await
+}
+
+#[tokio::test]
+async fn a_real_capture_is_enqueued_once() {
+    let store = MemoryStore::new();
+    let first = call(&store, CAPTURE, Some("CLIENT_ID=192735"), at_ts()).await.expect("accepted");
+    let Received::Enqueued(key) = first else { panic!("expected Enqueued, got {first:?}") };
+    assert_eq!(key.as_str(), "869e4953d7e841e02de675524e65f51a:msg:17");
+    let again = call(&store, CAPTURE, None, at_ts() + chrono::Duration::seconds(5)).await.expect("accepted");
+    assert_eq!(again, Received::Duplicate(key));
+    let depth = store.depth().await.expect("depth");
+    assert_eq!(depth.ready, 1);
+}
+
+#[tokio::test]
+async fn each_refusal_has_its_own_status_and_enqueues_nothing() {
+    let store = MemoryStore::new();
+    let cases = [
+        (replace(CAPTURE, "auth[application_token]", "192736"), None, at_ts(), 401),
+        (CAPTURE.to_owned(), Some("CLIENT_ID=999"), at_ts(), 401),
+        (CAPTURE.to_owned(), None, at_ts() + chrono::Duration::seconds(301), 401),
+        (replace(CAPTURE, "auth[member_id]", "0000"), None, at_ts(), 403),
+        (replace(CAPTURE, "auth[domain]", "other.bitrix24.ru"), None, at_ts(), 403),
+        (replace(CAPTURE, "data[PARAMS][MESSAGE_ID]", "x"), None, at_ts(), 400),
+        ("x".repeat(70 * 1024), None, at_ts(), 413),
+    ];
+    for (body, query, now, status) in cases {
+        let err = call(&store, &body, query, now).await.expect_err("refused");
+        assert_eq!(err.status(), status, "{err}");
+    }
+    assert_eq!(store.depth().await.expect("depth").ready, 0);
+}
+
+#[tokio::test]
+async fn an_operators_message_silences_the_bot_before_it_is_even_queued() {
+    let store = MemoryStore::new();
+    let body = replace(&replace(CAPTURE, "data[USER][IS_CONNECTOR]", "N"), "data[USER][IS_EXTRANET]", "N");
+    let body = replace(&body, "data[PARAMS][AUTHOR_ID]", "7");
+    let body = replace(&body, "data[PARAMS][FROM_USER_ID]", "7");
+    let body = replace(&body, "data[USER][ID]", "7");
+    call(&store, &body, None, at_ts()).await.expect("accepted");
+    let chat = ChatId::new(5).expect("chat");
+    let session = SessionId::new(1).ok();
+    assert!(matches!(store.mode(chat, session).await.expect("mode"), ChatMode::Human { rule, .. } if rule == "operator_wrote"));
+}
