@@ -8,8 +8,10 @@ use serde_json::json;
 
 use crate::REPLY_TIMEOUT;
 
+const OPERATOR: &str = "imopenlines.bot.session.operator";
+
 fn operator_calls(app: &TestApp) -> usize {
-    app.emulator.calls().iter().filter(|c| c.method == "imopenlines.bot.session.operator").count()
+    app.emulator.calls().iter().filter(|c| c.method == OPERATOR).count()
 }
 
 #[tokio::test]
@@ -20,11 +22,8 @@ async fn an_escalation_phrase_hands_the_chat_to_an_operator_once_and_the_bot_goe
 
     let sent = app.customer_writes(PHONE, "I want to talk to an agent please").await.unwrap();
     app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
-    // Wait for the transfer itself (it follows the notice).
-    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-    while operator_calls(&app) == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // The transfer itself follows the notice.
+    app.wait_calls(OPERATOR, 1, REPLY_TIMEOUT).await;
 
     assert_eq!(app.bot_messages(PHONE), ["echo: hello".to_owned(), DEFAULT_HANDOFF_MESSAGE.to_owned()]);
     assert_eq!(operator_calls(&app), 1);
@@ -59,10 +58,7 @@ async fn the_bots_handoff_flag_transfers_after_its_reply() {
     app.bot.script([Reply::Json(json!({"reply_text": "Let me get a colleague.", "handoff": true}))]);
     app.customer_writes(PHONE, "I have a complicated billing problem").await.unwrap();
     app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
-    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-    while operator_calls(&app) == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    app.wait_calls(OPERATOR, 1, REPLY_TIMEOUT).await;
     assert_eq!(app.bot_messages(PHONE), ["Let me get a colleague.".to_owned(), DEFAULT_HANDOFF_MESSAGE.to_owned()]);
     assert_eq!(operator_calls(&app), 1);
     app.shutdown().await;

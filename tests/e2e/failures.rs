@@ -11,14 +11,7 @@ use serde_json::json;
 use crate::REPLY_TIMEOUT;
 
 async fn wait_transfer(app: &TestApp) -> usize {
-    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-    loop {
-        let n = app.emulator.calls().iter().filter(|c| c.method == "imopenlines.bot.session.operator").count();
-        if n > 0 || tokio::time::Instant::now() >= deadline {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_calls("imopenlines.bot.session.operator", 1, REPLY_TIMEOUT).await
 }
 
 #[tokio::test]

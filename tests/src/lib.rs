@@ -217,6 +217,18 @@ impl TestApp {
         }
     }
 
+    /// Waits until the portal has recorded at least `n` calls of `method`; returns how many it has.
+    pub async fn wait_calls(&self, method: &str, n: usize, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.emulator.calls().iter().filter(|c| c.method == method).count();
+            if count >= n || tokio::time::Instant::now() >= deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// POSTs a raw form body to the receiver; returns the status and body.
     pub async fn post_event(&self, body: String) -> anyhow::Result<(u16, String)> {
         let r = reqwest::Client::new().post(&self.events_url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await?;
