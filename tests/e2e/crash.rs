@@ -98,3 +98,24 @@ async fn queued_messages_survive_a_sigkill_and_are_answered_once_in_order() {
     assert_eq!(app.bot_messages(PHONE), ["echo: q1", "echo: q2", "echo: q3", "echo: q4"]);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_burst_interrupted_by_a_sigkill_is_answered_once_with_all_its_text() {
+    let mut app = TestApp::spawn_process(AppOptions { burst_ms: 1500, ..AppOptions::default() }).await.unwrap();
+    app.bot.script([Reply::After(Duration::from_secs(30), Box::new(Reply::Echo))]);
+    for text in ["hi", "my parcel is late", "order EX-1234"] {
+        app.customer_writes(PHONE, text).await.unwrap();
+    }
+    assert_eq!(app.bot.wait_requests(1, REPLY_TIMEOUT).await, 1);
+    assert_eq!(app.bot.received()[0].body["text"], "hi\nmy parcel is late\norder EX-1234");
+    app.kill().await.unwrap();
+    app.restart().await.unwrap();
+    app.customer_writes(PHONE, "hello?").await.unwrap();
+
+    app.wait_turns(2, REPLY_TIMEOUT).await;
+    app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
+    assert_eq!(app.bot_messages(PHONE), ["echo: hi\nmy parcel is late\norder EX-1234", "echo: hello?"]);
+    let texts: Vec<String> = app.bot.received().iter().map(|r| r.body["text"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(texts, ["hi\nmy parcel is late\norder EX-1234", "hi\nmy parcel is late\norder EX-1234", "hello?"]);
+    app.shutdown().await;
+}

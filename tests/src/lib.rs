@@ -163,7 +163,9 @@ impl TestApp {
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).kill_on_drop(true);
+        // The child's log goes next to its store, for a look when a test fails.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("serve.log"))?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
         self.child = Some(cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?);
         self.wait_healthy(Duration::from_secs(20)).await
     }

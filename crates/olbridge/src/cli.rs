@@ -112,7 +112,13 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 fn print_summary(config: &Config) {
     let p = &config.portal;
     let portal = p.webhook.as_ref().map(|w| w.to_string()).unwrap_or_default();
-    let bot = config.bot.url.as_ref().map(|u| format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())).unwrap_or_default();
+    // Scheme, host, port and path only: the query or user info may carry a token.
+    let bot = config
+        .bot
+        .url
+        .as_ref()
+        .map(|u| format!("{}://{}{}{}", u.scheme(), u.host_str().unwrap_or(""), u.port().map(|p| format!(":{p}")).unwrap_or_default(), u.path()))
+        .unwrap_or_default();
     eprintln!("olbridge {} — bot-push mode", env!("CARGO_PKG_VERSION"));
     eprintln!("  portal   {portal} (member id check: {})", p.member_id.as_ref().map_or("off".into(), |m| m.to_string()));
     eprintln!(

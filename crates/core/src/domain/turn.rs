@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{DedupKey, MessageId};
+use super::message::InboundMessage;
 
 /// Why a chat went to a human.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,10 +110,10 @@ pub struct TurnProgress {
     pub transferred: bool,
     /// How many bot calls were made, across attempts.
     pub bot_attempts: u32,
-    /// This message was answered as part of another message's turn (a burst): the key of that
-    /// turn. Set before the turn's answer is checkpointed, so a resumed turn never answers a
-    /// merged message twice.
-    pub merged_into: Option<DedupKey>,
+    /// The other messages answered in this turn (a burst), saved with the turn's first message
+    /// before the bot is asked: a resumed turn answers exactly the same messages, and marks them
+    /// done with it, even when they are not redelivered together.
+    pub merged: Vec<InboundMessage>,
 }
 
 /// Timings of one turn, for the message log. Every instant is wall-clock UTC.

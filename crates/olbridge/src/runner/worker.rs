@@ -90,7 +90,9 @@ async fn dead_letter_poison(shared: &Shared, delivery: &Delivery) {
 /// Waits for the burst window to pass quietly and leases the messages that arrived meanwhile.
 async fn gather_burst(shared: &Shared, first: Delivery) -> Vec<Delivery> {
     let window = shared.burst_window;
-    if window.is_zero() || !is_customer_message(&first.job) {
+    // A redelivered job may be a turn that already decided what to say: it is resumed as it was,
+    // never grown (the messages that came since are the next turn).
+    if window.is_zero() || first.attempt > 1 || !is_customer_message(&first.job) {
         return vec![first];
     }
     let group = first.job.group.clone();
@@ -138,9 +140,11 @@ async fn handle(shared: &Shared, owner: &str, batch: Vec<Delivery>) {
     heartbeat.abort();
     let attempt = batch.iter().map(|d| d.attempt).max().unwrap_or(1);
     match result {
-        Ok(Processed::Finished(_)) => {
-            for r in &receipts {
-                if let Err(e) = shared.queue.ack(r).await {
+        Ok(Processed::Finished { deferred, .. }) => {
+            for d in &batch {
+                if deferred.contains(&d.job.key) {
+                    requeue(shared, std::slice::from_ref(&d.receipt), Duration::ZERO, "left for the next turn").await;
+                } else if let Err(e) = shared.queue.ack(&d.receipt).await {
                     // The turn is done and recorded; a redelivery will find the keys done.
                     warn!(error = %e, "cannot ack a finished job");
                 }

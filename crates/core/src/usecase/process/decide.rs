@@ -11,7 +11,7 @@ use crate::domain::ids::{DedupKey, DialogId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::split::{WHATSAPP_MAX_CHARS, split_reply};
-use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome, TurnProgress};
+use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome};
 use crate::retry::{self, Verdict};
 
 /// Step 3: decides what to say (unless a resumed turn already did). Returns an outcome when the
@@ -50,11 +50,6 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
     typing.abort();
     turn.bot_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
 
-    // Mark merged messages before the answer is saved (see `TurnProgress::merged_into`).
-    let merged = TurnProgress { merged_into: Some(turn.primary.clone()), ..TurnProgress::default() };
-    for key in turn.keys.iter().filter(|k| **k != turn.primary) {
-        deps.idempotency.checkpoint(key, turn.owner, &merged, deps.clock.now(), deps.settings.lease).await?;
-    }
     match result {
         Ok(answer) => {
             if let (Some(patch), Some(p)) = (&answer.profile, &phone) {

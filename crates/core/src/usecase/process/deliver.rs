@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::{ProcessError, Turn, ignored};
-use crate::domain::ids::SessionId;
+use crate::domain::ids::{DedupKey, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::turn::{HandoffReason, TurnOutcome, TurnRecord, TurnTimings};
-use crate::ports::{HistoryTurn, Transfer};
+use crate::ports::{Claim, HistoryTurn, StoreError, Transfer};
 
 /// Steps 4 and 5: posts what was decided and transfers when needed.
 pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessError> {
@@ -128,9 +128,24 @@ pub(super) async fn finish(
     };
     deps.log.record(&record).await?;
     for key in &turn.keys {
-        deps.idempotency.complete(key, turn.owner, outcome, now).await?;
+        complete(turn, key, outcome).await?;
     }
     let total_ms = started.elapsed().as_millis();
     info!(dialog = %turn.dialog, outcome = outcome.name(), messages = turn.keys.len(), bot_attempts = turn.progress.bot_attempts, turn_ms = total_ms as u64, "turn finished");
     Ok(())
+}
+
+/// Marks a key of the turn done. A message of a resumed burst may still be claimed by the attempt
+/// that died: its lease has run out, so it is claimed again first.
+async fn complete(turn: &Turn<'_>, key: &DedupKey, outcome: &TurnOutcome) -> Result<(), ProcessError> {
+    let deps = turn.deps;
+    let now = deps.clock.now();
+    match deps.idempotency.complete(key, turn.owner, outcome, now).await {
+        Err(StoreError::LeaseLost) => match deps.idempotency.claim(key, turn.owner, now, deps.settings.lease).await? {
+            Claim::Done(_) => Ok(()),
+            Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, turn.owner, outcome, now).await?),
+            Claim::InProgress { .. } => Err(StoreError::LeaseLost.into()),
+        },
+        other => Ok(other?),
+    }
 }

@@ -85,8 +85,14 @@ impl std::fmt::Debug for Deps {
 /// What became of the jobs handed to [`process`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processed {
-    /// Every job is finished (answered, handed off, ignored...): ack them all.
-    Finished(Vec<TurnOutcome>),
+    /// The jobs are finished (answered, handed off, ignored...): ack them, except the `deferred`
+    /// ones, which belong to a later turn and go back to the queue at once.
+    Finished {
+        /// One outcome per turn or ignored message.
+        outcomes: Vec<TurnOutcome>,
+        /// Keys left for a later turn (their claims released).
+        deferred: Vec<DedupKey>,
+    },
     /// Another worker holds one of the keys: try again after `until`.
     Busy {
         /// When that worker's lease ends.
@@ -141,11 +147,14 @@ pub async fn process(deps: &Deps, jobs: &[Job], owner: &str) -> Result<Processed
             outcomes.push(outcome);
         }
     }
+    let mut deferred = Vec::new();
     if !messages.is_empty() {
         let received_at = jobs.iter().map(|j| j.received_at).min().unwrap_or(now);
-        outcomes.extend(run_turn(deps, messages, owner, received_at).await?);
+        let (turn_outcomes, later) = run_turn(deps, messages, owner, received_at).await?;
+        outcomes.extend(turn_outcomes);
+        deferred = later;
     }
-    Ok(Processed::Finished(outcomes))
+    Ok(Processed::Finished { outcomes, deferred })
 }
 
 fn held_push<'a>(held: &mut Vec<&'a DedupKey>, job: &'a Job, messages: &mut Vec<(&'a InboundMessage, TurnProgress)>, progress: TurnProgress) {
@@ -204,30 +213,16 @@ async fn run_turn(
     claimed: Vec<(&InboundMessage, TurnProgress)>,
     owner: &str,
     received_at: DateTime<Utc>,
-) -> Result<Vec<TurnOutcome>, ProcessError> {
+) -> Result<(Vec<TurnOutcome>, Vec<DedupKey>), ProcessError> {
     let started_at = deps.clock.now();
     let started = Instant::now();
     let mut outcomes = Vec::new();
     let mut keys_done = Vec::new();
 
-    // Messages merged into a turn that already finished were answered with it.
-    let batch_keys: Vec<DedupKey> = claimed.iter().map(|(m, _)| m.dedup_key()).collect();
-    let mut live = Vec::new();
-    for (m, p) in claimed {
-        match &p.merged_into {
-            Some(primary) if !batch_keys.contains(primary) => {
-                let outcome = TurnOutcome::Ignored { reason: "merged".into() };
-                deps.idempotency.complete(&m.dedup_key(), owner, &outcome, deps.clock.now()).await?;
-                outcomes.push(outcome);
-            }
-            _ => live.push((m, p)),
-        }
-    }
-
     // Sort out what is answerable; an operator's message means a human has the chat.
     let mut answerable = Vec::new();
     let mut operator_wrote = false;
-    for (m, p) in live {
+    for (m, p) in claimed {
         match m.answerability() {
             Ok(()) if m.lines.user_code.is_none() => keys_done.push((m, ignored(IgnoreReason::NotOpenLines))),
             Ok(()) => answerable.push((m, p)),
@@ -260,17 +255,36 @@ async fn run_turn(
         deps.idempotency.complete(&m.dedup_key(), owner, &outcome, now).await?;
         outcomes.push(outcome);
     }
-    let Some((first, _)) = answerable.first() else { return Ok(outcomes) };
+    let Some((first, _)) = answerable.first() else { return Ok((outcomes, Vec::new())) };
     let first = *first;
-    let last = answerable.last().map(|(m, _)| *m).unwrap_or(first);
-    let messages: Vec<&InboundMessage> = answerable.iter().map(|(m, _)| *m).collect();
-    let progress = answerable.iter().find(|(m, _)| m.dedup_key() == first.dedup_key()).map(|(_, p)| p.clone()).unwrap_or_default();
+    let mut progress = answerable.first().map(|(_, p)| p.clone()).unwrap_or_default();
+    let decided = progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
+    // A resumed turn keeps the composition it was saved with; a new one saves its composition
+    // before anything else happens. (A redelivered head is never given extra messages by the
+    // worker, so a resumed turn has no others in its batch.)
+    let mut messages: Vec<InboundMessage> = vec![first.clone()];
+    let mut deferred = Vec::new();
+    if decided {
+        messages.extend(progress.merged.iter().cloned());
+        // Should not happen (see above); if it does, those messages wait for the next turn.
+        for (m, _) in answerable.iter().skip(1) {
+            let key = m.dedup_key();
+            if !messages.iter().any(|k| k.dedup_key() == key) {
+                deps.idempotency.release(&key, owner).await?;
+                deferred.push(key);
+            }
+        }
+    } else {
+        progress.merged = answerable.iter().skip(1).map(|(m, _)| (*m).clone()).collect();
+        messages.extend(progress.merged.iter().cloned());
+    }
+    let last = messages.last().cloned().unwrap_or_else(|| first.clone());
 
     let mut turn = Turn {
         deps,
         owner,
         primary: first.dedup_key(),
-        keys: messages.iter().map(|m| m.dedup_key()).collect(),
+        keys: messages.iter().map(InboundMessage::dedup_key).collect(),
         chat: first.chat_id,
         dialog: first.dialog_id,
         session: last.lines.session_id.or(first.lines.session_id),
@@ -278,6 +292,10 @@ async fn run_turn(
         progress,
         bot_ms: None,
     };
+    if !decided && turn.keys.len() > 1 {
+        turn.checkpoint().await?;
+    }
+    let messages: Vec<&InboundMessage> = messages.iter().collect();
 
     let outcome = match decide::decide(&mut turn, &messages).await? {
         Some(outcome) => outcome,
@@ -285,7 +303,7 @@ async fn run_turn(
     };
     deliver::finish(&turn, &messages, &outcome, received_at, started_at, started).await?;
     outcomes.push(outcome);
-    Ok(outcomes)
+    Ok((outcomes, deferred))
 }
 
 pub(super) fn ignored(reason: IgnoreReason) -> TurnOutcome {
