@@ -4,7 +4,7 @@
 //! the caller (queue operators see their lines' chats). `im.dialog.messages.get` follows SRC `im_rest.php`:
 //! `CHAT_ID` or `DIALOG_ID`, `FIRST_ID` wins over `LAST_ID`, ids must be digit strings, `LIMIT` ≤ 50, newest first.
 
-use super::{chat_of_dialog, is_dialog_id, json_param, pos_int, text, yes};
+use super::{chat_of_dialog, is_dialog_id, json_param, pos_int, text, within_block_limit, yes};
 use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
 use crate::rest::errors::ApiError;
 use crate::rest::params::Param;
@@ -23,8 +23,6 @@ pub(crate) static METHODS: &[MethodDef] = &[
     MethodDef { name: "im.dialog.read", scope: Some("im"), keys: Keys::Upper, handler: read },
     MethodDef { name: "im.user.get", scope: Some("im"), keys: Keys::Upper, handler: user_get },
 ];
-
-const KB_30: usize = 30 * 1024;
 
 /// Resolves a dialog id for the caller: `chat<N>`, or a user id (their private chat, if any).
 fn dialog_chat(portal: &Portal, dialog: &str, caller: u64) -> Option<u64> {
@@ -177,12 +175,8 @@ fn message_add(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         return Err(empty());
     }
     let keyboard = json_param(p, "KEYBOARD").map_err(|()| ApiError::bad("KEYBOARD_ERROR", "Incorrect keyboard params"))?;
-    if attach.as_ref().is_some_and(|a| a.to_string().len() > KB_30) {
-        return Err(ApiError::bad("ATTACH_OVERSIZE", "You have exceeded the maximum allowable size of attach"));
-    }
-    if keyboard.as_ref().is_some_and(|k| k.to_string().len() > KB_30) {
-        return Err(ApiError::bad("KEYBOARD_OVERSIZE", "You have exceeded the maximum allowable size of keyboard"));
-    }
+    within_block_limit(attach.as_ref(), "ATTACH_OVERSIZE", "attach")?;
+    within_block_limit(keyboard.as_ref(), "KEYBOARD_OVERSIZE", "keyboard")?;
     let mut portal = ctx.portal();
     let caller = ctx.user();
     let dialog = text(p, "DIALOG_ID");

@@ -5,14 +5,14 @@
 //! the app's (single) set of handlers. A bot may only post into chats it is a member of (`WRONG_REQUEST`
 //! "Message isn't added" otherwise, which is what a bot gets after handing a chat to an operator).
 
-use super::{client_app, is_dialog_id, json_param, pos_int, resolve_bot, text, yes};
+use super::{client_app, is_dialog_id, json_param, pos_int, resolve_bot, text, within_block_limit, yes};
 use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
 use crate::rest::errors::ApiError;
 use crate::rest::params::Param;
 use crate::state::Portal;
 use crate::state::messages::Post;
-use crate::state::model::{App, Bot, Command, HandlerUrl, User, UserKind};
-use crate::state::openlines::color_for;
+use crate::state::model::{App, Bot, Command, HandlerUrl, User};
+use crate::state::seed::BotUser;
 use serde_json::{Map, Value, json};
 
 pub(crate) static METHODS: &[MethodDef] = &[
@@ -24,8 +24,6 @@ pub(crate) static METHODS: &[MethodDef] = &[
     MethodDef { name: "imbot.command.register", scope: Some("imbot"), keys: Keys::Upper, handler: command_register },
     MethodDef { name: "imbot.command.answer", scope: Some("imbot"), keys: Keys::Upper, handler: command_answer },
 ];
-
-const KB_30: usize = 30 * 1024;
 
 /// SRC: `url . (strpos(url, '?') === false ? '?' : '&') . 'CLIENT_ID=' . CLIENT_ID`.
 pub(crate) fn with_client_id(url: &str, client_id: &str) -> String {
@@ -81,25 +79,13 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     if portal.bots.values().any(|b| b.app_id == app_id && b.code == code) {
         return Err(ApiError::bad("WRONG_REQUEST", "Bot can't be created"));
     }
-    let id = portal.next_user_id();
-    let now = portal.now();
-    portal.users.insert(
-        id,
-        User {
-            id,
-            first_name: name.unwrap_or_default(),
-            last_name: last_name.unwrap_or_default(),
-            kind: UserKind::Bot,
-            work_position: prop("WORK_POSITION").unwrap_or_default(),
-            gender: prop("PERSONAL_GENDER").unwrap_or_default(),
-            email: prop("EMAIL").unwrap_or_default(),
-            phone: None,
-            color: color_for(id),
-            active: true,
-            departments: Vec::new(),
-            last_activity: now,
-        },
-    );
+    let id = portal.add_bot_user(BotUser {
+        first_name: name.unwrap_or_default(),
+        last_name: last_name.unwrap_or_default(),
+        work_position: prop("WORK_POSITION").unwrap_or_default(),
+        gender: prop("PERSONAL_GENDER").unwrap_or_default(),
+        email: prop("EMAIL").unwrap_or_default(),
+    });
     let mut it = urls.into_iter();
     let mut next = || it.next().flatten();
     let (add, update, delete, welcome, bot_delete) = (next(), next(), next(), next(), next());
@@ -195,17 +181,13 @@ pub(crate) fn normalize_keyboard(v: Value) -> Option<Value> {
 pub(crate) fn bot_post(p: &Param) -> Result<Post, ApiError> {
     let message = p.get("MESSAGE").and_then(Param::text).unwrap_or_default().trim().to_owned();
     let attach = json_param(p, "ATTACH").map_err(|()| ApiError::bad("ATTACH_ERROR", "Incorrect attach params"))?;
-    if attach.as_ref().is_some_and(|a| a.to_string().len() > KB_30) {
-        return Err(ApiError::bad("ATTACH_OVERSIZE", "You have exceeded the maximum allowable size of attach"));
-    }
+    within_block_limit(attach.as_ref(), "ATTACH_OVERSIZE", "attach")?;
     let keyboard = match json_param(p, "KEYBOARD") {
         Ok(None) => None,
         Ok(Some(k)) => Some(normalize_keyboard(k).ok_or_else(|| ApiError::bad("KEYBOARD_ERROR", "Incorrect keyboard params"))?),
         Err(()) => return Err(ApiError::bad("KEYBOARD_ERROR", "Incorrect keyboard params")),
     };
-    if keyboard.as_ref().is_some_and(|k| k.to_string().len() > KB_30) {
-        return Err(ApiError::bad("KEYBOARD_OVERSIZE", "You have exceeded the maximum allowable size of keyboard"));
-    }
+    within_block_limit(keyboard.as_ref(), "KEYBOARD_OVERSIZE", "keyboard")?;
     json_param(p, "MENU").map_err(|()| ApiError::bad("MENU_ERROR", "Incorrect menu params"))?;
     if message.is_empty() && attach.is_none() {
         return Err(ApiError::bad("MESSAGE_EMPTY", "Message can't be empty"));

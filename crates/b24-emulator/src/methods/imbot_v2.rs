@@ -8,8 +8,8 @@ use crate::rest::errors::ApiError;
 use crate::rest::params::Param;
 use crate::state::Portal;
 use crate::state::messages::Post;
-use crate::state::model::{Bot, EventMode, User, UserKind, V2Bot};
-use crate::state::openlines::color_for;
+use crate::state::model::{Bot, EventMode, V2Bot};
+use crate::state::seed::BotUser;
 use crate::state::views;
 use serde_json::{Value, json};
 
@@ -96,25 +96,13 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     if portal.bots.values().filter(|b| b.app_id == app_id).count() >= 100 {
         return Err(ApiError::bad("BOT_LIMIT_EXCEEDED", "Bot limit exceeded"));
     }
-    let id = portal.next_user_id();
-    let now = portal.now();
-    portal.users.insert(
-        id,
-        User {
-            id,
-            first_name: name,
-            last_name: prop("lastName").unwrap_or_default(),
-            kind: UserKind::Bot,
-            work_position: prop("workPosition").unwrap_or_default(),
-            gender: prop("gender").unwrap_or_default(),
-            email: String::new(),
-            phone: None,
-            color: color_for(id),
-            active: true,
-            departments: Vec::new(),
-            last_activity: now,
-        },
-    );
+    let id = portal.add_bot_user(BotUser {
+        first_name: name,
+        last_name: prop("lastName").unwrap_or_default(),
+        work_position: prop("workPosition").unwrap_or_default(),
+        gender: prop("gender").unwrap_or_default(),
+        email: String::new(),
+    });
     let application_token = portal.ident.v2_app_token.clone();
     portal.bots.insert(
         id,

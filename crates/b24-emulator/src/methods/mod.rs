@@ -79,3 +79,14 @@ pub(crate) fn resolve_bot(portal: &Portal, p: &Param, app_id: &str) -> Result<u6
         portal.first_bot_of_app(app_id).ok_or_else(not_found)
     }
 }
+
+/// `ATTACH`, `KEYBOARD` and `MENU` are limited to 30 KB each (contract §4.3).
+const MAX_BLOCK_BYTES: usize = 30 * 1024;
+
+/// Refuses an `ATTACH` or `KEYBOARD` over the limit with its documented `*_OVERSIZE` error.
+pub(crate) fn within_block_limit(value: Option<&Value>, code: &'static str, what: &str) -> Result<(), ApiError> {
+    if value.is_some_and(|v| v.to_string().len() > MAX_BLOCK_BYTES) {
+        return Err(ApiError::bad(code, &format!("You have exceeded the maximum allowable size of {what}")));
+    }
+    Ok(())
+}

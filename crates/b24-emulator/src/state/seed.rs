@@ -11,6 +11,16 @@ use crate::rest::errors::ApiError;
 pub(crate) const SERVICE_USER: u64 = 38005;
 pub(crate) const DEMO_SCOPES: [&str; 4] = ["im", "imopenlines", "imbot", "crm"];
 
+/// What `imbot.register` / `imbot.v2.Bot.register` say about the bot's user.
+#[derive(Debug, Default)]
+pub(crate) struct BotUser {
+    pub first_name: String,
+    pub last_name: String,
+    pub work_position: String,
+    pub gender: String,
+    pub email: String,
+}
+
 impl Portal {
     /// Adds (or renames) an employee; `id` defaults to the next free user id.
     pub fn add_employee(&mut self, id: Option<u64>, first_name: &str, last_name: &str) -> u64 {
@@ -30,6 +40,30 @@ impl Portal {
                 color: color_for(id),
                 active: true,
                 departments: vec![1],
+                last_activity: now,
+            },
+        );
+        id
+    }
+
+    /// Adds the user a new bot posts as (bots are users, v1 and v2 alike); returns its id.
+    pub(crate) fn add_bot_user(&mut self, profile: BotUser) -> u64 {
+        let id = self.next_user_id();
+        let now = self.now();
+        self.users.insert(
+            id,
+            User {
+                id,
+                first_name: profile.first_name,
+                last_name: profile.last_name,
+                kind: UserKind::Bot,
+                work_position: profile.work_position,
+                gender: profile.gender,
+                email: profile.email,
+                phone: None,
+                color: color_for(id),
+                active: true,
+                departments: Vec::new(),
                 last_activity: now,
             },
         );
