@@ -209,26 +209,13 @@ impl TestApp {
 
     /// Waits until the customer's inbox has at least `n` messages; returns the inbox.
     pub async fn wait_inbox(&self, phone: &str, n: usize, timeout: Duration) -> Vec<InboxMessage> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let inbox = self.emulator.customer_inbox(phone);
-            if inbox.len() >= n || tokio::time::Instant::now() >= deadline {
-                return inbox;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(timeout, || async { self.emulator.customer_inbox(phone) }, |inbox| inbox.len() >= n).await
     }
 
     /// Waits until the portal has recorded at least `n` calls of `method`; returns how many it has.
     pub async fn wait_calls(&self, method: &str, n: usize, timeout: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let count = self.emulator.calls().iter().filter(|c| c.method == method).count();
-            if count >= n || tokio::time::Instant::now() >= deadline {
-                return count;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let count = || async { self.emulator.calls().iter().filter(|c| c.method == method).count() };
+        poll_until(timeout, count, |c| *c >= n).await
     }
 
     /// POSTs a raw form body to the receiver; returns the status and body.
@@ -251,14 +238,7 @@ impl TestApp {
 
     /// Waits until the bridge has logged at least `n` turns (answered or not); returns the log.
     pub async fn wait_turns(&self, n: usize, timeout: Duration) -> Vec<TurnRecord> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let turns = self.turns().await;
-            if turns.len() >= n || tokio::time::Instant::now() >= deadline {
-                return turns;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(timeout, || self.turns(), |turns| turns.len() >= n).await
     }
 
     /// The in-process bridge.
@@ -276,6 +256,23 @@ impl TestApp {
             let _ = c.wait().await;
         }
         self.emulator.shutdown().await;
+    }
+}
+
+/// Reads `probe` until `done` holds or `timeout` passes; returns the last reading (tests assert on
+/// it, so a timeout shows what was there instead).
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let value = probe().await;
+        if done(&value) || tokio::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

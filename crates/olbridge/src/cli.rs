@@ -68,18 +68,23 @@ pub enum Command {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let loaded_env = crate::env::load_dotenv(&cli.env_dir)?;
-    if let Command::Demo(args) = cli.command {
-        // The demo's terminal is the show: logs only for warnings unless RUST_LOG asks for more.
-        crate::telemetry::init_with_default(cli.log_json, "warn");
-        return crate::demo::run(args).await;
-    }
+    let command = match cli.command {
+        Command::Demo(args) => {
+            // The demo needs no configuration, and its terminal is the show: logs only for
+            // warnings unless RUST_LOG asks for more.
+            crate::telemetry::init_with_default(cli.log_json, "warn");
+            return crate::demo::run(args).await;
+        }
+        other => other,
+    };
     let config = Config::from_env().map_err(anyhow::Error::new)?;
     crate::telemetry::init(cli.log_json || config.runner.log_json);
     if loaded_env {
         tracing::debug!("read .env from {}", cli.env_dir.display());
     }
-    match cli.command {
+    match command {
         Command::Serve => serve(&config).await,
+        // Handled above, before any configuration is read.
         Command::Demo(_) => Ok(ExitCode::SUCCESS),
         Command::RegisterBot(args) => crate::admin::register::run(&config, args).await,
         Command::Doctor => crate::admin::doctor::run(&config).await,

@@ -28,7 +28,11 @@ const LEASE: Duration = Duration::from_secs(30);
 
 fn progress(sent: usize) -> TurnProgress {
     TurnProgress {
-        answer: Some(SavedAnswer { chunks: vec!["Olá!".into(), "Como posso ajudar?".into()], handoff: false }),
+        answer: Some(SavedAnswer {
+            chunks: vec!["Olá!".into(), "Como posso ajudar?".into()],
+            handoff: false,
+            profile: Some(serde_json::json!({"name": "Ana"})),
+        }),
         sent,
         sending: true,
         posted_ids: (1..=sent as u64).filter_map(|n| MessageId::new(n).ok()).collect(),

@@ -89,6 +89,9 @@ pub struct SavedAnswer {
     pub chunks: Vec<String>,
     /// The bot asked for a human.
     pub handoff: bool,
+    /// The bot's `profile` patch, applied to the stored profile when the turn finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<serde_json::Value>,
 }
 
 /// The outbox of a turn: what has been decided and what has been done.

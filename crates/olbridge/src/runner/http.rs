@@ -31,8 +31,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: 
 
 async fn events(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
     let request = InboundRequest { body: &body, query: query.as_deref() };
-    let now = shared.clock.now();
-    match receive::receive(&shared.receive, shared.queue.as_ref(), shared.chats.as_ref(), request, now).await {
+    let now = shared.deps.clock.now();
+    match receive::receive(&shared.receive, shared.queue.as_ref(), shared.deps.chats.as_ref(), request, now).await {
         Ok(Received::Enqueued(key)) => {
             debug!(key = %key, "event enqueued");
             shared.wake.notify_one();

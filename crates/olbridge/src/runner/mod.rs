@@ -16,7 +16,7 @@ use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan};
 use olbridge_core::bot::http::HttpBot;
 use olbridge_core::config::Config;
 use olbridge_core::domain::ids::PortalDomain;
-use olbridge_core::ports::{ChatStore, Clock, JobQueue, SystemClock};
+use olbridge_core::ports::{Clock, JobQueue, SystemClock};
 use olbridge_core::retry::RetryPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_core::usecase::receive::ReceiveSettings;
@@ -35,9 +35,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct Shared {
     pub(crate) receive: ReceiveSettings,
     pub(crate) queue: Arc<dyn JobQueue>,
-    pub(crate) chats: Arc<dyn ChatStore>,
     pub(crate) deps: Deps,
-    pub(crate) clock: Arc<dyn Clock>,
     /// Wakes an idle worker when the receiver enqueues something.
     pub(crate) wake: Notify,
     pub(crate) burst_window: Duration,
@@ -84,7 +82,7 @@ impl Bridge {
         tasks.spawn(http::serve(listener, Arc::clone(&shared), stopped.clone()));
         tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
         let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
-        tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.clock), stopped.clone()));
+        tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
         info!(listen = %addr, workers = config.runner.workers, recovered = ?recovered, "bridge started");
         Ok(Self { addr, stop, tasks, store })
     }
@@ -161,16 +159,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         lease,
         typing_every: Duration::from_secs(20),
     };
-    let deps = Deps {
-        idempotency: store.clone(),
-        chats: store.clone(),
-        profiles: store.clone(),
-        log: store.clone(),
-        portal,
-        bot,
-        clock: Arc::clone(&clock),
-        settings,
-    };
+    let deps = Deps { idempotency: store.clone(), chats: store.clone(), profiles: store.clone(), log: store.clone(), portal, bot, clock, settings };
     let receive = ReceiveSettings {
         application_token: config.portal.application_token.clone(),
         bot_client_id: config.portal.bot_client_id.clone(),
@@ -183,9 +172,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
     Ok(Shared {
         receive,
         queue: store.clone(),
-        chats: store.clone(),
         deps,
-        clock,
         wake: Notify::new(),
         burst_window: config.conversation.burst_window,
         lease: config.runner.lease,

@@ -42,7 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch
         if *stop.borrow() {
             break;
         }
-        let now = shared.clock.now();
+        let now = shared.deps.clock.now();
         let delivery = match shared.queue.receive(1, now, shared.lease).await {
             Ok(mut d) => d.pop(),
             Err(e) => {
@@ -81,7 +81,7 @@ pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch
 /// each time (a poison job). It is set aside instead of crashing the bridge again.
 async fn dead_letter_poison(shared: &Shared, delivery: &Delivery) {
     let error = "delivered too many times without finishing (the process stopped while handling it)";
-    if let Err(e) = shared.queue.retry(&delivery.receipt, shared.clock.now(), Duration::ZERO, shared.max_attempts, error).await {
+    if let Err(e) = shared.queue.retry(&delivery.receipt, shared.deps.clock.now(), Duration::ZERO, shared.max_attempts, error).await {
         warn!(error = %e, "cannot dead-letter a poison job");
     }
     error!(key = %delivery.job.key, attempt = delivery.attempt, "a job was dead-lettered: see `olbridge dead-letters`");
@@ -103,18 +103,18 @@ async fn gather_burst(shared: &Shared, first: Delivery) -> Vec<Delivery> {
     loop {
         let last = batch.last().map(|d| d.job.received_at).unwrap_or(started);
         let quiet_until = (last + window_c).min(started + cap);
-        let wait = (quiet_until - shared.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (quiet_until - shared.deps.clock.now()).to_std().unwrap_or(Duration::ZERO);
         tokio::time::sleep(wait).await;
         let room = BURST_MAX_MESSAGES.saturating_sub(batch.len());
         if room == 0 {
             break;
         }
-        match shared.queue.receive_more(&group, room, shared.clock.now(), shared.lease).await {
+        match shared.queue.receive_more(&group, room, shared.deps.clock.now(), shared.lease).await {
             Ok(more) if !more.is_empty() => {
                 // Only customer messages merge; anything else ends the burst and is handled with it.
                 let stop_here = more.iter().any(|d| !is_customer_message(&d.job));
                 batch.extend(more);
-                if stop_here || shared.clock.now() >= started + cap {
+                if stop_here || shared.deps.clock.now() >= started + cap {
                     break;
                 }
             }
@@ -151,7 +151,7 @@ async fn handle(shared: &Shared, owner: &str, batch: Vec<Delivery>) {
             }
         }
         Ok(Processed::Busy { until }) => {
-            let delay = (until - shared.clock.now()).to_std().unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
+            let delay = (until - shared.deps.clock.now()).to_std().unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
             requeue(shared, &receipts, delay, "another worker holds this turn").await;
         }
         Err(e) => {
@@ -159,7 +159,7 @@ async fn handle(shared: &Shared, owner: &str, batch: Vec<Delivery>) {
             let max = if e.is_retryable() { shared.max_attempts } else { attempt };
             warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "turn failed; it will be retried");
             for r in &receipts {
-                match shared.queue.retry(r, shared.clock.now(), delay, max, &e.to_string()).await {
+                match shared.queue.retry(r, shared.deps.clock.now(), delay, max, &e.to_string()).await {
                     Ok(Requeued::DeadLettered) => error!(error = %e, "a job used all its attempts and was dead-lettered: see `olbridge dead-letters`"),
                     Ok(Requeued::Later) => {}
                     Err(e) => warn!(error = %e, "cannot give a job back; its lease will expire instead"),
@@ -172,7 +172,7 @@ async fn handle(shared: &Shared, owner: &str, batch: Vec<Delivery>) {
 async fn requeue(shared: &Shared, receipts: &[Receipt], delay: Duration, why: &str) {
     for r in receipts {
         // Waiting for another worker is not a failure: it does not use up attempts.
-        if let Err(e) = shared.queue.retry(r, shared.clock.now(), delay, u32::MAX, why).await {
+        if let Err(e) = shared.queue.retry(r, shared.deps.clock.now(), delay, u32::MAX, why).await {
             warn!(error = %e, "cannot give a job back; its lease will expire instead");
         }
     }
@@ -184,7 +184,7 @@ fn backoff(attempt: u32) -> Duration {
 
 fn spawn_heartbeat(shared: &Shared, receipts: Vec<Receipt>) -> tokio::task::JoinHandle<()> {
     let queue = Arc::clone(&shared.queue);
-    let clock = Arc::clone(&shared.clock);
+    let clock = Arc::clone(&shared.deps.clock);
     let lease = shared.lease;
     tokio::spawn(async move {
         loop {

@@ -33,12 +33,12 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
     }
 
     let phone = messages.iter().find_map(|m| m.lines.phone.clone());
-    let mut profile = match &phone {
+    turn.profile = match &phone {
         Some(p) => deps.profiles.get(p).await?,
         None => None,
     };
     let history = deps.chats.history(turn.chat, deps.settings.history_turns).await?;
-    let profile_json = profile.as_ref().map(Profile::to_bot_json).unwrap_or_else(|| serde_json::json!({}));
+    let profile_json = turn.profile.as_ref().map(Profile::to_bot_json).unwrap_or_else(|| serde_json::json!({}));
     let owned: Vec<InboundMessage> = messages.iter().map(|m| (*m).clone()).collect();
     let Some(request) = BotRequest::for_turn(&owned, profile_json, history, deps.settings.business_phone.as_deref()) else {
         return Ok(Some(ignored(IgnoreReason::EmptyText)));
@@ -52,19 +52,13 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
 
     match result {
         Ok(answer) => {
-            if let (Some(patch), Some(p)) = (&answer.profile, &phone) {
-                let now = deps.clock.now();
-                let mut current = profile.take().unwrap_or_else(|| Profile::new(p.clone(), now));
-                current.merge(patch, now);
-                deps.profiles.put(&current).await?;
-            }
             let chunks: Vec<String> = answer.replies.iter().flat_map(|r| split_reply(r, WHATSAPP_MAX_CHARS)).collect();
             if answer.handoff {
                 info!(dialog = %turn.dialog, rule = "bot_handoff", "the bot asked for a human");
                 turn.progress.handoff = Some(HandoffReason::BotRequested);
                 turn.progress.notice = Some(deps.settings.handoff_message.clone());
             }
-            turn.progress.answer = Some(SavedAnswer { chunks, handoff: answer.handoff });
+            turn.progress.answer = Some(SavedAnswer { chunks, handoff: answer.handoff, profile: answer.profile });
         }
         Err(error) => {
             warn!(dialog = %turn.dialog, rule = "bot_failure", attempts = turn.progress.bot_attempts, error = %error, "the bot failed: fallback message and handoff");

@@ -111,7 +111,14 @@ pub(super) async fn finish(
         }
     }
     if let Some(phone) = messages.iter().find_map(|m| m.lines.phone.clone()) {
-        let mut profile = deps.profiles.get(&phone).await?.unwrap_or_else(|| Profile::new(phone, now));
+        // Loaded when the bot was asked; a resumed turn that skipped that step loads it here.
+        let mut profile = match turn.profile.clone() {
+            Some(p) => p,
+            None => deps.profiles.get(&phone).await?.unwrap_or_else(|| Profile::new(phone, now)),
+        };
+        if let Some(patch) = turn.progress.answer.as_ref().and_then(|a| a.profile.as_ref()) {
+            profile.merge(patch, now);
+        }
         if profile.name.is_none() {
             profile.name = messages.iter().map(|m| m.author.name.trim()).find(|n| !n.is_empty()).map(str::to_owned);
         }

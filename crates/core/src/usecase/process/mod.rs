@@ -29,6 +29,7 @@ use crate::domain::escalation::EscalationRules;
 use crate::domain::event::{Job, PortalEvent};
 use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
+use crate::domain::profile::Profile;
 use crate::domain::turn::{TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
 use crate::ports::{Bot, ChatMode, ChatStore, Claim, Clock, HistoryTurn, IdempotencyStore, Portal, PortalError, ProfileStore, StoreError, TurnLog};
 use crate::retry::RetryPolicy;
@@ -142,7 +143,7 @@ pub async fn process(deps: &Deps, jobs: &[Job], owner: &str) -> Result<Processed
     }
     for job in jobs.iter().filter(|j| held.contains(&&j.key)) {
         if !matches!(job.event, PortalEvent::Message(_)) {
-            let outcome = handle_event(&job.event).await;
+            let outcome = handle_event(&job.event);
             deps.idempotency.complete(&job.key, owner, &outcome, deps.clock.now()).await?;
             outcomes.push(outcome);
         }
@@ -165,7 +166,7 @@ fn held_push<'a>(held: &mut Vec<&'a DedupKey>, job: &'a Job, messages: &mut Vec<
 }
 
 /// Non-message events: nothing to answer, but worth a line in the log.
-async fn handle_event(event: &PortalEvent) -> TurnOutcome {
+fn handle_event(event: &PortalEvent) -> TurnOutcome {
     match event {
         PortalEvent::BotJoined { chat_id, lines, .. } => {
             info!(chat = %chat_id, session = ?lines.session_id.map(SessionId::get), "bot joined a chat: new session");
@@ -195,6 +196,8 @@ pub(super) struct Turn<'a> {
     pub(super) last_message: MessageId,
     pub(super) progress: TurnProgress,
     pub(super) bot_ms: Option<u64>,
+    /// The customer's profile as loaded for the bot request, saved once when the turn finishes.
+    pub(super) profile: Option<Profile>,
 }
 
 impl Turn<'_> {
@@ -291,6 +294,7 @@ async fn run_turn(
         last_message: last.message_id,
         progress,
         bot_ms: None,
+        profile: None,
     };
     if !decided && turn.keys.len() > 1 {
         turn.checkpoint().await?;
