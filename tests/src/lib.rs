@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use b24_emulator::{DemoPortal, Emulator, EmulatorConfig, InboxMessage, RateLimit};
 use olbridge::runner::Bridge;
-use olbridge::store::SqliteStore;
+use olbridge_sqlite::SqliteStore;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use olbridge_core::domain::turn::TurnRecord;

@@ -1,7 +1,6 @@
 //! olbridge: the bridge as one process on embedded storage — the local runner and the admin CLI.
 //!
 //! # Layout
-//! - [`store`]: the embedded adapters of core's storage ports (`SqliteStore`).
 //! - [`runner`]: the bridge as one process — the receiver (`POST /bitrix/events`, `GET /health`),
 //!   the worker pool and the store — running core's `receive` and `process` use cases.
 //! - [`cli`]: the `olbridge` command line; [`admin`]: its commands besides `serve` (register-bot,
@@ -9,8 +8,9 @@
 //! - [`env`](mod@env), [`telemetry`]: `.env` loading and logging.
 //!
 //! # Dependency rules
-//! This crate depends on `olbridge-core` (use cases, ports, the REST and bot clients) and on the
-//! emulator only for `olbridge demo`. Nothing here is used by the Lambda functions.
+//! This crate depends on `olbridge-core` (use cases, ports, the REST and bot clients), on
+//! `olbridge-sqlite` (the embedded store) and on the emulator only for `olbridge demo`. It never
+//! links the AWS SDK. Nothing here is used by the Lambda functions.
 #![warn(missing_docs)]
 
 pub mod admin;
@@ -18,5 +18,4 @@ pub mod cli;
 pub mod demo;
 pub mod env;
 pub mod runner;
-pub mod store;
 pub mod telemetry;

@@ -10,7 +10,7 @@ use olbridge_core::config::Config;
 use olbridge_core::domain::ids::Phone;
 use olbridge_core::ports::{ProfileStore, TurnLog};
 
-use crate::store::SqliteStore;
+use olbridge_sqlite::SqliteStore;
 
 /// `olbridge stats`: the last day's turns by outcome, latency percentiles, and recent turns.
 pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {

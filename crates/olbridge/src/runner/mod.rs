@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::info;
 
-use crate::store::{Retention, SqliteStore};
+use olbridge_sqlite::{Retention, SqliteStore};
 
 /// How long a stopping bridge lets running turns finish before it exits anyway (they resume from
 /// their checkpoints at the next start).

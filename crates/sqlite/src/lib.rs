@@ -1,4 +1,10 @@
-//! [`SqliteStore`]: every storage port in one SQLite file, for the local runner.
+//! olbridge-sqlite: [`SqliteStore`], every storage port of `olbridge-core` in one SQLite file, for
+//! the local runner.
+//!
+//! # Modules
+//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`), `schema` (versioned
+//! migrations) and `admin` (dead letters, retention). Every port passes core's contract suites
+//! (`tests/contract.rs`).
 //!
 //! # Durability
 //! The promise is: a `SIGKILL` at any moment loses nothing and duplicates nothing. SQLite in WAL
@@ -24,6 +30,8 @@
 //! # Time
 //! Timestamps are stored as integer milliseconds since the Unix epoch, UTC; finer precision is
 //! dropped. JSON payloads (jobs, progress, profiles, log records) keep theirs.
+
+#![warn(missing_docs)]
 
 mod admin;
 mod chat;

@@ -7,7 +7,7 @@
 use std::future::{Ready, ready};
 use std::path::Path;
 
-use olbridge::store::SqliteStore;
+use olbridge_sqlite::SqliteStore;
 use olbridge_core::contract;
 
 /// A factory of fresh stores in numbered directories under `root`.
