@@ -52,7 +52,8 @@ pub mod vars {
     pub const B24_RATE_BURST: &str = "B24_RATE_BURST";
     /// Accepted age of an event's `ts`, seconds (default 300).
     pub const OLBRIDGE_TS_WINDOW_SEC: &str = "OLBRIDGE_TS_WINDOW_SEC";
-    /// Burst window, milliseconds (default 800; 0 disables).
+    /// Quiet window before a turn starts, milliseconds (default 0: answer at once; what the
+    /// customer writes while the bot thinks is folded into the next turn either way).
     pub const OLBRIDGE_BURST_MS: &str = "OLBRIDGE_BURST_MS";
     /// Escalation phrases, separated by `|` (replaces the defaults).
     pub const OLBRIDGE_ESCALATION_PHRASES: &str = "OLBRIDGE_ESCALATION_PHRASES";
@@ -70,6 +71,10 @@ pub mod vars {
     pub const OLBRIDGE_QUEUE_MAX_ATTEMPTS: &str = "OLBRIDGE_QUEUE_MAX_ATTEMPTS";
     /// Queue lease, seconds (default 30; renewed while a turn runs).
     pub const OLBRIDGE_LEASE_SEC: &str = "OLBRIDGE_LEASE_SEC";
+    /// Deliveries interrupted by the process dying before a job counts as poison (default 30).
+    pub const OLBRIDGE_POISON_RESTARTS: &str = "OLBRIDGE_POISON_RESTARTS";
+    /// How long transient failures (portal down, store busy) are retried, seconds (default 3600).
+    pub const OLBRIDGE_TRANSIENT_PATIENCE_SEC: &str = "OLBRIDGE_TRANSIENT_PATIENCE_SEC";
     /// `json` or `pretty` (default).
     pub const OLBRIDGE_LOG_FORMAT: &str = "OLBRIDGE_LOG_FORMAT";
     /// The public URL Bitrix24 reaches the receiver at (for `register-bot`).
@@ -157,6 +162,10 @@ pub struct RunnerSettings {
     pub queue_max_attempts: u32,
     /// `OLBRIDGE_LEASE_SEC`.
     pub lease: Duration,
+    /// `OLBRIDGE_POISON_RESTARTS`.
+    pub poison_restarts: u32,
+    /// `OLBRIDGE_TRANSIENT_PATIENCE_SEC`.
+    pub transient_patience: Duration,
     /// `OLBRIDGE_LOG_FORMAT=json`.
     pub log_json: bool,
     /// `OLBRIDGE_PUBLIC_URL`.
@@ -282,7 +291,7 @@ impl Config {
             escalation,
             handoff_message: r.text(OLBRIDGE_HANDOFF_MESSAGE).unwrap_or_else(|| DEFAULT_HANDOFF_MESSAGE.into()),
             fallback_message: r.text(OLBRIDGE_FALLBACK_MESSAGE).unwrap_or_else(|| DEFAULT_FALLBACK_MESSAGE.into()),
-            burst_window: Duration::from_millis(r.number(OLBRIDGE_BURST_MS, 800, |v: &u64| *v <= 60_000, "expected milliseconds, 0..=60000")),
+            burst_window: Duration::from_millis(r.number(OLBRIDGE_BURST_MS, 0, |v: &u64| *v <= 60_000, "expected milliseconds, 0..=60000")),
             profile_retention: Duration::from_secs(
                 86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
             ),
@@ -293,6 +302,13 @@ impl Config {
             workers: r.number(OLBRIDGE_WORKERS, 64, |v: &usize| (1..=4096).contains(v), "expected 1..=4096"),
             queue_max_attempts: r.number(OLBRIDGE_QUEUE_MAX_ATTEMPTS, 5, |v: &u32| (1..=100).contains(v), "expected 1..=100"),
             lease: Duration::from_secs(r.number(OLBRIDGE_LEASE_SEC, 30, |v: &u64| (3..=3600).contains(v), "expected seconds, 3..=3600")),
+            poison_restarts: r.number(OLBRIDGE_POISON_RESTARTS, 30, |v: &u32| (1..=10_000).contains(v), "expected 1..=10000"),
+            transient_patience: Duration::from_secs(r.number(
+                OLBRIDGE_TRANSIENT_PATIENCE_SEC,
+                3600,
+                |v: &u64| (1..=7 * 86_400).contains(v),
+                "expected seconds, 1..=604800",
+            )),
             log_json: log_json.unwrap_or(false),
             public_url,
         };

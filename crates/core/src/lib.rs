@@ -4,14 +4,15 @@
 //! - [`domain`]: pure types and rules — identifiers, the one message model every source produces,
 //!   events, turns and their durable progress, profiles, escalation phrases, reply splitting, the
 //!   PHP-bracket form parser. No I/O.
-//! - [`ports`]: the capabilities use cases need, as small traits (`JobQueue`, `IdempotencyStore`,
-//!   `ChatStore`, `ProfileStore`, `TurnLog`, `Portal`, `Bot`, `Clock`).
+//! - [`ports`]: the capabilities use cases need, as small traits, one file each (`IdempotencyStore`,
+//!   `JobSink`, `WorkQueue`, `DeadLetters`, `ChatStore`, `ProfileStore`, `TurnLog`, `MetaStore`,
+//!   `Portal`, `Bot`, `Clock`).
 //! - [`memory`]: in-memory adapters for every storage port; the reference semantics.
 //! - [`b24`]: the Bitrix24 REST client (envelopes, errors, client-side rate limit, retries, batch,
 //!   pagination) and the `Portal` adapters over it.
-//! - [`bot`]: the bot contract and its HTTP adapter.
-//! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one turn), shared by the
-//!   local runner and the Lambda functions.
+//! - [`bot`]: the bot contract on the wire and its HTTP adapter.
+//! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one chat's jobs as turns),
+//!   `job` (what becomes of a job after a turn), shared by the local runner and the Lambdas.
 //! - [`config`]: the one typed configuration, loaded once from the environment.
 //! - [`retry`]: the one retry helper.
 //!
@@ -34,3 +35,7 @@ pub mod usecase;
 /// tests too).
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;
+
+/// Fakes of the portal and the bot for use-case unit tests.
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

@@ -77,7 +77,11 @@ impl RetryPolicy {
     }
 
     /// The scheduled wait after failed attempt `attempt` (from 1), jitter applied; `None` when the
-    /// schedule is used up.
+    /// schedule is used up. For callers that schedule retries themselves (a queue's redelivery).
+    pub fn delay_after(&self, attempt: u32) -> Option<Duration> {
+        self.scheduled(attempt)
+    }
+
     fn scheduled(&self, attempt: u32) -> Option<Duration> {
         let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
         let base = *self.delays.get(index)?;

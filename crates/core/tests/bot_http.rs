@@ -16,11 +16,11 @@ use axum::routing::post;
 use chrono::{DateTime, Utc};
 use olbridge_core::bot::http::HttpBot;
 use olbridge_core::bot::sign::verify;
-use olbridge_core::bot::{BotAnswer, BotError, BotRequest};
 use olbridge_core::domain::ids::{BotId, ChatId, DedupKey, DialogId, LineId, MemberId, MessageId, Phone, PortalDomain, SessionId, UserId};
 use olbridge_core::domain::message::{Author, AuthorKind, CrmBinding, InboundMessage, LinesContext, PortalRef, Source};
 use olbridge_core::domain::secret::Secret;
 use olbridge_core::ports::{Bot, HistoryTurn};
+use olbridge_core::ports::{BotAnswer, BotError, BotRequest};
 use serde_json::{Value, json};
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
@@ -104,7 +104,7 @@ fn key() -> DedupKey {
 #[tokio::test]
 async fn sends_the_contract_headers_and_a_verifiable_signature() {
     let (addr, seen) = server().await;
-    let answer = bot(addr, "reply_text", Duration::from_secs(5)).ask(&request(), &key()).await;
+    let answer = bot(addr, "reply_text", Duration::from_secs(5)).ask(&request(), &key(), Duration::from_secs(120)).await;
     assert_eq!(answer, Ok(BotAnswer { replies: vec!["Hello!".into()], ..BotAnswer::default() }));
     let (headers, body) = seen.lock().expect("lock").pop().expect("one request");
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
@@ -141,10 +141,10 @@ async fn every_answer_shape_is_read() {
         ("plain", replies(&["Hello as text"])),
         ("empty", replies(&[])),
     ] {
-        let answer = bot(addr, case, Duration::from_secs(5)).ask(&request(), &key()).await;
+        let answer = bot(addr, case, Duration::from_secs(5)).ask(&request(), &key(), Duration::from_secs(120)).await;
         assert_eq!(answer.map(|a| a.replies), Ok(expected), "{case}");
     }
-    let full = bot(addr, "replies", Duration::from_secs(5)).ask(&request(), &key()).await.expect("answer");
+    let full = bot(addr, "replies", Duration::from_secs(5)).ask(&request(), &key(), Duration::from_secs(120)).await.expect("answer");
     assert_eq!(full.replies, replies(&["Hello!", "How can I help?"]));
     assert!(full.handoff);
     assert_eq!(full.profile, Some(json!({"name": "Ana"})));
@@ -153,7 +153,7 @@ async fn every_answer_shape_is_read() {
 #[tokio::test]
 async fn failures_are_classified() {
     let (addr, _) = server().await;
-    let ask = |case: &'static str, timeout: Duration| async move { bot(addr, case, timeout).ask(&request(), &key()).await };
+    let ask = |case: &'static str, timeout: Duration| async move { bot(addr, case, timeout).ask(&request(), &key(), Duration::from_secs(120)).await };
     let t = Duration::from_secs(5);
     let e500 = ask("e500", t).await;
     assert_eq!(e500, Err(BotError::Status(500)));
@@ -179,7 +179,7 @@ async fn connection_failures_are_transport_errors_without_the_url() {
     drop(listener);
     let url = url::Url::parse(&format!("http://user:pa55word@{addr}/hook?token=s3cr3t")).expect("url");
     let bot = HttpBot::new(url, None, None, Duration::from_secs(5)).expect("bot");
-    match bot.ask(&request(), &key()).await {
+    match bot.ask(&request(), &key(), Duration::from_secs(120)).await {
         Err(e @ BotError::Transport(_)) => {
             assert!(e.is_retryable());
             let text = e.to_string();

@@ -3,16 +3,18 @@
 //! Line, `auth[application_token]` = the bot's `CLIENT_ID` `192735`, `ts` 1711455834).
 #![allow(clippy::expect_used)] // fixtures are known-good; a failure should fail the test
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use olbridge_core::domain::ids::{ChatId, MemberId, PortalDomain, SessionId};
 use olbridge_core::domain::secret::Secret;
 use olbridge_core::memory::MemoryStore;
-use olbridge_core::ports::{ChatMode, ChatStore, JobQueue};
-use olbridge_core::usecase::receive::{InboundRequest, ReceiveError, ReceiveSettings, Received, receive};
+use olbridge_core::ports::{ChatMode, ChatStore, MetaStore, WorkQueue};
+use olbridge_core::usecase::receive::{InboundRequest, MemberPin, ReceiveError, ReceiveSettings, Received, Receiver};
 
 const CAPTURE: &str = include_str!("fixtures/obs_a_v1_messageadd_lines.form");
+const MEMBER: &str = "869e4953d7e841e02de675524e65f51a";
 
 fn at_ts() -> DateTime<Utc> {
     Utc.timestamp_opt(1_711_455_834, 0).single().expect("valid")
@@ -21,8 +23,9 @@ fn at_ts() -> DateTime<Utc> {
 fn settings() -> ReceiveSettings {
     ReceiveSettings {
         application_token: None,
+        previous_tokens: Vec::new(),
         bot_client_id: Some(Secret::new("192735")),
-        member_id: Some(MemberId::parse("869e4953d7e841e02de675524e65f51a").expect("member")),
+        member_id: Some(MemberId::parse(MEMBER).expect("member")),
         domain: Some(PortalDomain::parse("b24-1x2ywp.bitrix24.ru").expect("domain")),
         bot_id: None,
         ts_window: Duration::from_secs(300),
@@ -37,25 +40,29 @@ fn replace(body: &str, key: &str, value: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }
 
-async fn call(store: &MemoryStore, body: &str, query: Option<&str>, now: DateTime<Utc>) -> Result<Received, ReceiveError> {
-    receive(&settings(), store, store, InboundRequest { body: body.trim().as_bytes(), query }, now).await
+fn receiver(store: &Arc<MemoryStore>, settings: ReceiveSettings) -> Receiver {
+    Receiver { pin: MemberPin::new(settings.member_id.clone(), store.clone()), settings, idempotency: store.clone(), sink: store.clone(), chats: store.clone() }
+}
+
+async fn call(store: &Arc<MemoryStore>, body: &str, query: Option<&str>, now: DateTime<Utc>) -> Result<Received, ReceiveError> {
+    receiver(store, settings()).receive(InboundRequest { body: body.trim().as_bytes(), query }, now).await
 }
 
 #[tokio::test]
 async fn a_real_capture_is_enqueued_once() {
-    let store = MemoryStore::new();
+    let store = Arc::new(MemoryStore::new());
     let first = call(&store, CAPTURE, Some("CLIENT_ID=192735"), at_ts()).await.expect("accepted");
     let Received::Enqueued(key) = first else { panic!("expected Enqueued, got {first:?}") };
     assert_eq!(key.as_str(), "869e4953d7e841e02de675524e65f51a:msg:17");
     let again = call(&store, CAPTURE, None, at_ts() + chrono::Duration::seconds(5)).await.expect("accepted");
     assert_eq!(again, Received::Duplicate(key));
-    let depth = store.depth().await.expect("depth");
+    let depth = store.depth(at_ts()).await.expect("depth");
     assert_eq!(depth.ready, 1);
 }
 
 #[tokio::test]
 async fn each_refusal_has_its_own_status_and_enqueues_nothing() {
-    let store = MemoryStore::new();
+    let store = Arc::new(MemoryStore::new());
     let cases = [
         (replace(CAPTURE, "auth[application_token]", "192736"), None, at_ts(), 401),
         (CAPTURE.to_owned(), Some("CLIENT_ID=999"), at_ts(), 401),
@@ -69,12 +76,12 @@ async fn each_refusal_has_its_own_status_and_enqueues_nothing() {
         let err = call(&store, &body, query, now).await.expect_err("refused");
         assert_eq!(err.status(), status, "{err}");
     }
-    assert_eq!(store.depth().await.expect("depth").ready, 0);
+    assert_eq!(store.depth(at_ts()).await.expect("depth").ready, 0);
 }
 
 #[tokio::test]
 async fn an_operators_message_silences_the_bot_before_it_is_even_queued() {
-    let store = MemoryStore::new();
+    let store = Arc::new(MemoryStore::new());
     let body = replace(&replace(CAPTURE, "data[USER][IS_CONNECTOR]", "N"), "data[USER][IS_EXTRANET]", "N");
     let body = replace(&body, "data[PARAMS][AUTHOR_ID]", "7");
     let body = replace(&body, "data[PARAMS][FROM_USER_ID]", "7");
@@ -83,4 +90,55 @@ async fn an_operators_message_silences_the_bot_before_it_is_even_queued() {
     let chat = ChatId::new(5).expect("chat");
     let session = SessionId::new(1).ok();
     assert!(matches!(store.mode(chat, session).await.expect("mode"), ChatMode::Human { rule, .. } if rule == "operator_wrote"));
+}
+
+#[tokio::test]
+async fn without_a_configured_member_id_the_first_verified_event_pins_it() {
+    let store = Arc::new(MemoryStore::new());
+    let r = receiver(&store, ReceiveSettings { member_id: None, ..settings() });
+    let req = |body: &str| InboundRequest { body: body.trim().as_bytes(), query: None }.body.to_vec();
+    // A forged token learns nothing: nothing is pinned.
+    let forged = replace(&replace(CAPTURE, "auth[application_token]", "nope"), "auth[member_id]", "attacker");
+    assert_eq!(r.receive(InboundRequest { body: &req(&forged), query: None }, at_ts()).await.expect_err("forged").status(), 401);
+    assert_eq!(store.get_value(MemberPin::META_NAME).await.expect("meta"), None);
+
+    let first = r.receive(InboundRequest { body: &req(CAPTURE), query: None }, at_ts()).await.expect("accepted");
+    assert!(matches!(first, Received::Enqueued(ref k) if k.as_str() == format!("{MEMBER}:msg:17")));
+    assert_eq!(store.get_value(MemberPin::META_NAME).await.expect("meta").map(|v| v.value), Some(MEMBER.to_owned()));
+
+    // The same message under other member ids (with the right token): refused, never a new key.
+    for other in ["aaaa", "bbbb", "cccc"] {
+        let body = replace(CAPTURE, "auth[member_id]", other);
+        let err = r.receive(InboundRequest { body: &req(&body), query: None }, at_ts()).await.expect_err("another portal");
+        assert_eq!(err.status(), 403);
+    }
+    assert_eq!(store.depth(at_ts()).await.expect("depth").ready, 1, "answered once, not once per forged member id");
+
+    // Another process (or Lambda instance) reads the pin instead of learning its own.
+    let other_instance = receiver(&store, ReceiveSettings { member_id: None, ..settings() });
+    let body = replace(CAPTURE, "auth[member_id]", "dddd");
+    assert_eq!(other_instance.receive(InboundRequest { body: &req(&body), query: None }, at_ts()).await.expect_err("pinned").status(), 403);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_take_the_job_refuses_with_503_and_undoes_the_admission() {
+    use olbridge_core::domain::event::Job;
+    use olbridge_core::ports::{JobSink, StoreError, StoreResult};
+
+    #[derive(Debug)]
+    struct DownQueue;
+    #[async_trait::async_trait]
+    impl JobSink for DownQueue {
+        async fn send(&self, _job: &Job, _now: DateTime<Utc>) -> StoreResult<()> {
+            Err(StoreError::Backend("queue unreachable".into()))
+        }
+    }
+    let store = Arc::new(MemoryStore::new());
+    let mut r = receiver(&store, settings());
+    r.sink = Arc::new(DownQueue);
+    let err = r.receive(InboundRequest { body: CAPTURE.trim().as_bytes(), query: None }, at_ts()).await.expect_err("503");
+    assert_eq!((err.status(), err.code()), (503, "unavailable"));
+    // Once the queue is back, the same event is accepted: the failed attempt left no duplicate mark.
+    let accepted = call(&store, CAPTURE, None, at_ts()).await.expect("accepted");
+    assert!(matches!(accepted, Received::Enqueued(_)));
 }

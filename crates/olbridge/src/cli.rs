@@ -56,8 +56,16 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         recent: usize,
     },
-    /// List jobs that failed too often and were set aside (the dead-letter store).
-    DeadLetters,
+    /// List turns that were given up (the dead-letter store), or put them back with --redrive.
+    DeadLetters {
+        /// Put a dead letter back on the queue: `--redrive KEY` (keys are in the list), or
+        /// `--redrive --all`.
+        #[arg(long, value_name = "KEY", num_args = 0..=1)]
+        redrive: Option<Option<String>>,
+        /// With --redrive: every dead letter.
+        #[arg(long, requires = "redrive")]
+        all: bool,
+    },
     /// Delete what the bridge remembers about a phone number (a customer's request).
     Forget {
         /// The phone number.
@@ -92,7 +100,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
         Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
         Command::Stats { recent } => crate::admin::local::stats(&config, recent).await,
-        Command::DeadLetters => crate::admin::local::dead_letters(&config).await,
+        Command::DeadLetters { redrive, all } => {
+            let which = match (redrive, all) {
+                (None, _) => None,
+                (Some(Some(_)), true) => anyhow::bail!("--redrive takes a KEY or --all, not both"),
+                (Some(Some(key)), false) => Some(crate::admin::local::Redrive::Key(key)),
+                (Some(None), true) => Some(crate::admin::local::Redrive::All),
+                (Some(None), false) => anyhow::bail!("--redrive needs a KEY (see `olbridge dead-letters`) or --all"),
+            };
+            crate::admin::local::dead_letters(&config, which).await
+        }
         Command::Forget { phone } => crate::admin::local::forget(&config, &phone).await,
     }
 }

@@ -1,37 +1,18 @@
-//! Operator helpers for the admin CLI: the dead-letter list and retention purges.
+//! Retention purges (the dead-letter list is the `DeadLetters` port, in `queue`).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use olbridge_core::domain::event::{GroupId, Job};
-use olbridge_core::domain::ids::DedupKey;
 use olbridge_core::ports::{ChatStore, IdempotencyStore, ProfileStore, StoreResult};
 
-use super::{Fail, SqliteStore, from_ms, ms};
-
-/// A job that used all its attempts and waits for an operator.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
-    /// Its de-duplication key.
-    pub key: DedupKey,
-    /// Its FIFO group (the chat).
-    pub group: GroupId,
-    /// Deliveries made.
-    pub attempt: u32,
-    /// The error given with the last `retry`.
-    pub error: String,
-    /// When it was dead-lettered.
-    pub dead_at: DateTime<Utc>,
-    /// The job itself.
-    pub job: Job,
-}
+use super::{SqliteStore, ms};
 
 /// How long each kind of record is kept. The defaults keep de-duplication records well past the
 /// furthest any source looks back (polling and reconciliation revisit hours, not weeks), history as
 /// long as a conversation can plausibly resume, and profiles as the configuration's default says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Done idempotency records and the queue's keys of acked jobs.
+    /// Done idempotency records, and admissions whose job never came.
     pub keys: Duration,
     /// Conversation history.
     pub history: Duration,
@@ -52,10 +33,8 @@ impl Default for Retention {
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
-    /// Done idempotency records.
-    pub done_keys: u64,
-    /// Queue de-duplication records of acked jobs.
-    pub queue_keys: u64,
+    /// Idempotency records: done ones, and admissions whose job was lost.
+    pub keys: u64,
     /// History turns.
     pub history: u64,
     /// Profiles.
@@ -70,33 +49,6 @@ fn before(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 impl SqliteStore {
-    /// Dead-lettered jobs, oldest first, with their last error.
-    pub async fn dead_letters(&self) -> StoreResult<Vec<DeadLetter>> {
-        self.run(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT key, grp, attempt, COALESCE(last_error, ''), dead_at, payload FROM jobs
-                 WHERE dead_at IS NOT NULL ORDER BY dead_at, seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, String>(5)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (key, group, attempt, error, dead_at, payload) = row?;
-                out.push(DeadLetter {
-                    attempt: u32::try_from(attempt).map_err(|_| Fail::Corrupt(format!("job {key} has attempt {attempt}")))?,
-                    key: DedupKey::from_stored(key),
-                    group: GroupId::from_stored(group),
-                    error,
-                    dead_at: from_ms(dead_at)?,
-                    job: serde_json::from_str(&payload)?,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
     /// Deletes turn log records of turns started before `cutoff`; returns how many.
     pub async fn purge_turns_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let cutoff = ms(cutoff);
@@ -108,10 +60,9 @@ impl SqliteStore {
     pub async fn purge(&self, retention: &Retention, now: DateTime<Utc>) -> StoreResult<Purged> {
         let keys_cutoff = before(now, retention.keys);
         Ok(Purged {
-            done_keys: self.purge_done_before(keys_cutoff).await?,
-            queue_keys: self.purge_queue_keys_before(keys_cutoff).await?,
+            keys: IdempotencyStore::purge_before(self, keys_cutoff).await?,
             history: self.purge_history_before(before(now, retention.history)).await?,
-            profiles: self.purge_before(before(now, retention.profiles)).await?,
+            profiles: ProfileStore::purge_before(self, before(now, retention.profiles)).await?,
             turns: self.purge_turns_before(before(now, retention.turns)).await?,
         })
     }

@@ -1,6 +1,7 @@
-//! `IdempotencyStore` on the `claims` table. A claim reads and writes its row inside one
-//! `BEGIN IMMEDIATE` transaction, which holds SQLite's write lock from the first read: that is the
-//! conditional write. The other calls are single conditional `UPDATE`s.
+//! `IdempotencyStore` on the `claims` table. A claim reads its row and writes the decision inside
+//! one `BEGIN IMMEDIATE` transaction, which holds SQLite's write lock from the first read: that is
+//! the conditional write. The decision itself is core's [`ClaimRecord::decide`], shared with every
+//! adapter. The other calls are single conditional statements.
 
 use std::time::Duration;
 
@@ -8,56 +9,69 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use olbridge_core::domain::ids::DedupKey;
 use olbridge_core::domain::turn::{TurnOutcome, TurnProgress};
-use olbridge_core::ports::{Claim, IdempotencyStore, StoreResult};
-use rusqlite::{OptionalExtension, params};
+use olbridge_core::ports::{Admission, Claim, ClaimRecord, IdempotencyStore, RecordPhase, StoreResult};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Fail, SqliteStore, from_ms, immediate, ms, ms_after, to_json};
 
-/// A `claims` row as the claim needs it.
-struct Row {
-    owner: String,
-    phase: String,
-    lease_until: Option<i64>,
-    progress: Option<String>,
-    outcome: Option<String>,
-}
-
-fn progress_of(raw: Option<&str>) -> Result<Option<TurnProgress>, Fail> {
-    Ok(raw.map(serde_json::from_str).transpose()?)
+/// Reads a key's row as a [`ClaimRecord`].
+fn read(tx: &Transaction<'_>, key: &str) -> Result<Option<ClaimRecord>, Fail> {
+    type Row = (String, String, Option<i64>, Option<String>, Option<String>, Option<i64>, Option<i64>);
+    let row: Option<Row> = tx
+        .query_row("SELECT owner, phase, lease_until, progress, outcome, done_at, queued_at FROM claims WHERE key = ?1", [key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })
+        .optional()?;
+    let Some((owner, phase, lease_until, progress, outcome, done_at, queued_at)) = row else { return Ok(None) };
+    let corrupt = |what: &str| Fail::Corrupt(format!("claim {key}: {what}"));
+    let phase = match phase.as_str() {
+        "queued" => RecordPhase::Queued { at: from_ms(queued_at.ok_or_else(|| corrupt("queued without queued_at"))?)? },
+        "leased" => RecordPhase::Leased { until: from_ms(lease_until.ok_or_else(|| corrupt("leased without lease_until"))?)? },
+        "released" => RecordPhase::Released,
+        "done" => RecordPhase::Done {
+            outcome: serde_json::from_str(&outcome.ok_or_else(|| corrupt("done without an outcome"))?)?,
+            at: from_ms(done_at.ok_or_else(|| corrupt("done without done_at"))?)?,
+        },
+        other => return Err(corrupt(&format!("unknown phase {other:?}"))),
+    };
+    let progress = progress.map(|p| serde_json::from_str::<TurnProgress>(&p)).transpose()?;
+    Ok(Some(ClaimRecord { owner, phase, progress }))
 }
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
+    async fn admit(&self, key: &DedupKey, now: DateTime<Utc>) -> StoreResult<Admission> {
+        let (key, now) = (key.as_str().to_owned(), ms(now));
+        self.run(move |c| {
+            let n = c.execute("INSERT INTO claims (key, owner, phase, queued_at) VALUES (?1, '', 'queued', ?2) ON CONFLICT DO NOTHING", params![key, now])?;
+            Ok(if n == 1 { Admission::New } else { Admission::Duplicate })
+        })
+        .await
+    }
+
+    async fn unadmit(&self, key: &DedupKey) -> StoreResult<()> {
+        let key = key.as_str().to_owned();
+        self.run(move |c| {
+            c.execute("DELETE FROM claims WHERE key = ?1 AND phase = 'queued'", [key])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn claim(&self, key: &DedupKey, owner: &str, now: DateTime<Utc>, lease: Duration) -> StoreResult<Claim> {
         let (key, owner, until) = (key.as_str().to_owned(), owner.to_owned(), ms_after(now, lease));
-        let now = ms(now);
         self.run(move |c| {
             let tx = immediate(c)?;
-            let row = tx
-                .query_row("SELECT owner, phase, lease_until, progress, outcome FROM claims WHERE key = ?1", [&key], |r| {
-                    Ok(Row { owner: r.get(0)?, phase: r.get(1)?, lease_until: r.get(2)?, progress: r.get(3)?, outcome: r.get(4)? })
-                })
-                .optional()?;
-            let answer = match row {
-                None => {
-                    tx.execute("INSERT INTO claims (key, owner, phase, lease_until) VALUES (?1, ?2, 'leased', ?3)", params![key, owner, until])?;
-                    tx.commit()?;
-                    return Ok(Claim::New);
-                }
-                Some(row) => match (row.phase.as_str(), row.lease_until) {
-                    ("done", _) => {
-                        let outcome = row.outcome.ok_or_else(|| Fail::Corrupt(format!("claim {key} is done without an outcome")))?;
-                        return Ok(Claim::Done(serde_json::from_str(&outcome)?));
-                    }
-                    // Another owner's live lease; the holder itself may claim again (see the contract).
-                    ("leased", Some(end)) if end > now && row.owner != owner => return Ok(Claim::InProgress { until: from_ms(end)? }),
-                    ("leased", _) => Claim::Resumed(progress_of(row.progress.as_deref())?.unwrap_or_default()),
-                    ("released", _) => progress_of(row.progress.as_deref())?.map_or(Claim::New, Claim::Resumed),
-                    (other, _) => return Err(Fail::Corrupt(format!("claim {key} has unknown phase {other:?}"))),
-                },
-            };
-            tx.execute("UPDATE claims SET owner = ?2, phase = 'leased', lease_until = ?3 WHERE key = ?1", params![key, owner, until])?;
-            tx.commit()?;
+            let record = read(&tx, &key)?;
+            let answer = ClaimRecord::decide(record.as_ref(), &owner, now);
+            if matches!(answer, Claim::New | Claim::Resumed(_)) {
+                tx.execute(
+                    "INSERT INTO claims (key, owner, phase, lease_until) VALUES (?1, ?2, 'leased', ?3)
+                     ON CONFLICT (key) DO UPDATE SET owner = ?2, phase = 'leased', lease_until = ?3, queued_at = NULL",
+                    params![key, owner, until],
+                )?;
+                tx.commit()?;
+            }
             Ok(answer)
         })
         .await
@@ -109,8 +123,26 @@ impl IdempotencyStore for SqliteStore {
         .await
     }
 
-    async fn purge_done_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    async fn reopen(&self, key: &DedupKey) -> StoreResult<()> {
+        let key = key.as_str().to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE claims SET phase = 'released', lease_until = NULL, outcome = NULL, done_at = NULL
+                 WHERE key = ?1 AND phase IN ('leased', 'done')",
+                [key],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let cutoff = ms(cutoff);
-        self.run(move |c| Ok(c.execute("DELETE FROM claims WHERE phase = 'done' AND done_at < ?1", [cutoff])? as u64)).await
+        self.run(move |c| {
+            let done = c.execute("DELETE FROM claims WHERE phase = 'done' AND done_at < ?1", [cutoff])?;
+            let queued = c.execute("DELETE FROM claims WHERE phase = 'queued' AND queued_at < ?1", [cutoff])?;
+            Ok((done + queued) as u64)
+        })
+        .await
     }
 }

@@ -21,6 +21,13 @@
 //! The admin CLI's reports use [`SqliteStore::open_for_admin`] instead, which reads (and makes
 //! single small writes) beside the running bridge without touching leases.
 //!
+//! # Privacy on disk
+//! The store holds phone numbers, conversations and profiles: its directory is created `0700` and
+//! its files `0600` (SQLite gives its `-wal` and `-shm` files the database file's mode); an
+//! existing database file with wider permissions is narrowed at open. A directory the operator
+//! created with wider permissions is left alone, with a warning (it may be theirs, like a home
+//! directory). See `files`.
+//!
 //! # Threads
 //! rusqlite is blocking, so every call runs on Tokio's blocking pool
 //! (`spawn_blocking`) over one connection behind a `Mutex`. One writer is all SQLite allows
@@ -35,8 +42,10 @@
 
 mod admin;
 mod chat;
+mod files;
 mod idempotency;
 mod log;
+mod meta;
 mod profile;
 mod queue;
 mod schema;
@@ -52,7 +61,7 @@ use chrono::{DateTime, Utc};
 use olbridge_core::ports::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-pub use admin::{DeadLetter, Purged, Retention};
+pub use admin::{Purged, Retention};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "olbridge.sqlite3";
@@ -147,8 +156,8 @@ impl SqliteStore {
     /// timeout, and migrates the schema. Blocking: call it at start-up, before serving.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
         let dir_err = |source| OpenError::Dir { dir: dir.to_owned(), source };
-        std::fs::create_dir_all(dir).map_err(dir_err)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(dir_err)?;
+        files::create_private_dir(dir).map_err(dir_err)?;
+        let lock = files::open_private(&dir.join(LOCK_FILE)).map_err(dir_err)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -156,6 +165,7 @@ impl SqliteStore {
             }
             Err(TryLockError::Error(e)) => return Err(dir_err(e)),
         }
+        files::open_private(&dir.join(DB_FILE)).map_err(dir_err)?;
         let mut conn = connect(dir)?;
         match schema::migrate(&mut conn).map_err(|source| OpenError::Sqlite { dir: dir.to_owned(), source })? {
             schema::Migrated::Ok => {}
@@ -203,8 +213,8 @@ impl SqliteStore {
     /// Start-up recovery, for the one process that owns the store: every leased job is made
     /// deliverable again and every live idempotency lease is expired at `now`. Their owner was the
     /// previous process, which is dead (the directory lock proves nobody else is running), so
-    /// waiting for the leases to run out would only delay its customers. Redelivered jobs count
-    /// the crashed delivery as an attempt.
+    /// waiting for the leases to run out would only delay its customers. Each job the dead process
+    /// held counts one interruption (never a failure: see `olbridge_core::usecase::job`).
     pub async fn recover(&self, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
         if self.inner.lock.is_none() {
             return Err(StoreError::Backend("recover needs the store opened with SqliteStore::open, not open_for_admin".into()));
@@ -212,8 +222,9 @@ impl SqliteStore {
         let now = ms(now);
         self.run(move |c| {
             let tx = immediate(c)?;
+            // The dead process held these: an interruption, not a failure of the job.
             let jobs = tx.execute(
-                "UPDATE jobs SET receipt = NULL, lease_until = NULL, available_at = MIN(available_at, ?1)
+                "UPDATE jobs SET receipt = NULL, lease_until = NULL, available_at = MIN(available_at, ?1), interruptions = interruptions + 1
                  WHERE receipt IS NOT NULL",
                 [now],
             )?;

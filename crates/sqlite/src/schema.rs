@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// Each step's SQL, in order.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -34,6 +34,10 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migrated> {
     tx.commit()?;
     Ok(Migrated::Ok)
 }
+
+/// Version 1 as shipped, for the migration test.
+#[cfg(test)]
+pub(super) const V1_FOR_TESTS: &str = V1;
 
 /// Version 1. Times are integer milliseconds since the epoch (UTC).
 const V1: &str = "
@@ -111,4 +115,43 @@ CREATE TABLE turns (
 );
 CREATE INDEX turns_finished ON turns (finished_at, id);
 CREATE INDEX turns_started ON turns (started_at);
+";
+
+/// Version 2: de-duplication moves from the queue to the idempotency store (the receiver admits a
+/// key as `queued`, so it lasts as long as the retention, whatever the queue does); a job counts
+/// failures and interruptions apart and keeps why it was set aside; named values (`meta`).
+const V2: &str = "
+-- The phase list is a CHECK constraint, so the table is rebuilt to admit 'queued'.
+CREATE TABLE claims_v2 (
+    key         TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,     -- current holder, or the last one once released or done ('' when queued)
+    phase       TEXT NOT NULL CHECK (phase IN ('queued', 'leased', 'released', 'done')),
+    lease_until INTEGER,           -- phase = 'leased'
+    progress    TEXT,              -- JSON TurnProgress: the last checkpoint
+    outcome     TEXT,              -- JSON TurnOutcome, phase = 'done'
+    done_at     INTEGER,           -- phase = 'done'
+    queued_at   INTEGER            -- phase = 'queued'
+) WITHOUT ROWID;
+INSERT INTO claims_v2 (key, owner, phase, lease_until, progress, outcome, done_at)
+    SELECT key, owner, phase, lease_until, progress, outcome, done_at FROM claims;
+INSERT INTO claims_v2 (key, owner, phase, queued_at)
+    SELECT key, '', 'queued', enqueued_at FROM queue_keys WHERE key NOT IN (SELECT key FROM claims);
+DROP TABLE claims;
+ALTER TABLE claims_v2 RENAME TO claims;
+CREATE INDEX claims_done_at ON claims (done_at) WHERE phase = 'done';
+CREATE INDEX claims_queued_at ON claims (queued_at) WHERE phase = 'queued';
+DROP TABLE queue_keys;
+
+ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN dead_reason TEXT;
+ALTER TABLE jobs ADD COLUMN received_at INTEGER;
+UPDATE jobs SET received_at = enqueued_at, failures = MAX(attempt - 1, 0);
+UPDATE jobs SET dead_reason = COALESCE(last_error, 'dead-lettered') WHERE dead_at IS NOT NULL;
+
+CREATE TABLE meta (
+    name    TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
 ";

@@ -1,6 +1,6 @@
 //! What only the SQLite adapter promises: files, the directory lock, migrations, start-up
 //! recovery, the admin helpers, and durability across a `SIGKILL`. The ports' behaviour is the
-//! contract suite's (`tests/contract_sqlite.rs`).
+//! contract suites' (`tests/contract.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -10,7 +10,9 @@ use olbridge_core::contract::{job, key, t};
 use olbridge_core::domain::ids::{ChatId, Phone};
 use olbridge_core::domain::profile::Profile;
 use olbridge_core::domain::turn::{TurnOutcome, TurnProgress};
-use olbridge_core::ports::{ChatMode, ChatStore, Claim, Enqueued, IdempotencyStore, JobQueue, ProfileStore, QueueDepth, StoreError};
+use olbridge_core::ports::{
+    Admission, ChatMode, ChatStore, Claim, DeadLetters, IdempotencyStore, JobSink, MetaStore, ProfileStore, Settle, StoreError, WorkQueue,
+};
 
 use super::*;
 
@@ -85,13 +87,16 @@ async fn everything_survives_a_reopen() -> TestResult {
     let progress = TurnProgress { sent: 1, ..TurnProgress::default() };
     {
         let s = SqliteStore::open(root.path())?;
-        s.enqueue(&job("g", "k1"), t(0)).await?;
+        s.admit(&key("k1"), t(0)).await?;
+        s.send(&job("g", "k1"), t(0)).await?;
         s.claim(&key("k1"), "w1", t(0), Duration::from_secs(30)).await?;
         s.checkpoint(&key("k1"), "w1", &progress, t(1), Duration::from_secs(30)).await?;
         s.set_human(chat, None, "phrase", t(2)).await?;
+        s.put_value("portal.member_id", "abc", None).await?;
     }
     let s = SqliteStore::open(root.path())?;
-    assert_eq!(s.enqueue(&job("g", "k1"), t(3)).await?, Enqueued::Duplicate);
+    assert_eq!(s.admit(&key("k1"), t(3)).await?, Admission::Duplicate);
+    assert_eq!(s.get_value("portal.member_id").await?.map(|v| v.value), Some("abc".into()));
     assert_eq!(s.claim(&key("k1"), "w2", t(31), LEASE).await?, Claim::Resumed(progress));
     assert_eq!(s.mode(chat, None).await?, ChatMode::Human { rule: "phrase".into(), since: t(2) });
     assert_eq!(s.receive(10, t(3), LEASE).await?.len(), 1);
@@ -105,7 +110,7 @@ async fn recover_hands_back_what_a_dead_process_held() -> TestResult {
     let old_receipts = {
         let s = SqliteStore::open(root.path())?;
         for (g, k) in [("a", "a1"), ("a", "a2"), ("b", "b1"), ("c", "c1")] {
-            s.enqueue(&job(g, k), t(0)).await?;
+            s.send(&job(g, k), t(0)).await?;
         }
         let mut held = s.receive(2, t(0), LEASE).await?;
         held.extend(s.receive_more(&olbridge_core::domain::event::GroupId::from_stored("a".into()), 5, t(0), LEASE).await?);
@@ -118,15 +123,16 @@ async fn recover_hands_back_what_a_dead_process_held() -> TestResult {
         // The store is dropped without giving anything back, as a killed process would.
     };
     let s = SqliteStore::open(root.path())?;
-    assert_eq!(s.depth().await?, QueueDepth { ready: 1, in_flight: 3, dead: 0 });
+    let depth = |d: olbridge_core::ports::QueueDepth| (d.ready, d.in_flight, d.dead);
+    assert_eq!(depth(s.depth(t(10)).await?), (1, 3, 0));
     assert_eq!(s.recover(t(10)).await?, Recovered { jobs: 3, claims: 2 });
-    assert_eq!(s.depth().await?, QueueDepth { ready: 4, in_flight: 0, dead: 0 });
+    assert_eq!(depth(s.depth(t(10)).await?), (4, 0, 0));
 
     let heads = s.receive(10, t(10), LEASE).await?;
-    let got: Vec<(&str, u32)> = heads.iter().map(|d| (d.job.key.as_str(), d.attempt)).collect();
-    assert_eq!(got, [("a1", 2), ("b1", 2), ("c1", 1)], "at once, not after the hour-long leases");
+    let got: Vec<(&str, u32, u32)> = heads.iter().map(|d| (d.job.key.as_str(), d.interruptions, d.failures)).collect();
+    assert_eq!(got, [("a1", 1, 0), ("b1", 1, 0), ("c1", 0, 0)], "at once, not after the hour-long leases; interrupted, not failed");
     for receipt in &old_receipts {
-        assert!(matches!(s.ack(receipt).await, Err(StoreError::LeaseLost)));
+        assert!(matches!(s.settle(receipt, &Settle::Ack, t(10)).await, Err(StoreError::LeaseLost)));
     }
     assert_eq!(s.claim(&key("a1"), "new-worker", t(10), LEASE).await?, Claim::Resumed(progress));
     assert_eq!(s.claim(&key("b1"), "new-worker", t(10), LEASE).await?, Claim::Resumed(TurnProgress::default()));
@@ -136,29 +142,74 @@ async fn recover_hands_back_what_a_dead_process_held() -> TestResult {
 }
 
 #[tokio::test]
-async fn dead_letters_and_purge_serve_the_operator() -> TestResult {
+async fn purge_serves_retention_and_keeps_dead_letters() -> TestResult {
     let root = tempfile::tempdir()?;
     let s = SqliteStore::open(root.path())?;
-    s.enqueue(&job("a", "dead"), t(0)).await?;
-    s.enqueue(&job("b", "acked"), t(0)).await?;
+    for (g, k) in [("a", "dead"), ("b", "acked")] {
+        s.admit(&key(k), t(0)).await?;
+        s.send(&job(g, k), t(0)).await?;
+    }
     let d = s.receive(10, t(0), LEASE).await?;
-    s.retry(&d[0].receipt, t(5), Duration::ZERO, 1, "bot returned 500").await?;
-    s.ack(&d[1].receipt).await?;
-    let dead = s.dead_letters().await?;
-    assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].key.as_str(), dead[0].attempt, dead[0].error.as_str(), dead[0].dead_at), ("dead", 1, "bot returned 500", t(5)));
-    assert_eq!(dead[0].job, job("a", "dead"));
-
+    s.settle(&d[0].receipt, &Settle::DeadLetter { reason: "gave up after 5 failed attempts".into() }, t(5)).await?;
+    s.settle(&d[1].receipt, &Settle::Ack, t(5)).await?;
     s.claim(&key("acked"), "w", t(0), LEASE).await?;
     s.complete(&key("acked"), "w", &TurnOutcome::Silent, t(1)).await?;
-    s.put(&Profile::new(Phone::parse("+4917612345678")?, t(0))).await?;
+    ProfileStore::put(&s, &Profile::new(Phone::parse("+4917612345678")?, t(0))).await?;
     let day = 86_400;
     let retention = Retention::default();
     assert_eq!(s.purge(&retention, t(13 * day)).await?, Purged::default(), "nothing is old enough yet");
     let purged = s.purge(&retention, t(400 * day)).await?;
-    assert_eq!(purged, Purged { done_keys: 1, queue_keys: 1, history: 0, profiles: 1, turns: 0 });
-    assert_eq!(s.enqueue(&job("b", "acked"), t(400 * day)).await?, Enqueued::New, "its key was forgotten");
-    assert_eq!(s.enqueue(&job("a", "dead"), t(400 * day)).await?, Enqueued::Duplicate, "dead letters keep theirs");
+    assert_eq!(purged, Purged { keys: 2, history: 0, profiles: 1, turns: 0 }, "the done key and the dead job's admission");
+    assert_eq!(s.admit(&key("acked"), t(400 * day)).await?, Admission::New, "its key was forgotten");
+    assert_eq!(s.dead_letters(10).await?.len(), 1, "dead letters wait for an operator");
+    Ok(())
+}
+
+#[test]
+fn a_version_1_store_is_migrated_with_its_queue_and_keys() -> TestResult {
+    let root = tempfile::tempdir()?;
+    {
+        let mut conn = rusqlite::Connection::open(root.path().join(DB_FILE))?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(schema::V1_FOR_TESTS)?;
+        tx.pragma_update(None, "user_version", 1)?;
+        let payload = serde_json::to_string(&job("g", "old-waiting"))?;
+        tx.execute("INSERT INTO jobs (key, grp, payload, enqueued_at, available_at, attempt) VALUES ('old-waiting', 'g', ?1, 5, 5, 2)", [&payload])?;
+        tx.execute("INSERT INTO queue_keys (key, enqueued_at) VALUES ('old-waiting', 5), ('old-acked', 3)", [])?;
+        tx.execute("INSERT INTO claims (key, owner, phase, outcome, done_at) VALUES ('old-acked', 'w', 'done', '{\"outcome\":\"silent\"}', 4)", [])?;
+        tx.commit()?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let s = SqliteStore::open(root.path())?;
+        assert_eq!(s.schema_version().await?, schema::VERSION);
+        assert_eq!(s.admit(&key("old-waiting"), t(9)).await?, Admission::Duplicate, "the queue's key became an admission");
+        assert_eq!(s.claim(&key("old-acked"), "w2", t(9), LEASE).await?, Claim::Done(TurnOutcome::Silent));
+        let d = s.receive(10, t(9), LEASE).await?;
+        assert_eq!((d.len(), d[0].failures), (1, 1), "two deliveries were one failure and this one");
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn the_store_is_private_on_disk() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir()?;
+    let dir = root.path().join("data");
+    let s = SqliteStore::open(&dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(s.admit(&key("k"), t(0)))?;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode(&dir)?, 0o700);
+    for f in [DB_FILE, LOCK_FILE, "olbridge.sqlite3-wal", "olbridge.sqlite3-shm"] {
+        assert_eq!(mode(&dir.join(f))?, 0o600, "{f}");
+    }
+    drop(s);
+    // A database file someone made world-readable is narrowed at the next open.
+    std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))?;
+    drop(SqliteStore::open(&dir)?);
+    assert_eq!(mode(&dir.join(DB_FILE))?, 0o600);
     Ok(())
 }
 
@@ -174,7 +225,8 @@ async fn sigkill_child() -> TestResult {
     let mut out = std::io::stdout().lock();
     for i in 0..1_000_000 {
         let k = format!("k{i}");
-        s.enqueue(&job(&format!("g{}", i % 7), &k), t(0)).await?;
+        s.admit(&key(&k), t(0)).await?;
+        s.send(&job(&format!("g{}", i % 7), &k), t(0)).await?;
         writeln!(out, "enqueued {i}")?;
         s.claim(&key(&k), "child", t(0), LEASE).await?;
         s.complete(&key(&k), "child", &TurnOutcome::Silent, t(0)).await?;
@@ -188,7 +240,7 @@ async fn sigkill_child() -> TestResult {
 fn sigkill_loses_and_duplicates_nothing() -> TestResult {
     let root = tempfile::tempdir()?;
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["--exact", "store::sqlite::tests::sigkill_child", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "tests::sigkill_child", "--nocapture", "--test-threads=1"])
         .env("OLBRIDGE_SIGKILL_CHILD_DIR", root.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -214,7 +266,7 @@ fn sigkill_loses_and_duplicates_nothing() -> TestResult {
     rt.block_on(async {
         let s = SqliteStore::open(root.path())?; // the kernel released the dead child's lock
         for i in &enqueued {
-            assert_eq!(s.enqueue(&job("any", &format!("k{i}")), t(1)).await?, Enqueued::Duplicate, "k{i} was lost");
+            assert_eq!(s.admit(&key(&format!("k{i}")), t(1)).await?, Admission::Duplicate, "k{i} was lost");
         }
         for i in &completed {
             assert_eq!(s.claim(&key(&format!("k{i}")), "parent", t(1), LEASE).await?, Claim::Done(TurnOutcome::Silent));
@@ -223,7 +275,7 @@ fn sigkill_loses_and_duplicates_nothing() -> TestResult {
             .run(|c| {
                 let n = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
                 let ok = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-                Ok((n("SELECT COUNT(*) FROM jobs")?, n("SELECT COUNT(*) FROM queue_keys")?, ok))
+                Ok((n("SELECT COUNT(*) FROM jobs")?, n("SELECT COUNT(DISTINCT key) FROM jobs")?, ok))
             })
             .await?;
         assert_eq!(integrity, "ok");

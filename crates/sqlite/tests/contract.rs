@@ -7,8 +7,8 @@
 use std::future::{Ready, ready};
 use std::path::Path;
 
-use olbridge_sqlite::SqliteStore;
 use olbridge_core::contract;
+use olbridge_sqlite::SqliteStore;
 
 /// A factory of fresh stores in numbered directories under `root`.
 fn fresh(root: &Path) -> impl FnMut() -> Ready<SqliteStore> + '_ {
@@ -47,4 +47,10 @@ async fn sqlite_profile_contract() {
 async fn sqlite_log_contract() {
     let root = tempfile::tempdir().expect("tempdir");
     contract::log::run_all(fresh(root.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_meta_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::meta::run_all(fresh(root.path())).await;
 }

@@ -24,9 +24,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{BotAnswer, BotCrm, BotError, BotRequest};
 use crate::domain::message::{AuthorKind, InboundMessage};
 use crate::ports::HistoryTurn;
+use crate::ports::{BotAnswer, BotCrm, BotError, BotRequest};
 
 /// Normalises the bot's HTTP answer.
 pub fn parse_answer(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<BotAnswer, BotError> {

@@ -20,10 +20,10 @@ use url::Url;
 
 use super::contract::parse_answer;
 use super::sign::{SIGNATURE_HEADER, signature_header};
-use super::{BotAnswer, BotError, BotRequest};
 use crate::domain::ids::DedupKey;
 use crate::domain::secret::Secret;
 use crate::ports::Bot;
+use crate::ports::{BotAnswer, BotError, BotRequest};
 
 /// The default cap on an answer body.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -145,12 +145,13 @@ impl HttpBot {
 
 #[async_trait]
 impl Bot for HttpBot {
-    async fn ask(&self, request: &BotRequest, idempotency_key: &DedupKey) -> Result<BotAnswer, BotError> {
+    async fn ask(&self, request: &BotRequest, idempotency_key: &DedupKey, timeout: Duration) -> Result<BotAnswer, BotError> {
+        let timeout = timeout.min(self.timeout);
         let body = serde_json::to_vec(request).map_err(|e| BotError::InvalidAnswer(format!("could not encode the request: {e}")))?;
         let mut call = self
             .client
             .post(self.url.clone())
-            .timeout(self.timeout)
+            .timeout(timeout)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/plain;q=0.9")
             .header(IDEMPOTENCY_HEADER, header_safe(idempotency_key.as_str()));

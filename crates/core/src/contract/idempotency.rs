@@ -15,6 +15,11 @@
 //!   `checkpoint` (which also extends the lease), `complete` and `release` work until then and fail
 //!   with `LeaseLost` after, or when called by anyone else.
 //! - `complete` and `release` are idempotent for their owner (a retried call after a lost answer).
+//! - `admit` is `New` for an unknown key and records it as queued; `Duplicate` for any known key.
+//!   A claim on a queued key is `New`. `unadmit` removes a queued record only.
+//! - `reopen` makes a done or leased key claimable again (done: no progress; leased: its progress).
+//! - `purge_before` forgets done keys completed, and queued keys admitted, strictly before the
+//!   cutoff; claimed keys stay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +27,7 @@ use std::time::Duration;
 use super::{all_at_once, key, run_each, t};
 use crate::domain::ids::MessageId;
 use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome, TurnProgress};
-use crate::ports::{Claim, IdempotencyStore, StoreError};
+use crate::ports::{Admission, Claim, IdempotencyStore, StoreError};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -165,7 +170,7 @@ pub async fn release_keeps_progress<S: IdempotencyStore + ?Sized>(s: &S) {
     assert_eq!(s.claim(&k, "b", t(2), LEASE).await.expect("claim"), Claim::Resumed(handoff));
 }
 
-/// `purge_done_before` forgets done keys completed strictly before the cutoff, and nothing else.
+/// `purge_before` forgets done keys completed strictly before the cutoff, and nothing else.
 pub async fn purge_forgets_old_done_keys<S: IdempotencyStore + ?Sized>(s: &S) {
     let (old, recent, edge, open) = (key("idem:old"), key("idem:recent"), key("idem:edge"), key("idem:open"));
     for (k, done_at) in [(&old, t(10)), (&recent, t(200)), (&edge, t(100))] {
@@ -175,12 +180,74 @@ pub async fn purge_forgets_old_done_keys<S: IdempotencyStore + ?Sized>(s: &S) {
     s.claim(&open, "a", t(0), LEASE).await.expect("claim");
     s.checkpoint(&open, "a", &progress(1), t(1), LEASE).await.expect("checkpoint");
 
-    assert_eq!(s.purge_done_before(t(100)).await.expect("purge"), 1);
+    assert_eq!(s.purge_before(t(100)).await.expect("purge"), 1);
     assert_eq!(s.claim(&old, "b", t(300), LEASE).await.expect("claim"), Claim::New);
     assert_eq!(s.claim(&edge, "b", t(300), LEASE).await.expect("claim"), Claim::Done(TurnOutcome::Silent));
     assert_eq!(s.claim(&recent, "b", t(300), LEASE).await.expect("claim"), Claim::Done(TurnOutcome::Silent));
-    assert_eq!(s.purge_done_before(t(1000)).await.expect("purge"), 2);
+    assert_eq!(s.purge_before(t(1000)).await.expect("purge"), 2);
     assert_eq!(s.claim(&open, "b", t(1000), LEASE).await.expect("claim"), Claim::Resumed(progress(1)), "open claims survive purges");
+}
+
+/// `admit` records a new key once; any known key is a duplicate; a claim takes a queued key as new.
+pub async fn admit_dedups_and_claim_takes_queued_keys<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:admitted");
+    assert_eq!(s.admit(&k, t(0)).await.expect("admit"), Admission::New);
+    assert_eq!(s.admit(&k, t(1)).await.expect("admit"), Admission::Duplicate);
+    assert_eq!(s.claim(&k, "a", t(2), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(s.admit(&k, t(3)).await.expect("admit"), Admission::Duplicate, "claimed");
+    s.complete(&k, "a", &TurnOutcome::Silent, t(4)).await.expect("complete");
+    assert_eq!(s.admit(&k, t(5)).await.expect("admit"), Admission::Duplicate, "done");
+    let claimed_first = key("idem:claimed-first");
+    s.claim(&claimed_first, "a", t(0), LEASE).await.expect("claim");
+    assert_eq!(s.admit(&claimed_first, t(1)).await.expect("admit"), Admission::Duplicate);
+}
+
+/// `unadmit` forgets a queued key (its enqueue failed), and nothing else.
+pub async fn unadmit_forgets_only_queued_keys<S: IdempotencyStore + ?Sized>(s: &S) {
+    let (queued, claimed) = (key("idem:unadmit-queued"), key("idem:unadmit-claimed"));
+    s.admit(&queued, t(0)).await.expect("admit");
+    s.admit(&claimed, t(0)).await.expect("admit");
+    s.claim(&claimed, "a", t(1), LEASE).await.expect("claim");
+    s.unadmit(&queued).await.expect("unadmit");
+    s.unadmit(&claimed).await.expect("unadmit a claimed key is a no-op");
+    s.unadmit(&key("idem:unknown")).await.expect("unadmit an unknown key is a no-op");
+    assert_eq!(s.admit(&queued, t(2)).await.expect("admit"), Admission::New, "admissible again");
+    assert_eq!(s.claim(&claimed, "b", t(2), LEASE).await.expect("claim"), Claim::InProgress { until: t(31) });
+}
+
+/// `reopen` makes a done key claimable from scratch and a leased one claimable at once with its
+/// progress; queued and unknown keys are left alone.
+pub async fn reopen_makes_keys_claimable_again<S: IdempotencyStore + ?Sized>(s: &S) {
+    let (done, leased, queued) = (key("idem:reopen-done"), key("idem:reopen-leased"), key("idem:reopen-queued"));
+    s.claim(&done, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&done, "a", &progress(1), t(1), LEASE).await.expect("checkpoint");
+    s.complete(&done, "a", &answered(), t(2)).await.expect("complete");
+    s.claim(&leased, "a", t(0), LEASE).await.expect("claim");
+    s.checkpoint(&leased, "a", &progress(2), t(1), LEASE).await.expect("checkpoint");
+    s.admit(&queued, t(0)).await.expect("admit");
+    for k in [&done, &leased, &queued, &key("idem:reopen-unknown")] {
+        s.reopen(k).await.expect("reopen");
+    }
+    assert_eq!(s.claim(&done, "b", t(3), LEASE).await.expect("claim"), Claim::New);
+    assert_eq!(s.claim(&leased, "b", t(3), LEASE).await.expect("claim"), Claim::Resumed(progress(2)), "no need to wait for the lease");
+    assert_eq!(s.admit(&queued, t(3)).await.expect("admit"), Admission::Duplicate);
+    assert_eq!(s.claim(&queued, "b", t(3), LEASE).await.expect("claim"), Claim::New);
+}
+
+/// Old queued admissions (their job was lost) are purged like done keys; claimed ones stay.
+pub async fn purge_forgets_old_admissions<S: IdempotencyStore + ?Sized>(s: &S) {
+    let (old, recent) = (key("idem:admit-old"), key("idem:admit-recent"));
+    s.admit(&old, t(10)).await.expect("admit");
+    s.admit(&recent, t(200)).await.expect("admit");
+    assert_eq!(s.purge_before(t(100)).await.expect("purge"), 1);
+    assert_eq!(s.admit(&old, t(300)).await.expect("admit"), Admission::New);
+    assert_eq!(s.admit(&recent, t(300)).await.expect("admit"), Admission::Duplicate);
+}
+
+/// The same new key admitted by many receivers at once: exactly one `New`.
+pub async fn concurrent_admissions_have_one_winner<S: IdempotencyStore + ?Sized + 'static>(s: Arc<S>) {
+    let admissions = all_at_once(s, 32, |s, _| async move { s.admit(&key("idem:admit-race"), t(0)).await.expect("admit") }).await;
+    assert_eq!(admissions.iter().filter(|a| **a == Admission::New).count(), 1, "{admissions:?}");
 }
 
 /// The same new key claimed by many owners at once: exactly one `New`, all others `InProgress`.
@@ -220,6 +287,10 @@ where
         release_without_progress_is_new_again,
         release_keeps_progress,
         purge_forgets_old_done_keys,
+        admit_dedups_and_claim_takes_queued_keys,
+        unadmit_forgets_only_queued_keys,
+        reopen_makes_keys_claimable_again,
+        purge_forgets_old_admissions,
     );
-    run_each!(fresh => arc: concurrent_claims_have_one_winner, concurrent_takeovers_have_one_winner);
+    run_each!(fresh => arc: concurrent_claims_have_one_winner, concurrent_takeovers_have_one_winner, concurrent_admissions_have_one_winner);
 }

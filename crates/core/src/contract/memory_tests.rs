@@ -30,3 +30,8 @@ async fn memory_profile() {
 async fn memory_log() {
     super::log::run_all(fresh).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_meta() {
+    super::meta::run_all(fresh).await;
+}

@@ -20,6 +20,7 @@
 pub mod chat;
 pub mod idempotency;
 pub mod log;
+pub mod meta;
 pub mod profile;
 pub mod queue;
 

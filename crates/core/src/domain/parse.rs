@@ -165,8 +165,17 @@ enum Kind {
     Delete,
 }
 
-/// Decodes the events the bridge handles; `Ok(None)` for any other event.
+/// Decodes the events the bridge handles; `Ok(None)` for any other event. The portal is the one the
+/// event names (`auth[member_id]`, `auth[domain]`); the receiver uses [`to_portal_event_as`] with
+/// the portal it verified instead.
 pub fn to_portal_event(env: &EventEnvelope) -> Result<Option<PortalEvent>, ParseError> {
+    to_portal_event_as(env, env.portal()?)
+}
+
+/// As [`to_portal_event`], attributing the event to `portal` (whose member id the caller verified or
+/// pinned), so nothing downstream, the de-duplication key least of all, rests on an unverified
+/// field.
+pub fn to_portal_event_as(env: &EventEnvelope, portal: PortalRef) -> Result<Option<PortalEvent>, ParseError> {
     let (kind, source) = match env.event.as_str() {
         "ONIMBOTMESSAGEADD" => (Kind::Message, Source::BotPushV1),
         "ONIMBOTJOINCHAT" => (Kind::Join, Source::BotPushV1),
@@ -177,7 +186,6 @@ pub fn to_portal_event(env: &EventEnvelope) -> Result<Option<PortalEvent>, Parse
             None => return Ok(None),
         },
     };
-    let portal = env.portal()?;
     let ts = env.ts.map(|t| unix_time(t, "ts")).transpose()?;
     if source == Source::BotPushV1 {
         let sent_at = ts.ok_or(ParseError::Missing("ts"))?;

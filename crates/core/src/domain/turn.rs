@@ -28,6 +28,19 @@ pub enum HandoffReason {
         /// The last failure, for the log.
         error: String,
     },
+    /// The portal refused the reply for good (most often the bot is no longer in the chat: the
+    /// customer typed `0`, the line's timer or queue rules moved it on); the chat is handed to a
+    /// human so nobody is left without an answer.
+    PortalRefused {
+        /// Bitrix24's error code.
+        code: String,
+    },
+    /// The bridge gave up on the turn (it failed too often, or its job kept being interrupted):
+    /// the customer got the fallback message and the chat went to a human.
+    GaveUp {
+        /// Why.
+        error: String,
+    },
 }
 
 impl HandoffReason {
@@ -37,6 +50,8 @@ impl HandoffReason {
             Self::Phrase { .. } => "phrase",
             Self::BotRequested => "bot_handoff",
             Self::BotFailed { .. } => "bot_failure",
+            Self::PortalRefused { .. } => "portal_refused",
+            Self::GaveUp { .. } => "gave_up",
         }
     }
 }
@@ -62,6 +77,12 @@ pub enum TurnOutcome {
         /// The last failure.
         error: String,
     },
+    /// The bridge gave up on the turn: the customer got the fallback message and the chat went to
+    /// an operator (see `crate::usecase::job`).
+    GaveUp {
+        /// Why.
+        error: String,
+    },
     /// The message was not answered, on purpose.
     Ignored {
         /// Why (a stable name, see `IgnoreReason::as_str`).
@@ -77,6 +98,7 @@ impl TurnOutcome {
             Self::Silent => "silent",
             Self::HandedOff { .. } => "handed_off",
             Self::Fallback { .. } => "fallback",
+            Self::GaveUp { .. } => "gave_up",
             Self::Ignored { .. } => "ignored",
         }
     }

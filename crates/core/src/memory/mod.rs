@@ -1,9 +1,10 @@
 //! In-memory adapters for every storage port: the reference semantics.
 //!
-//! [`MemoryStore`] implements [`IdempotencyStore`](crate::ports::IdempotencyStore),
-//! [`JobQueue`](crate::ports::JobQueue), [`ChatStore`](crate::ports::ChatStore),
-//! [`ProfileStore`](crate::ports::ProfileStore) and [`TurnLog`](crate::ports::TurnLog) over plain
-//! collections. It is what the use cases' unit tests run on, and the contract suite
+//! [`MemoryStore`] implements every storage port ([`IdempotencyStore`](crate::ports::IdempotencyStore),
+//! [`JobSink`](crate::ports::JobSink), [`WorkQueue`](crate::ports::WorkQueue),
+//! [`DeadLetters`](crate::ports::DeadLetters), [`ChatStore`](crate::ports::ChatStore),
+//! [`ProfileStore`](crate::ports::ProfileStore), [`TurnLog`](crate::ports::TurnLog),
+//! [`MetaStore`](crate::ports::MetaStore)) over plain collections. It is what the use cases' unit tests run on, and the contract suite
 //! (`crate::contract`) is written against it first: when the SQLite or AWS adapters disagree with
 //! it, the adapter is wrong (or the contract is missing a case).
 //!
@@ -21,6 +22,7 @@
 mod chat;
 mod idempotency;
 mod log;
+mod meta;
 mod profile;
 mod queue;
 
@@ -42,6 +44,7 @@ pub struct MemoryStore {
     chats: Mutex<chat::State>,
     profiles: Mutex<HashMap<Phone, Profile>>,
     log: Mutex<Vec<TurnRecord>>,
+    meta: Mutex<HashMap<String, crate::ports::Versioned>>,
 }
 
 impl MemoryStore {

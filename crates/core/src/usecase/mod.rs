@@ -1,5 +1,12 @@
 //! Use cases: the entry points shared by the local runner and the Lambda functions. Each takes its
-//! dependencies as ports and an input; none reads configuration or the clock directly.
+//! dependencies as ports and an input; none reads the environment, and time comes from a `Clock`
+//! port or a `now` argument.
+//!
+//! - [`receive`]: verify a Bitrix24 event, de-duplicate it, enqueue it (the receiver).
+//! - [`process`]: one chat's consecutive jobs as turns (the worker), and giving a turn up.
+//! - [`job`]: what becomes of a job after a turn (ack, retry after a delay, give up, dead-letter),
+//!   and putting dead letters back.
 
+pub mod job;
 pub mod process;
 pub mod receive;

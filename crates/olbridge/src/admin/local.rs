@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
 use olbridge_core::config::Config;
-use olbridge_core::domain::ids::Phone;
-use olbridge_core::ports::{ProfileStore, TurnLog};
+use olbridge_core::domain::ids::{DedupKey, Phone};
+use olbridge_core::ports::{DeadLetters, ProfileStore, TurnLog};
 
 use olbridge_sqlite::SqliteStore;
 
@@ -43,17 +43,49 @@ pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `olbridge dead-letters`: jobs that used all their attempts, with their last error.
-pub async fn dead_letters(config: &Config) -> anyhow::Result<ExitCode> {
+/// `olbridge dead-letters`: turns that were given up, with why; `--redrive` puts them back (their
+/// keys reopened), so they are processed again once the cause is fixed.
+pub async fn dead_letters(config: &Config, redrive: Option<Redrive>) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
-    let dead = store.dead_letters().await?;
-    if dead.is_empty() {
-        println!("no dead letters");
+    let Some(which) = redrive else {
+        let dead = store.dead_letters(usize::MAX).await?;
+        if dead.is_empty() {
+            println!("no dead letters");
+        }
+        for d in dead {
+            println!(
+                "{}  {}  ({} failure(s), {} interruption(s)): {}",
+                d.dead_at.format("%Y-%m-%d %H:%M:%S"),
+                d.job.key,
+                d.failures,
+                d.interruptions,
+                d.reason
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let keys = match which {
+        Redrive::All => None,
+        Redrive::Key(k) => Some(vec![DedupKey::from_stored(k)]),
+    };
+    let back = olbridge_core::usecase::job::redrive(&store, &store, keys.as_deref(), Utc::now()).await?;
+    match back.len() {
+        0 => println!("nothing to put back (no such dead letter)"),
+        n => println!("put {n} job(s) back on the queue; a running bridge picks them up within its next poll of the queue"),
     }
-    for d in dead {
-        println!("{}  {}  after {} deliveries: {}", d.dead_at.format("%Y-%m-%d %H:%M:%S"), d.key, d.attempt, d.error);
+    for k in back {
+        println!("  {k}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which dead letters `--redrive` puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redrive {
+    /// Every one.
+    All,
+    /// The one with this key.
+    Key(String),
 }
 
 /// `olbridge forget <phone>`: deletes the stored profile of a phone number.

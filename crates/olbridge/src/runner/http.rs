@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use olbridge_core::usecase::receive::{self, InboundRequest, ReceiveError, Received};
+use olbridge_core::usecase::receive::{InboundRequest, ReceiveError, Received};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let limit = shared.receive.max_body_bytes;
+    let limit = shared.receiver.settings.max_body_bytes;
     let app = Router::new().route("/bitrix/events", post(events)).route("/health", get(health)).layer(DefaultBodyLimit::max(limit)).with_state(shared);
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -32,7 +32,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: 
 async fn events(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
     let request = InboundRequest { body: &body, query: query.as_deref() };
     let now = shared.deps.clock.now();
-    match receive::receive(&shared.receive, shared.queue.as_ref(), shared.deps.chats.as_ref(), request, now).await {
+    match shared.receiver.receive(request, now).await {
         Ok(Received::Enqueued(key)) => {
             debug!(key = %key, "event enqueued");
             shared.wake.notify_one();
@@ -56,14 +56,7 @@ fn ok() -> Response {
 
 fn refuse(e: &ReceiveError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let code = match e {
-        ReceiveError::TooLarge(_) => "too_large",
-        ReceiveError::Malformed(_) => "malformed",
-        ReceiveError::Forged => "unauthorized",
-        ReceiveError::Stale(_) => "stale",
-        ReceiveError::UnknownPortal => "unknown_portal",
-        ReceiveError::Store(_) => "unavailable",
-    };
+    let code = e.code();
     if matches!(e, ReceiveError::Store(_)) {
         warn!(error = %e, "event not stored");
     } else {
@@ -73,7 +66,7 @@ fn refuse(e: &ReceiveError) -> Response {
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.queue.depth().await {
+    match shared.queue.depth(shared.deps.clock.now()).await {
         Ok(depth) => (
             StatusCode::OK,
             axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "queue": {"ready": depth.ready, "in_flight": depth.in_flight, "dead": depth.dead}})),

@@ -15,11 +15,10 @@ use anyhow::Context as _;
 use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan};
 use olbridge_core::bot::http::HttpBot;
 use olbridge_core::config::Config;
-use olbridge_core::domain::ids::PortalDomain;
-use olbridge_core::ports::{Clock, JobQueue, SystemClock};
-use olbridge_core::retry::RetryPolicy;
+use olbridge_core::ports::{Clock, SystemClock, WorkQueue};
+use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
-use olbridge_core::usecase::receive::ReceiveSettings;
+use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -33,20 +32,27 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything the HTTP handlers and the workers share.
 pub(crate) struct Shared {
-    pub(crate) receive: ReceiveSettings,
-    pub(crate) queue: Arc<dyn JobQueue>,
+    /// The receive use case.
+    pub(crate) receiver: Receiver,
+    /// The consumer side of the queue.
+    pub(crate) queue: Arc<dyn WorkQueue>,
+    /// What the turns need.
     pub(crate) deps: Deps,
-    /// Wakes an idle worker when the receiver enqueues something.
+    /// What becomes of a job after a turn.
+    pub(crate) policy: JobPolicy,
+    /// Wakes the dispatcher: the receiver enqueued something, or a turn ended (its chat's next
+    /// message may go).
     pub(crate) wake: Notify,
+    /// `OLBRIDGE_BURST_MS`: an optional quiet window before a turn starts.
     pub(crate) burst_window: Duration,
+    /// The queue lease (renewed while a turn runs).
     pub(crate) lease: Duration,
-    pub(crate) max_attempts: u32,
     pub(crate) instance: String,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("instance", &self.instance).field("receive", &self.receive).finish_non_exhaustive()
+        f.debug_struct("Shared").field("instance", &self.instance).field("receiver", &self.receiver).finish_non_exhaustive()
     }
 }
 
@@ -137,7 +143,6 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
     let bot_id = config.portal.bot_id.context("B24_BOT_ID is not set")?;
     let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
     let bot_url = config.bot.url.clone().context("BOT_HTTP_URL is not set")?;
-    let domain: PortalDomain = webhook.domain().clone();
     let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
     let client = B24Client::new(webhook, options)?;
     let portal = Arc::new(BotPortal::new(client, bot_id, client_id));
@@ -145,38 +150,31 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)
             .map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?,
     );
-    let bot_retry = RetryPolicy::exponential(config.bot.max_attempts, Duration::from_secs(1), Duration::from_secs(30))
-        .with_budget(config.bot.retry_budget)
-        .with_jitter(0.2);
-    let lease = config.bot.retry_budget + config.bot.timeout + Duration::from_secs(60);
-    let settings = ProcessSettings {
-        escalation: config.conversation.escalation.clone(),
-        handoff_message: config.conversation.handoff_message.clone(),
-        fallback_message: config.conversation.fallback_message.clone(),
-        bot_retry,
-        business_phone: config.portal.business_phone.clone(),
-        history_turns: 10,
-        lease,
-        typing_every: Duration::from_secs(20),
+    let deps = Deps {
+        idempotency: store.clone(),
+        chats: store.clone(),
+        profiles: store.clone(),
+        log: store.clone(),
+        portal,
+        bot,
+        clock,
+        settings: ProcessSettings::from_config(config),
     };
-    let deps = Deps { idempotency: store.clone(), chats: store.clone(), profiles: store.clone(), log: store.clone(), portal, bot, clock, settings };
-    let receive = ReceiveSettings {
-        application_token: config.portal.application_token.clone(),
-        bot_client_id: config.portal.bot_client_id.clone(),
-        member_id: config.portal.member_id.clone(),
-        domain: Some(domain),
-        bot_id: Some(bot_id),
-        ts_window: config.portal.ts_window,
-        max_body_bytes: config.portal.max_body_bytes,
+    let receiver = Receiver {
+        settings: ReceiveSettings::from_config(config),
+        idempotency: store.clone(),
+        sink: store.clone(),
+        chats: store.clone(),
+        pin: MemberPin::new(config.portal.member_id.clone(), store.clone()),
     };
     Ok(Shared {
-        receive,
+        receiver,
         queue: store.clone(),
         deps,
+        policy: JobPolicy::from_config(config),
         wake: Notify::new(),
         burst_window: config.conversation.burst_window,
         lease: config.runner.lease,
-        max_attempts: config.runner.queue_max_attempts,
         instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
     })
 }

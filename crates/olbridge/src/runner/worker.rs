@@ -1,32 +1,39 @@
-//! The worker pool: lease the next job, wait out the burst window, run the turn, ack or retry.
+//! The worker pool: lease the next chat's jobs, run its turns, settle the jobs.
 //!
-//! One dispatcher leases jobs and runs each turn as its own task, up to `OLBRIDGE_WORKERS` turns at
-//! once: turns spend their time waiting on the bot and the portal, not on the CPU, so concurrency
-//! is cheap and a slow RAG bot must not keep other chats waiting in the queue. The queue guarantees
-//! one leased job per chat at a time, so turns never race on a chat; the
-//! lease is renewed while a turn runs (a RAG bot may take minutes) and given back with a backoff
-//! when the turn fails in a retryable way. A job that keeps failing is dead-lettered after
-//! `OLBRIDGE_QUEUE_MAX_ATTEMPTS` deliveries instead of blocking its chat forever.
+//! One dispatcher leases a chat's head job and runs the chat's turns as a task of their own, up to
+//! `OLBRIDGE_WORKERS` at once: turns spend their time waiting on the bot and the portal, not the
+//! CPU, so concurrency is cheap and a slow RAG bot must not keep other chats waiting. The queue
+//! leases one chat to one task at a time, so turns never race on a chat.
+//!
+//! A task takes, with its chat's head, every later job of the chat that is already waiting: the
+//! messages a customer wrote while the bot was thinking are folded into one turn by core's planner
+//! (`OLBRIDGE_BURST_MS` adds an optional quiet window before that). What becomes of each job is
+//! core's decision (`olbridge_core::usecase::job`); this module only applies it.
+//!
+//! The dispatcher never polls on a timer: it sleeps until the receiver enqueues something, a turn
+//! ends (its chat's next message may go), or the queue's next due time (a retry's backoff, a
+//! lease that runs out).
+//!
+//! A turn that panics is caught here and counted as a failure; the lease heartbeat is stopped by a
+//! guard, so nothing keeps renewing the lease of a dead turn.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use olbridge_core::domain::event::{Job, PortalEvent};
-use olbridge_core::domain::message::AuthorKind;
-use olbridge_core::ports::{Delivery, Receipt, Requeued};
-use olbridge_core::usecase::process::{self, Processed};
+use olbridge_core::domain::event::Job;
+use olbridge_core::ports::{Delivery, Settle};
+use olbridge_core::usecase::job::{JobPolicy, Mode, Next};
+use olbridge_core::usecase::process::{self, GroupResult, Owner, ProcessError, ProcessSettings, Stopped};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{error, warn};
 
 use super::Shared;
 
-/// How long an idle worker sleeps when nobody wakes it (other workers may have been woken).
-const IDLE_POLL: Duration = Duration::from_millis(250);
-/// The burst window is extended while messages keep coming, up to this many windows.
+/// When the queue cannot say when to look again (it failed), look again after this long.
+const FALLBACK_WAIT: Duration = Duration::from_secs(1);
+/// The quiet window is extended while messages keep coming, up to this many windows.
 const BURST_CAP_WINDOWS: u32 = 4;
-/// At most this many messages are merged into one turn.
-const BURST_MAX_MESSAGES: usize = 20;
 
 pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -43,84 +50,83 @@ pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch
             break;
         }
         let now = shared.deps.clock.now();
-        let delivery = match shared.queue.receive(1, now, shared.lease).await {
+        let head = match shared.queue.receive(1, now, shared.lease).await {
             Ok(mut d) => d.pop(),
             Err(e) => {
                 error!(error = %e, "cannot read the queue");
                 None
             }
         };
-        let Some(first) = delivery else {
+        let Some(head) = head else {
             drop(permit);
+            let wait = idle_wait(&shared).await;
             tokio::select! {
                 () = shared.wake.notified() => {}
-                () = tokio::time::sleep(IDLE_POLL) => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
             continue;
         };
-        if first.attempt > shared.max_attempts {
-            dead_letter_poison(&shared, &first).await;
-            continue;
-        }
         counter += 1;
-        // One owner per turn: a claim's owner must name one sequential executor.
-        let owner = format!("{}-t{counter}", shared.instance);
+        // One owner per task: a claim's owner must name one sequential executor.
+        let owner = Owner::new(format!("{}-t{counter}", shared.instance));
         let shared = Arc::clone(&shared);
         turns.spawn(async move {
-            let batch = gather_burst(&shared, first).await;
+            let batch = gather(&shared, head).await;
             handle(&shared, &owner, batch).await;
             drop(permit);
+            // The chat is free again: its next message may already be waiting.
+            shared.wake.notify_one();
         });
     }
     // Stopping: no new turns; let the running ones finish (the bridge bounds how long).
     while turns.join_next().await.is_some() {}
 }
 
-/// A job delivered this often without ever being given back: the process died while handling it
-/// each time (a poison job). It is set aside instead of crashing the bridge again.
-async fn dead_letter_poison(shared: &Shared, delivery: &Delivery) {
-    let error = "delivered too many times without finishing (the process stopped while handling it)";
-    if let Err(e) = shared.queue.retry(&delivery.receipt, shared.deps.clock.now(), Duration::ZERO, shared.max_attempts, error).await {
-        warn!(error = %e, "cannot dead-letter a poison job");
+/// How long an idle dispatcher may sleep: until the queue's next due time.
+async fn idle_wait(shared: &Shared) -> Duration {
+    let now = shared.deps.clock.now();
+    match shared.queue.next_due(now).await {
+        Ok(Some(at)) => (at - now).to_std().unwrap_or_default().max(Duration::from_millis(1)),
+        // Nothing waiting: the receiver's wake-up is the only thing to wait for.
+        Ok(None) => Duration::from_secs(3600),
+        Err(e) => {
+            warn!(error = %e, "cannot read the queue's next due time");
+            FALLBACK_WAIT
+        }
     }
-    error!(key = %delivery.job.key, attempt = delivery.attempt, "a job was dead-lettered: see `olbridge dead-letters`");
 }
 
-/// Waits for the burst window to pass quietly and leases the messages that arrived meanwhile.
-async fn gather_burst(shared: &Shared, first: Delivery) -> Vec<Delivery> {
+/// Takes the jobs of the head's chat that are waiting behind it (after the optional quiet window).
+async fn gather(shared: &Shared, head: Delivery) -> Vec<Delivery> {
+    let group = head.job.group.clone();
+    let max = shared.deps.settings.max_turn_messages.max(ProcessSettings::MAX_TURN_MESSAGES);
+    let mut batch = vec![head];
     let window = shared.burst_window;
-    // A redelivered job may be a turn that already decided what to say: it is resumed as it was,
-    // never grown (the messages that came since are the next turn).
-    if window.is_zero() || first.attempt > 1 || !is_customer_message(&first.job) {
-        return vec![first];
-    }
-    let group = first.job.group.clone();
-    let started = first.job.received_at;
+    let started = batch[0].job.received_at;
     let cap = chrono::Duration::from_std(window * BURST_CAP_WINDOWS).unwrap_or(chrono::Duration::MAX);
     let window_c = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-    let mut batch = vec![first];
     loop {
-        let last = batch.last().map(|d| d.job.received_at).unwrap_or(started);
-        let quiet_until = (last + window_c).min(started + cap);
-        let wait = (quiet_until - shared.deps.clock.now()).to_std().unwrap_or(Duration::ZERO);
-        tokio::time::sleep(wait).await;
-        let room = BURST_MAX_MESSAGES.saturating_sub(batch.len());
+        if !window.is_zero() {
+            let last = batch.last().map_or(started, |d| d.job.received_at);
+            let quiet_until = (last + window_c).min(started + cap);
+            let wait = (quiet_until - shared.deps.clock.now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+        }
+        let room = max.saturating_sub(batch.len());
         if room == 0 {
             break;
         }
         match shared.queue.receive_more(&group, room, shared.deps.clock.now(), shared.lease).await {
             Ok(more) if !more.is_empty() => {
-                // Only customer messages merge; anything else ends the burst and is handled with it.
-                let stop_here = more.iter().any(|d| !is_customer_message(&d.job));
                 batch.extend(more);
-                if stop_here || shared.deps.clock.now() >= started + cap {
+                if window.is_zero() || shared.deps.clock.now() >= started + cap {
                     break;
                 }
             }
             Ok(_) => break,
             Err(e) => {
-                warn!(error = %e, "cannot gather the burst; answering what we have");
+                warn!(error = %e, "cannot take the chat's next jobs; handling what we have");
                 break;
             }
         }
@@ -128,72 +134,129 @@ async fn gather_burst(shared: &Shared, first: Delivery) -> Vec<Delivery> {
     batch
 }
 
-fn is_customer_message(job: &Job) -> bool {
-    matches!(&job.event, PortalEvent::Message(m) if m.author.kind == AuthorKind::Customer)
-}
-
-async fn handle(shared: &Shared, owner: &str, batch: Vec<Delivery>) {
-    let receipts: Vec<Receipt> = batch.iter().map(|d| d.receipt.clone()).collect();
-    let heartbeat = spawn_heartbeat(shared, receipts.clone());
+/// Runs the chat's jobs and settles each.
+async fn handle(shared: &Arc<Shared>, owner: &Owner, batch: Vec<Delivery>) {
+    let _heartbeat = Heartbeat::start(shared, &batch);
     let jobs: Vec<Job> = batch.iter().map(|d| d.job.clone()).collect();
-    let result = process::process(&shared.deps, &jobs, owner).await;
-    heartbeat.abort();
-    let attempt = batch.iter().map(|d| d.attempt).max().unwrap_or(1);
-    match result {
-        Ok(Processed::Finished { deferred, .. }) => {
-            for d in &batch {
-                if deferred.contains(&d.job.key) {
-                    requeue(shared, std::slice::from_ref(&d.receipt), Duration::ZERO, "left for the next turn").await;
-                } else if let Err(e) = shared.queue.ack(&d.receipt).await {
-                    // The turn is done and recorded; a redelivery will find the keys done.
-                    warn!(error = %e, "cannot ack a finished job");
-                }
-            }
-        }
-        Ok(Processed::Busy { until }) => {
-            let delay = (until - shared.deps.clock.now()).to_std().unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
-            requeue(shared, &receipts, delay, "another worker holds this turn").await;
-        }
-        Err(e) => {
-            let delay = backoff(attempt);
-            let max = if e.is_retryable() { shared.max_attempts } else { attempt };
-            warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "turn failed; it will be retried");
-            for r in &receipts {
-                match shared.queue.retry(r, shared.deps.clock.now(), delay, max, &e.to_string()).await {
-                    Ok(Requeued::DeadLettered) => error!(error = %e, "a job used all its attempts and was dead-lettered: see `olbridge dead-letters`"),
-                    Ok(Requeued::Later) => {}
-                    Err(e) => warn!(error = %e, "cannot give a job back; its lease will expire instead"),
-                }
-            }
+    let poison = match shared.policy.mode(batch[0].interruptions) {
+        Mode::Process => None,
+        Mode::GiveUp { reason } => Some(reason),
+    };
+    let result = guarded(shared, owner, &jobs, poison.clone()).await;
+    let mut settles = settle_group(shared, owner, &batch, &jobs, result, poison.is_some()).await;
+    if let (Some(reason), Some(Settle::Ack)) = (poison, settles.first()) {
+        error!(key = %batch[0].job.key, reason = %reason, "a job kept stopping the process: its turn was given up (the customer was told, the chat handed to a human); see `olbridge dead-letters`");
+        settles[0] = Settle::DeadLetter { reason };
+    }
+    let now = shared.deps.clock.now();
+    for (d, s) in batch.iter().zip(&settles) {
+        if let Err(e) = shared.queue.settle(&d.receipt, s, now).await {
+            // Finished jobs whose ack is lost come back and find their keys done.
+            warn!(key = %d.job.key, error = %e, "cannot settle a job; its lease will expire instead");
         }
     }
 }
 
-async fn requeue(shared: &Shared, receipts: &[Receipt], delay: Duration, why: &str) {
-    for r in receipts {
-        // Waiting for another worker is not a failure: it does not use up attempts.
-        if let Err(e) = shared.queue.retry(r, shared.deps.clock.now(), delay, u32::MAX, why).await {
-            warn!(error = %e, "cannot give a job back; its lease will expire instead");
+/// Runs `process` (or, with a reason, `give_up`) in a task of its own, so a panic is caught and
+/// becomes a failure of the turn; the claims the panicking turn held are released.
+async fn guarded(shared: &Arc<Shared>, owner: &Owner, jobs: &[Job], give_up: Option<String>) -> GroupResult {
+    let (task_shared, task_owner, task_jobs) = (Arc::clone(shared), owner.clone(), jobs.to_vec());
+    let run = async move {
+        match give_up {
+            None => process::process(&task_shared.deps, &task_jobs, &task_owner).await,
+            Some(reason) => process::give_up(&task_shared.deps, &task_jobs, &task_owner, &reason).await,
         }
+    };
+    // A task's panic is caught by Tokio and comes back as the join error.
+    let why = match tokio::spawn(run).await {
+        Ok(result) => return result,
+        Err(e) if e.is_panic() => panic_text(e.into_panic().as_ref()),
+        Err(e) => format!("the turn's task failed: {e}"),
+    };
+    error!(panic = %why, "a turn panicked; it counts as a failed attempt");
+    for job in jobs {
+        // Only the keys this owner still holds are released; the others answer LeaseLost.
+        let _ = shared.deps.idempotency.release(&job.key, &owner.id).await;
+    }
+    GroupResult { finished: vec![false; jobs.len()], outcomes: Vec::new(), stopped: Some(Stopped::Failed(ProcessError::Panicked(why))) }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Core's decisions for each job of the batch: finished ones are acked; the first unfinished one
+/// is retried, or its turn given up now (then dead-lettered); the ones behind it go back to wait
+/// their turn, without counting anything against them.
+async fn settle_group(shared: &Arc<Shared>, owner: &Owner, batch: &[Delivery], jobs: &[Job], result: GroupResult, giving_up: bool) -> Vec<Settle> {
+    let waiting = Settle::Retry { delay: Duration::ZERO, failure: None };
+    let mut settles: Vec<Settle> = result.finished.iter().map(|f| if *f { Settle::Ack } else { waiting.clone() }).collect();
+    let Some(k) = result.finished.iter().position(|f| !f) else { return settles };
+    let head = &batch[k];
+    let now = shared.deps.clock.now();
+    settles[k] = match &result.stopped {
+        Some(Stopped::Busy { until }) => JobPolicy::after_busy(*until, now),
+        Some(Stopped::Failed(e)) => {
+            warn!(key = %head.job.key, error = %e, failures = head.failures + 1, "turn failed");
+            let next = if giving_up && k == 0 {
+                Next::Settle(shared.policy.after_failed_give_up(head.failures, e))
+            } else {
+                shared.policy.after_failure(head.failures, e, head.job.received_at, now)
+            };
+            match next {
+                Next::Settle(s) => s,
+                Next::GiveUp { reason } => give_up_now(shared, owner, head, &jobs[k..], reason, &mut settles[k..]).await,
+            }
+        }
+        None => waiting,
+    };
+    settles
+}
+
+/// Gives the turn of `jobs[0]` up in this delivery; returns what becomes of that job, and marks
+/// the later jobs the give-up finished.
+async fn give_up_now(shared: &Arc<Shared>, owner: &Owner, head: &Delivery, jobs: &[Job], reason: String, settles: &mut [Settle]) -> Settle {
+    let given = guarded(shared, owner, jobs, Some(reason.clone())).await;
+    for (s, finished) in settles.iter_mut().zip(&given.finished).skip(1) {
+        if *finished {
+            *s = Settle::Ack;
+        }
+    }
+    if given.finished.first().copied().unwrap_or(false) {
+        error!(key = %head.job.key, reason = %reason, "a turn was given up: the customer was told and the chat handed to a human; see `olbridge dead-letters`");
+        return Settle::DeadLetter { reason };
+    }
+    let error = match &given.stopped {
+        Some(Stopped::Failed(e)) => e.to_string(),
+        Some(Stopped::Busy { .. }) | None => "giving up did not finish".into(),
+    };
+    error!(key = %head.job.key, error = %error, "cannot give a turn up yet (the customer is not told); retrying");
+    Settle::Retry { delay: shared.policy.delay(head.failures.saturating_add(1), false), failure: Some(error) }
+}
+
+/// Renews the leases of a batch while its turns run; stops when dropped (also on a panic).
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(shared: &Arc<Shared>, batch: &[Delivery]) -> Self {
+        let receipts: Vec<_> = batch.iter().map(|d| d.receipt.clone()).collect();
+        let shared = Arc::clone(shared);
+        let lease = shared.lease;
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                for r in &receipts {
+                    if let Err(e) = shared.queue.extend(r, shared.deps.clock.now(), lease).await {
+                        warn!(error = %e, "cannot renew a job's lease");
+                    }
+                }
+            }
+        }))
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(2u64.saturating_pow(attempt.min(6))).min(Duration::from_secs(60))
-}
-
-fn spawn_heartbeat(shared: &Shared, receipts: Vec<Receipt>) -> tokio::task::JoinHandle<()> {
-    let queue = Arc::clone(&shared.queue);
-    let clock = Arc::clone(&shared.deps.clock);
-    let lease = shared.lease;
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(lease / 3).await;
-            for r in &receipts {
-                if let Err(e) = queue.extend(r, clock.now(), lease).await {
-                    warn!(error = %e, "cannot renew a job's lease");
-                }
-            }
-        }
-    })
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

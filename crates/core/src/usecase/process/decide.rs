@@ -1,17 +1,19 @@
 //! Step 3 of a turn: what to say — an escalation phrase, or the bot's answer (or its failure).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{Deps, ProcessError, Turn, ignored};
-use crate::bot::{BotAnswer, BotError, BotRequest};
-use crate::domain::ids::{DedupKey, DialogId};
+use super::turn::{Turn, ignored};
+use super::{Deps, ProcessError};
+use crate::domain::ids::DialogId;
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::split::{WHATSAPP_MAX_CHARS, split_reply};
 use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome};
+use crate::ports::{BotAnswer, BotError, BotRequest};
 use crate::retry::{self, Verdict};
 
 /// Step 3: decides what to say (unless a resumed turn already did). Returns an outcome when the
@@ -46,7 +48,7 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
 
     let typing = spawn_typing(deps, turn.dialog);
     let started = Instant::now();
-    let result = ask_bot(deps, &request, &turn.primary, &mut turn.progress.bot_attempts).await;
+    let result = ask_bot(turn, &request).await;
     typing.abort();
     turn.bot_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
 
@@ -71,19 +73,29 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
 }
 
 /// Calls the bot through the one retry helper: 5xx, 429 and timeouts are retried within the
-/// budget; 4xx and invalid answers are final at once.
-async fn ask_bot(deps: &Deps, request: &BotRequest, key: &DedupKey, attempts: &mut u32) -> Result<BotAnswer, BotError> {
-    let counter = std::sync::atomic::AtomicU32::new(0);
+/// budget; 4xx and invalid answers are final at once. Each call's timeout and the whole budget are
+/// cut to what is left of a Lambda invocation (keeping time to post the reply).
+async fn ask_bot(turn: &mut Turn<'_>, request: &BotRequest) -> Result<BotAnswer, BotError> {
+    let deps = turn.deps;
+    let now = deps.clock.now();
+    let reserve = Turn::DEADLINE_RESERVE;
+    let mut policy = deps.settings.bot_retry.clone();
+    policy.budget = Some(turn.owner.bound(policy.budget.unwrap_or(Duration::MAX), now, reserve));
+    let counter = AtomicU32::new(0);
+    let key = &turn.primary;
+    let owner = turn.owner;
+    let clock = &deps.clock;
     let result = retry::retry(
-        &deps.settings.bot_retry,
+        &policy,
         |_| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            deps.bot.ask(request, key)
+            counter.fetch_add(1, Ordering::Relaxed);
+            let timeout = owner.bound(deps.settings.bot_timeout, clock.now(), reserve).max(Duration::from_secs(1));
+            deps.bot.ask(request, key, timeout)
         },
         |e: &BotError| if e.is_retryable() { Verdict::Retry } else { Verdict::Stop },
     )
     .await;
-    *attempts += counter.load(std::sync::atomic::Ordering::Relaxed);
+    turn.progress.bot_attempts += counter.load(Ordering::Relaxed);
     result.map_err(|e| e.last)
 }
 

@@ -5,12 +5,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::{ProcessError, Turn, ignored};
+use super::ProcessError;
+use super::turn::{Turn, ignored};
 use crate::domain::ids::{DedupKey, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::turn::{HandoffReason, TurnOutcome, TurnRecord, TurnTimings};
-use crate::ports::{Claim, HistoryTurn, StoreError, Transfer};
+use crate::ports::{Claim, HistoryTurn, PortalErrorKind, StoreError, Transfer};
 
 /// Steps 4 and 5: posts what was decided and transfers when needed.
 pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessError> {
@@ -36,14 +37,17 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
                 turn.progress.posted_ids.push(id);
                 turn.checkpoint().await?;
             }
-            Err(e) if e.is_retryable() => return Err(e.into()),
+            // Credentials or scopes: nothing about this turn is wrong; it fails and is retried,
+            // then given up, until an admin fixes the webhook.
+            Err(e) if e.is_retryable() || e.kind == PortalErrorKind::Auth => return Err(e.into()),
             Err(e) => {
                 // Most often the bot is no longer in the chat (the customer typed 0, the line's
-                // timer moved it to the queue): retrying would not change that.
-                warn!(dialog = %turn.dialog, code = %e.code, "the portal refused the reply; giving up on this turn");
-                turn.progress.sending = false;
+                // timer moved it to the queue). Retrying would not change that, and staying silent
+                // could leave the customer with nobody: the chat goes to a human.
+                warn!(dialog = %turn.dialog, code = %e.code, rule = "portal_refused", "the portal refused the reply; handing the chat to a human");
+                refused(turn, &e.code);
                 turn.checkpoint().await?;
-                return Ok(TurnOutcome::Ignored { reason: format!("portal_refused:{}", e.code) });
+                break;
             }
         }
     }
@@ -57,7 +61,7 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
     if !turn.progress.transferred {
         match deps.portal.transfer_to_operator(turn.chat).await {
             Ok(Transfer::Done | Transfer::AlreadyHuman) => {}
-            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) if e.is_retryable() || e.kind == PortalErrorKind::Auth => return Err(e.into()),
             Err(e) => warn!(dialog = %turn.dialog, code = %e.code, "the portal refused the transfer; the chat stays silent for this session anyway"),
         }
         turn.progress.transferred = true;
@@ -66,8 +70,23 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
     deps.chats.set_human(turn.chat, turn.session, reason.rule(), deps.clock.now()).await?;
     Ok(match reason {
         HandoffReason::BotFailed { error } => TurnOutcome::Fallback { error },
+        HandoffReason::GaveUp { error } => TurnOutcome::GaveUp { error },
         reason => TurnOutcome::HandedOff { reason },
     })
+}
+
+/// The portal refused a post for good: nothing more is posted in this turn, and unless a handoff
+/// was already decided, the chat goes to a human for this reason.
+fn refused(turn: &mut Turn<'_>, code: &str) {
+    let p = &mut turn.progress;
+    p.sending = false;
+    if let Some(answer) = &mut p.answer {
+        answer.chunks.truncate(p.sent.min(answer.chunks.len()));
+    }
+    p.notice = None;
+    if p.handoff.is_none() {
+        p.handoff = Some(HandoffReason::PortalRefused { code: code.to_owned() });
+    }
 }
 
 /// After a crash between "about to post" and "posted", checks whether the post reached the portal:
@@ -147,10 +166,11 @@ pub(super) async fn finish(
 async fn complete(turn: &Turn<'_>, key: &DedupKey, outcome: &TurnOutcome) -> Result<(), ProcessError> {
     let deps = turn.deps;
     let now = deps.clock.now();
-    match deps.idempotency.complete(key, turn.owner, outcome, now).await {
-        Err(StoreError::LeaseLost) => match deps.idempotency.claim(key, turn.owner, now, deps.settings.lease).await? {
+    let owner = &turn.owner.id;
+    match deps.idempotency.complete(key, owner, outcome, now).await {
+        Err(StoreError::LeaseLost) => match deps.idempotency.claim(key, owner, now, deps.settings.lease).await? {
             Claim::Done(_) => Ok(()),
-            Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, turn.owner, outcome, now).await?),
+            Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, owner, outcome, now).await?),
             Claim::InProgress { .. } => Err(StoreError::LeaseLost.into()),
         },
         other => Ok(other?),

@@ -1,37 +1,53 @@
-//! `process`: one turn of one chat — the worker's job.
+//! `process`: the worker's job — the consecutive jobs of one chat, as turns.
 //!
-//! A turn is one or more consecutive customer messages of a chat (more than one when the burst
-//! window merged them). The steps, each checkpointed in the turn's [`TurnProgress`] before its side
-//! effect so that a crash at any moment neither loses nor repeats anything:
+//! A turn is one customer message, or several consecutive ones answered together: the messages a
+//! customer wrote while the bot was thinking about the previous turn are waiting in the queue
+//! when it ends, and are folded into one turn (one answer for the follow-ups, not one each;
+//! [`plan`]). Other events (an operator's message, the bot joining a chat, a command) are steps of
+//! their own. The steps of a turn, each checkpointed in the turn's
+//! [`TurnProgress`](crate::domain::turn::TurnProgress) before its side effect so that a crash at
+//! any moment neither loses nor repeats anything:
 //!
 //! 1. claim every message's de-duplication key (a key already done is skipped; a key someone else
-//!    holds makes the whole turn wait);
+//!    holds makes the rest of the group wait);
 //! 2. drop what must not be answered (operators', bots', system messages; a chat a human has for
 //!    this session) — an operator message puts the chat in human mode;
 //! 3. decide: an escalation phrase hands off at once; otherwise ask the bot (typing indicator while
 //!    it thinks; retries with backoff within a budget); the bot may ask for a handoff, or fail for
-//!    good, which hands off with the fallback message;
+//!    good, which hands off with the fallback message ([`decide`]);
 //! 4. post the reply chunks, re-checking right before each that no human took the chat meanwhile; a
-//!    post whose confirmation was lost is looked up on the portal before being sent again;
+//!    post whose confirmation was lost is looked up on the portal before being sent again; a reply
+//!    the portal refuses for good hands the chat to a human ([`deliver`]);
 //! 5. transfer to an operator when decided, and remember the session is human;
 //! 6. record history, profile and the per-message log, and mark every key done.
+//!
+//! When a step fails in a way worth retrying, the turn's keys are released (their progress kept),
+//! so the retry can start as soon as its backoff ends instead of waiting for a lease; the jobs
+//! before the failed turn are finished, the failed one and every later one of the group are not
+//! ([`GroupResult`]), which is what SQS FIFO partial batches and the local queue both need.
+//! [`give_up`] ends a turn that failed too often with the fallback message and a human, the same
+//! checkpointed way.
 
 mod decide;
 mod deliver;
+mod plan;
+mod turn;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
+use crate::config::Config;
 use crate::domain::escalation::EscalationRules;
 use crate::domain::event::{Job, PortalEvent};
-use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
-use crate::domain::message::{IgnoreReason, InboundMessage};
-use crate::domain::profile::Profile;
-use crate::domain::turn::{TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
-use crate::ports::{Bot, ChatMode, ChatStore, Claim, Clock, HistoryTurn, IdempotencyStore, Portal, PortalError, ProfileStore, StoreError, TurnLog};
+use crate::domain::ids::{DedupKey, SessionId};
+use crate::domain::turn::TurnOutcome;
+use crate::ports::{Bot, ChatStore, Clock, IdempotencyStore, Portal, PortalError, PortalErrorKind, ProfileStore, StoreError, TurnLog};
 use crate::retry::RetryPolicy;
 
 /// How the worker runs conversations.
@@ -41,19 +57,53 @@ pub struct ProcessSettings {
     pub escalation: EscalationRules,
     /// Told to the customer when the chat goes to a human.
     pub handoff_message: String,
-    /// Told to the customer when the bot keeps failing.
+    /// Told to the customer when the bot keeps failing or the bridge gives up.
     pub fallback_message: String,
     /// Bot call retries: schedule and total budget.
     pub bot_retry: RetryPolicy,
+    /// One bot call (`BOT_HTTP_TIMEOUT_SEC`).
+    pub bot_timeout: Duration,
     /// `B24_BUSINESS_PHONE`, passed to the bot.
     pub business_phone: Option<String>,
     /// How many past turns the bot gets.
     pub history_turns: usize,
-    /// Lease on a turn's keys; must outlast the bot budget (a crashed worker's turn is resumed
-    /// after it, or at once by a local runner's start-up recovery).
+    /// Lease on a turn's keys; renewed by every checkpoint. It bounds how long a dead worker's
+    /// turn waits before another takes it over (a local runner's start-up recovery and released
+    /// claims do not wait at all).
     pub lease: Duration,
     /// How often the typing indicator is renewed while the bot thinks.
     pub typing_every: Duration,
+    /// At most this many consecutive messages are folded into one turn.
+    pub max_turn_messages: usize,
+}
+
+impl ProcessSettings {
+    /// How many past turns the bot gets.
+    pub const HISTORY_TURNS: usize = 10;
+    /// Bitrix24 shows "typing…" for a while after one `sendTyping`; renewing it this often keeps it
+    /// on during a long bot call.
+    pub const TYPING_EVERY: Duration = Duration::from_secs(20);
+    /// At most this many messages in one turn.
+    pub const MAX_TURN_MESSAGES: usize = 20;
+
+    /// The settings the configuration describes (both runtimes build them here).
+    pub fn from_config(config: &Config) -> Self {
+        let bot = &config.bot;
+        let bot_retry =
+            RetryPolicy::exponential(bot.max_attempts, Duration::from_secs(1), Duration::from_secs(30)).with_budget(bot.retry_budget).with_jitter(0.2);
+        Self {
+            escalation: config.conversation.escalation.clone(),
+            handoff_message: config.conversation.handoff_message.clone(),
+            fallback_message: config.conversation.fallback_message.clone(),
+            bot_retry,
+            bot_timeout: bot.timeout,
+            business_phone: config.portal.business_phone.clone(),
+            history_turns: Self::HISTORY_TURNS,
+            lease: bot.retry_budget + bot.timeout + Duration::from_secs(60),
+            typing_every: Self::TYPING_EVERY,
+            max_turn_messages: Self::MAX_TURN_MESSAGES,
+        }
+    }
 }
 
 /// What the worker needs.
@@ -83,22 +133,29 @@ impl std::fmt::Debug for Deps {
     }
 }
 
-/// What became of the jobs handed to [`process`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Processed {
-    /// The jobs are finished (answered, handed off, ignored...): ack them, except the `deferred`
-    /// ones, which belong to a later turn and go back to the queue at once.
-    Finished {
-        /// One outcome per turn or ignored message.
-        outcomes: Vec<TurnOutcome>,
-        /// Keys left for a later turn (their claims released).
-        deferred: Vec<DedupKey>,
-    },
-    /// Another worker holds one of the keys: try again after `until`.
-    Busy {
-        /// When that worker's lease ends.
-        until: DateTime<Utc>,
-    },
+/// Who runs a turn: an id naming one sequential executor (a worker task, a Lambda invocation) and,
+/// for a Lambda, the invocation's deadline, which bounds the claim's lease and the bot's timeout.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The claim owner id.
+    pub id: String,
+    /// When the executor will be stopped, if it will.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+impl Owner {
+    /// An owner with no deadline (the local runner's turn tasks).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into(), deadline: None }
+    }
+
+    /// `want`, cut to what is left before the deadline minus `reserve`.
+    pub(crate) fn bound(&self, want: Duration, now: DateTime<Utc>, reserve: Duration) -> Duration {
+        match self.deadline {
+            None => want,
+            Some(d) => want.min((d - now).to_std().unwrap_or_default().saturating_sub(reserve)),
+        }
+    }
 }
 
 /// A failure that leaves the jobs to be retried; progress made so far is checkpointed.
@@ -107,9 +164,12 @@ pub enum ProcessError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The portal failed in a way worth retrying.
+    /// The portal failed.
     #[error(transparent)]
     Portal(#[from] PortalError),
+    /// The turn panicked (a bug); caught so it cannot take the process down.
+    #[error("the turn panicked: {0}")]
+    Panicked(String),
 }
 
 impl ProcessError {
@@ -117,52 +177,56 @@ impl ProcessError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Store(e) => e.is_retryable(),
-            Self::Portal(e) => e.is_retryable(),
+            Self::Portal(_) | Self::Panicked(_) => true,
+        }
+    }
+
+    /// Whether the failure is the world's, not ours: the portal down or rate-limited, the store
+    /// busy. Those are retried quickly for as long as the job policy's patience allows.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(e) => matches!(e, StoreError::Backend(_) | StoreError::LeaseLost),
+            Self::Portal(e) => matches!(e.kind, PortalErrorKind::RateLimited | PortalErrorKind::Retryable),
+            Self::Panicked(_) => false,
         }
     }
 }
 
-/// Processes consecutive jobs of one FIFO group as one turn.
-pub async fn process(deps: &Deps, jobs: &[Job], owner: &str) -> Result<Processed, ProcessError> {
-    let now = deps.clock.now();
-    let mut outcomes = Vec::new();
-    let mut messages: Vec<(&InboundMessage, TurnProgress)> = Vec::new();
-    let mut held: Vec<&DedupKey> = Vec::new();
-    for job in jobs {
-        match deps.idempotency.claim(&job.key, owner, now, deps.settings.lease).await? {
-            Claim::Done(_) => continue,
-            Claim::InProgress { until } => {
-                for key in held {
-                    deps.idempotency.release(key, owner).await?;
-                }
-                return Ok(Processed::Busy { until });
-            }
-            Claim::New => held_push(&mut held, job, &mut messages, TurnProgress::default()),
-            Claim::Resumed(p) => held_push(&mut held, job, &mut messages, p),
-        }
-    }
-    for job in jobs.iter().filter(|j| held.contains(&&j.key)) {
-        if !matches!(job.event, PortalEvent::Message(_)) {
-            let outcome = handle_event(&job.event);
-            deps.idempotency.complete(&job.key, owner, &outcome, deps.clock.now()).await?;
-            outcomes.push(outcome);
-        }
-    }
-    let mut deferred = Vec::new();
-    if !messages.is_empty() {
-        let received_at = jobs.iter().map(|j| j.received_at).min().unwrap_or(now);
-        let (turn_outcomes, later) = run_turn(deps, messages, owner, received_at).await?;
-        outcomes.extend(turn_outcomes);
-        deferred = later;
-    }
-    Ok(Processed::Finished { outcomes, deferred })
+/// What became of the jobs handed to [`process`], in their order.
+#[derive(Debug)]
+pub struct GroupResult {
+    /// One flag per job: finished (ack it) or not (retry it).
+    pub finished: Vec<bool>,
+    /// One outcome per finished turn or event.
+    pub outcomes: Vec<TurnOutcome>,
+    /// Why the group stopped early, if it did: the first unfinished job and every later one stay.
+    pub stopped: Option<Stopped>,
 }
 
-fn held_push<'a>(held: &mut Vec<&'a DedupKey>, job: &'a Job, messages: &mut Vec<(&'a InboundMessage, TurnProgress)>, progress: TurnProgress) {
-    held.push(&job.key);
-    if let PortalEvent::Message(m) = &job.event {
-        messages.push((m, progress));
-    }
+/// Why a group stopped before its last job.
+#[derive(Debug)]
+pub enum Stopped {
+    /// Another worker holds a key until `until`.
+    Busy {
+        /// When its lease ends.
+        until: DateTime<Utc>,
+    },
+    /// A turn failed; its keys were released with their progress.
+    Failed(ProcessError),
+}
+
+/// Processes consecutive jobs of one FIFO group (one chat), in order, as turns.
+pub async fn process(deps: &Deps, jobs: &[Job], owner: &Owner) -> GroupResult {
+    plan::run(deps, jobs, owner, None).await
+}
+
+/// Gives up the turn of `jobs` (one chat's consecutive jobs, the first being the one given up):
+/// the customer gets the fallback message and the chat goes to a human, exactly once; the turn is
+/// recorded as [`TurnOutcome::GaveUp`]. Messages of the group after the given-up turn are processed
+/// normally.
+pub async fn give_up(deps: &Deps, jobs: &[Job], owner: &Owner, reason: &str) -> GroupResult {
+    warn!(key = %jobs.first().map(|j| j.key.to_string()).unwrap_or_default(), reason, "giving up on a turn: the customer is told and the chat goes to a human");
+    plan::run(deps, jobs, owner, Some(reason)).await
 }
 
 /// Non-message events: nothing to answer, but worth a line in the log.
@@ -184,132 +248,12 @@ fn handle_event(event: &PortalEvent) -> TurnOutcome {
     }
 }
 
-/// The state of one turn while it runs.
-pub(super) struct Turn<'a> {
-    pub(super) deps: &'a Deps,
-    pub(super) owner: &'a str,
-    pub(super) primary: DedupKey,
-    pub(super) keys: Vec<DedupKey>,
-    pub(super) chat: ChatId,
-    pub(super) dialog: DialogId,
-    pub(super) session: Option<SessionId>,
-    pub(super) last_message: MessageId,
-    pub(super) progress: TurnProgress,
-    pub(super) bot_ms: Option<u64>,
-    /// The customer's profile as loaded for the bot request, saved once when the turn finishes.
-    pub(super) profile: Option<Profile>,
-}
-
-impl Turn<'_> {
-    pub(super) async fn checkpoint(&self) -> Result<(), StoreError> {
-        let now = self.deps.clock.now();
-        self.deps.idempotency.checkpoint(&self.primary, self.owner, &self.progress, now, self.deps.settings.lease).await
-    }
-
-    pub(super) async fn is_human(&self) -> Result<bool, StoreError> {
-        Ok(matches!(self.deps.chats.mode(self.chat, self.session).await?, ChatMode::Human { .. }))
-    }
-}
-
-async fn run_turn(
-    deps: &Deps,
-    claimed: Vec<(&InboundMessage, TurnProgress)>,
-    owner: &str,
-    received_at: DateTime<Utc>,
-) -> Result<(Vec<TurnOutcome>, Vec<DedupKey>), ProcessError> {
-    let started_at = deps.clock.now();
-    let started = Instant::now();
-    let mut outcomes = Vec::new();
-    let mut keys_done = Vec::new();
-
-    // Sort out what is answerable; an operator's message means a human has the chat.
-    let mut answerable = Vec::new();
-    let mut operator_wrote = false;
-    for (m, p) in claimed {
-        match m.answerability() {
-            Ok(()) if m.lines.user_code.is_none() => keys_done.push((m, ignored(IgnoreReason::NotOpenLines))),
-            Ok(()) => answerable.push((m, p)),
-            Err(reason) => {
-                if reason == IgnoreReason::OperatorMessage {
-                    operator_wrote = true;
-                    deps.chats.set_human(m.chat_id, m.lines.session_id, "operator_wrote", deps.clock.now()).await?;
-                    deps.chats.append_history(m.chat_id, &HistoryTurn { role: "operator".into(), text: m.text.clone(), at: m.sent_at }).await?;
-                }
-                keys_done.push((m, ignored(reason)));
-            }
+/// Releases keys after a failure, keeping their progress; a key that cannot be released keeps its
+/// lease, which only delays the retry.
+async fn release_all(deps: &Deps, keys: &[DedupKey], owner: &Owner) {
+    for key in keys {
+        if let Err(e) = deps.idempotency.release(key, &owner.id).await {
+            warn!(key = %key, error = %e, "cannot release a claim after a failure; the retry waits for its lease");
         }
     }
-    if operator_wrote {
-        for (m, _) in answerable.drain(..) {
-            keys_done.push((m, ignored(IgnoreReason::HumanSession)));
-        }
-    }
-    for (m, outcome) in keys_done {
-        let now = deps.clock.now();
-        let record = TurnRecord {
-            keys: vec![m.dedup_key()],
-            dialog: m.dialog_id.to_string(),
-            session_id: m.lines.session_id.map(SessionId::get),
-            outcome: outcome.clone(),
-            timings: TurnTimings { received_at, started_at, bot_ms: None, finished_at: now },
-            bot_attempts: 0,
-        };
-        deps.log.record(&record).await?;
-        deps.idempotency.complete(&m.dedup_key(), owner, &outcome, now).await?;
-        outcomes.push(outcome);
-    }
-    let Some((first, _)) = answerable.first() else { return Ok((outcomes, Vec::new())) };
-    let first = *first;
-    let mut progress = answerable.first().map(|(_, p)| p.clone()).unwrap_or_default();
-    let decided = progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
-    // A resumed turn keeps the composition it was saved with; a new one saves its composition
-    // before anything else happens. (A redelivered head is never given extra messages by the
-    // worker, so a resumed turn has no others in its batch.)
-    let mut messages: Vec<InboundMessage> = vec![first.clone()];
-    let mut deferred = Vec::new();
-    if decided {
-        messages.extend(progress.merged.iter().cloned());
-        // Should not happen (see above); if it does, those messages wait for the next turn.
-        for (m, _) in answerable.iter().skip(1) {
-            let key = m.dedup_key();
-            if !messages.iter().any(|k| k.dedup_key() == key) {
-                deps.idempotency.release(&key, owner).await?;
-                deferred.push(key);
-            }
-        }
-    } else {
-        progress.merged = answerable.iter().skip(1).map(|(m, _)| (*m).clone()).collect();
-        messages.extend(progress.merged.iter().cloned());
-    }
-    let last = messages.last().cloned().unwrap_or_else(|| first.clone());
-
-    let mut turn = Turn {
-        deps,
-        owner,
-        primary: first.dedup_key(),
-        keys: messages.iter().map(InboundMessage::dedup_key).collect(),
-        chat: first.chat_id,
-        dialog: first.dialog_id,
-        session: last.lines.session_id.or(first.lines.session_id),
-        last_message: last.message_id,
-        progress,
-        bot_ms: None,
-        profile: None,
-    };
-    if !decided && turn.keys.len() > 1 {
-        turn.checkpoint().await?;
-    }
-    let messages: Vec<&InboundMessage> = messages.iter().collect();
-
-    let outcome = match decide::decide(&mut turn, &messages).await? {
-        Some(outcome) => outcome,
-        None => deliver::deliver(&mut turn).await?,
-    };
-    deliver::finish(&turn, &messages, &outcome, received_at, started_at, started).await?;
-    outcomes.push(outcome);
-    Ok((outcomes, deferred))
-}
-
-pub(super) fn ignored(reason: IgnoreReason) -> TurnOutcome {
-    TurnOutcome::Ignored { reason: reason.as_str().into() }
 }

@@ -1,0 +1,183 @@
+//! Step 2 and the turn's state: what of the claimed messages is answerable, and the composition
+//! saved before anything else happens.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{Deps, Owner, ProcessError, decide, deliver};
+use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
+use crate::domain::message::{IgnoreReason, InboundMessage};
+use crate::domain::profile::Profile;
+use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
+use crate::ports::{ChatMode, HistoryTurn, StoreError};
+
+/// A claimed message and the progress its claim answered with.
+#[derive(Debug)]
+pub(super) struct Claimed<'a> {
+    pub(super) message: &'a InboundMessage,
+    pub(super) progress: TurnProgress,
+}
+
+/// What a turn finished.
+#[derive(Debug)]
+pub(super) struct TurnDone {
+    /// Every key marked done (the turn's messages, including those a resumed composition named).
+    pub(super) keys: Vec<DedupKey>,
+    /// One outcome per ignored message and one for the turn.
+    pub(super) outcomes: Vec<TurnOutcome>,
+}
+
+/// The state of one turn while it runs.
+pub(super) struct Turn<'a> {
+    pub(super) deps: &'a Deps,
+    pub(super) owner: &'a Owner,
+    pub(super) primary: DedupKey,
+    pub(super) keys: Vec<DedupKey>,
+    pub(super) chat: ChatId,
+    pub(super) dialog: DialogId,
+    pub(super) session: Option<SessionId>,
+    pub(super) last_message: MessageId,
+    pub(super) progress: TurnProgress,
+    pub(super) bot_ms: Option<u64>,
+    /// The customer's profile as loaded for the bot request, saved once when the turn finishes.
+    pub(super) profile: Option<Profile>,
+}
+
+impl Turn<'_> {
+    /// Time kept back from a Lambda's deadline for posting the reply and checkpointing.
+    pub(super) const DEADLINE_RESERVE: Duration = Duration::from_secs(10);
+
+    pub(super) async fn checkpoint(&self) -> Result<(), StoreError> {
+        let now = self.deps.clock.now();
+        let lease = self.owner.bound(self.deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1));
+        self.deps.idempotency.checkpoint(&self.primary, &self.owner.id, &self.progress, now, lease).await
+    }
+
+    pub(super) async fn is_human(&self) -> Result<bool, StoreError> {
+        Ok(matches!(self.deps.chats.mode(self.chat, self.session).await?, ChatMode::Human { .. }))
+    }
+}
+
+pub(super) fn ignored(reason: IgnoreReason) -> TurnOutcome {
+    TurnOutcome::Ignored { reason: reason.as_str().into() }
+}
+
+/// Runs one turn over the claimed messages (the first is the turn's own), or gives it up.
+pub(super) async fn run_turn(
+    deps: &Deps,
+    owner: &Owner,
+    claimed: Vec<Claimed<'_>>,
+    received_at: DateTime<Utc>,
+    give_up: Option<&str>,
+) -> Result<TurnDone, ProcessError> {
+    let started_at = deps.clock.now();
+    let started = Instant::now();
+    let mut done = TurnDone { keys: Vec::new(), outcomes: Vec::new() };
+
+    // Sort out what is answerable; an operator's message means a human has the chat.
+    let mut answerable = Vec::new();
+    let mut not_answered = Vec::new();
+    let mut operator_wrote = false;
+    for c in claimed {
+        let m = c.message;
+        match m.answerability() {
+            Ok(()) if m.lines.user_code.is_none() => not_answered.push((m, ignored(IgnoreReason::NotOpenLines))),
+            Ok(()) => answerable.push(c),
+            Err(reason) => {
+                if reason == IgnoreReason::OperatorMessage {
+                    operator_wrote = true;
+                    deps.chats.set_human(m.chat_id, m.lines.session_id, "operator_wrote", deps.clock.now()).await?;
+                    deps.chats.append_history(m.chat_id, &HistoryTurn { role: "operator".into(), text: m.text.clone(), at: m.sent_at }).await?;
+                }
+                not_answered.push((m, ignored(reason)));
+            }
+        }
+    }
+    if operator_wrote {
+        for c in answerable.drain(..) {
+            not_answered.push((c.message, ignored(IgnoreReason::HumanSession)));
+        }
+    }
+    for (m, outcome) in not_answered {
+        let now = deps.clock.now();
+        let record = TurnRecord {
+            keys: vec![m.dedup_key()],
+            dialog: m.dialog_id.to_string(),
+            session_id: m.lines.session_id.map(SessionId::get),
+            outcome: outcome.clone(),
+            timings: TurnTimings { received_at, started_at, bot_ms: None, finished_at: now },
+            bot_attempts: 0,
+        };
+        deps.log.record(&record).await?;
+        deps.idempotency.complete(&m.dedup_key(), &owner.id, &outcome, now).await?;
+        done.keys.push(m.dedup_key());
+        done.outcomes.push(outcome);
+    }
+    let mut answerable = answerable.into_iter();
+    let Some(head) = answerable.next() else { return Ok(done) };
+    let first = head.message;
+    let mut progress = head.progress;
+    // A turn an earlier attempt composed keeps its composition; a new one saves its composition
+    // before anything else happens (the planner only adds messages to a composable head).
+    let composed = progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
+    if !composed {
+        progress.merged = answerable.map(|c| c.message.clone()).collect();
+    }
+    let mut messages: Vec<InboundMessage> = vec![first.clone()];
+    messages.extend(progress.merged.iter().cloned());
+    let last = messages.last().cloned().unwrap_or_else(|| first.clone());
+
+    let mut turn = Turn {
+        deps,
+        owner,
+        primary: first.dedup_key(),
+        keys: messages.iter().map(InboundMessage::dedup_key).collect(),
+        chat: first.chat_id,
+        dialog: first.dialog_id,
+        session: last.lines.session_id.or(first.lines.session_id),
+        last_message: last.message_id,
+        progress,
+        bot_ms: None,
+        profile: None,
+    };
+    if !composed && turn.keys.len() > 1 {
+        turn.checkpoint().await?;
+    }
+    let messages: Vec<&InboundMessage> = messages.iter().collect();
+
+    if let Some(reason) = give_up {
+        abandon(&mut turn, reason).await?;
+    }
+    let outcome = match decide::decide(&mut turn, &messages).await? {
+        Some(outcome) => outcome,
+        None => deliver::deliver(&mut turn).await?,
+    };
+    deliver::finish(&turn, &messages, &outcome, received_at, started_at, started).await?;
+    done.keys.extend(turn.keys.iter().cloned());
+    done.outcomes.push(outcome);
+    Ok(done)
+}
+
+/// Turns the turn into a give-up: nothing more of the bot's answer is posted, the customer gets the
+/// fallback message and the chat goes to a human. A turn that already decided on a handoff keeps
+/// it (its notice may be out already; the transfer is what is left), and one whose answer was
+/// posted in full has nothing to tell: it just finishes. Checkpointed first, so a retried give-up
+/// resumes instead of starting over.
+async fn abandon(turn: &mut Turn<'_>, reason: &str) -> Result<(), ProcessError> {
+    let p = &mut turn.progress;
+    let answered = p.answer.as_ref().is_some_and(|a| !a.chunks.is_empty() && p.sent >= a.chunks.len());
+    if p.handoff.is_some() || answered {
+        return Ok(());
+    }
+    match &mut p.answer {
+        Some(answer) => answer.chunks.truncate(p.sent),
+        None => p.sent = 0,
+    }
+    p.sending = false;
+    p.transferred = false;
+    p.handoff = Some(HandoffReason::GaveUp { error: reason.to_owned() });
+    p.notice = Some(turn.deps.settings.fallback_message.clone());
+    turn.checkpoint().await?;
+    Ok(())
+}
