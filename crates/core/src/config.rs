@@ -112,8 +112,8 @@ pub struct PortalSettings {
     pub max_body_bytes: usize,
 }
 
-/// The bot side.
-#[derive(Debug, Clone)]
+/// The bot side. `Debug` shows only the bot URL's origin: its path or query may hold a token.
+#[derive(Clone)]
 pub struct BotSettings {
     /// `BOT_HTTP_URL`.
     pub url: Option<Url>,
@@ -127,6 +127,19 @@ pub struct BotSettings {
     pub max_attempts: u32,
     /// `OLBRIDGE_BOT_RETRY_BUDGET_SEC`.
     pub retry_budget: Duration,
+}
+
+impl std::fmt::Debug for BotSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotSettings")
+            .field("url_origin", &self.url.as_ref().map(|u| u.origin().ascii_serialization()))
+            .field("auth", &self.auth)
+            .field("timeout", &self.timeout)
+            .field("hmac_secret", &self.hmac_secret)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_budget", &self.retry_budget)
+            .finish()
+    }
 }
 
 /// How conversations are run.
@@ -351,10 +364,12 @@ mod tests {
             ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/38005/supersecretcode/"),
             ("BOT_HTTP_AUTH", "Bearer topsecret"),
             ("B24_APPLICATION_TOKEN", "apptoken123"),
+            ("BOT_HTTP_URL", "https://bot.example/hook/pathtoken?key=querytoken"),
         ]))
         .expect("valid");
         let dbg = format!("{c:?}");
-        for s in ["supersecretcode", "topsecret", "apptoken123"] {
+        assert!(dbg.contains("https://bot.example"), "{dbg}");
+        for s in ["supersecretcode", "topsecret", "apptoken123", "pathtoken", "querytoken"] {
             assert!(!dbg.contains(s), "{s} leaked: {dbg}");
         }
     }
