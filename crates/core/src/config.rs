@@ -14,7 +14,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::b24::WebhookBase;
-use crate::domain::escalation::EscalationRules;
+use crate::domain::escalation::{self, EscalationRules};
 use crate::domain::ids::{BotId, MemberId};
 use crate::domain::secret::Secret;
 
@@ -56,6 +56,9 @@ pub mod vars {
     pub const OLBRIDGE_BURST_MS: &str = "OLBRIDGE_BURST_MS";
     /// Escalation phrases, separated by `|` (replaces the defaults).
     pub const OLBRIDGE_ESCALATION_PHRASES: &str = "OLBRIDGE_ESCALATION_PHRASES";
+    /// Lone escalation words, separated by `|` (replaces the defaults): they escalate only when
+    /// they are the whole message.
+    pub const OLBRIDGE_ESCALATION_WORDS: &str = "OLBRIDGE_ESCALATION_WORDS";
     /// What the customer is told when the chat goes to a human.
     pub const OLBRIDGE_HANDOFF_MESSAGE: &str = "OLBRIDGE_HANDOFF_MESSAGE";
     /// What the customer is told when the bot keeps failing.
@@ -145,7 +148,7 @@ impl std::fmt::Debug for BotSettings {
 /// How conversations are run.
 #[derive(Debug, Clone)]
 pub struct ConversationSettings {
-    /// `OLBRIDGE_ESCALATION_PHRASES` or the defaults.
+    /// `OLBRIDGE_ESCALATION_PHRASES` and `OLBRIDGE_ESCALATION_WORDS`, or their defaults.
     pub escalation: EscalationRules,
     /// `OLBRIDGE_HANDOFF_MESSAGE`.
     pub handoff_message: String,
@@ -287,10 +290,10 @@ impl Config {
                 "expected seconds, 0 < n <= 3600",
             )),
         };
-        let escalation = match r.raw(OLBRIDGE_ESCALATION_PHRASES) {
-            Some(list) => EscalationRules::new(EscalationRules::parse_list(list)),
-            None => EscalationRules::default(),
-        };
+        // Each list replaces its own defaults; `|` alone (an empty list) turns that rule off.
+        let phrases = r.raw(OLBRIDGE_ESCALATION_PHRASES).map_or_else(|| escalation::owned(escalation::DEFAULT_PHRASES), EscalationRules::parse_list);
+        let words = r.raw(OLBRIDGE_ESCALATION_WORDS).map_or_else(|| escalation::owned(escalation::DEFAULT_WORDS), EscalationRules::parse_list);
+        let escalation = EscalationRules::new(phrases).with_words(words);
         let conversation = ConversationSettings {
             escalation,
             handoff_message: r.text(OLBRIDGE_HANDOFF_MESSAGE).unwrap_or_else(|| DEFAULT_HANDOFF_MESSAGE.into()),
@@ -356,6 +359,21 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(e.0.len(), 4, "{e}");
         assert!(e.to_string().contains("BOT_HTTP_TIMEOUT_SEC"));
+    }
+
+    #[test]
+    fn escalation_phrases_and_words_are_configured_separately() {
+        let defaults = Config::from_map(&HashMap::new()).expect("defaults");
+        assert_eq!(defaults.conversation.escalation, EscalationRules::default());
+        let words_only = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_WORDS", "socorro | aide")])).expect("valid").conversation.escalation;
+        assert_eq!(words_only.lone_words().collect::<Vec<_>>(), vec!["socorro", "aide"]);
+        assert_eq!(words_only.matches("help"), None, "the configured words replace the default ones");
+        assert_eq!(words_only.matches("an agent please"), Some("agent"), "the default phrases stay");
+        let phrases_only = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_PHRASES", "refund")])).expect("valid").conversation.escalation;
+        assert_eq!(phrases_only.matches("HELP!"), Some("help"), "the default words stay");
+        assert_eq!(phrases_only.matches("agent"), None);
+        let off = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_WORDS", "|")])).expect("valid").conversation.escalation;
+        assert_eq!(off.lone_words().count(), 0);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::escalation::{EscalationMatch, EscalationRule};
 use super::ids::{DedupKey, MessageId};
 use super::message::InboundMessage;
 
@@ -20,6 +21,11 @@ pub enum HandoffReason {
     Phrase {
         /// The phrase that matched.
         phrase: String,
+    },
+    /// The customer's whole message was a configured lone escalation word ("help!").
+    LoneWord {
+        /// The word that matched.
+        word: String,
     },
     /// The bot answered with `handoff: true`.
     BotRequested,
@@ -35,8 +41,19 @@ impl HandoffReason {
     pub fn rule(&self) -> &'static str {
         match self {
             Self::Phrase { .. } => "phrase",
+            Self::LoneWord { .. } => "lone_word",
             Self::BotRequested => "bot_handoff",
             Self::BotFailed { .. } => "bot_failure",
+        }
+    }
+}
+
+impl From<EscalationMatch<'_>> for HandoffReason {
+    /// The handoff an escalation match causes; its [`HandoffReason::rule`] is the match's rule.
+    fn from(m: EscalationMatch<'_>) -> Self {
+        match m.rule {
+            EscalationRule::Phrase => Self::Phrase { phrase: m.text.to_owned() },
+            EscalationRule::LoneWord => Self::LoneWord { word: m.text.to_owned() },
         }
     }
 }
