@@ -15,7 +15,9 @@ use url::Url;
 
 use crate::b24::WebhookBase;
 use crate::domain::escalation::{self, EscalationRules};
+use crate::domain::history::DEFAULT_HISTORY_TEXT_MAX_CHARS;
 use crate::domain::ids::{BotId, MemberId};
+use crate::domain::profile::DEFAULT_PROFILE_MAX_BYTES;
 use crate::domain::secret::Secret;
 
 /// Environment variable names.
@@ -79,6 +81,10 @@ pub mod vars {
     pub const OLBRIDGE_PUBLIC_URL: &str = "OLBRIDGE_PUBLIC_URL";
     /// Profile retention, days (default 365).
     pub const OLBRIDGE_PROFILE_RETENTION_DAYS: &str = "OLBRIDGE_PROFILE_RETENTION_DAYS";
+    /// Largest stored profile, bytes of JSON (default 16384); bigger bot patches are dropped.
+    pub const OLBRIDGE_PROFILE_MAX_BYTES: &str = "OLBRIDGE_PROFILE_MAX_BYTES";
+    /// Longest text of one history turn, characters (default 2000); longer ones are cut with `…`.
+    pub const OLBRIDGE_HISTORY_TEXT_MAX_CHARS: &str = "OLBRIDGE_HISTORY_TEXT_MAX_CHARS";
     /// Largest accepted event body, bytes (default 262144).
     pub const OLBRIDGE_MAX_BODY_BYTES: &str = "OLBRIDGE_MAX_BODY_BYTES";
 }
@@ -158,6 +164,10 @@ pub struct ConversationSettings {
     pub burst_window: Duration,
     /// `OLBRIDGE_PROFILE_RETENTION_DAYS`.
     pub profile_retention: Duration,
+    /// `OLBRIDGE_PROFILE_MAX_BYTES`: the limit for [`crate::domain::profile::Profile::merge_bounded`].
+    pub profile_max_bytes: usize,
+    /// `OLBRIDGE_HISTORY_TEXT_MAX_CHARS`: the cap for [`crate::domain::history::cap_history_text`].
+    pub history_text_max_chars: usize,
 }
 
 /// The local runner.
@@ -302,6 +312,18 @@ impl Config {
             profile_retention: Duration::from_secs(
                 86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
             ),
+            profile_max_bytes: r.number(
+                OLBRIDGE_PROFILE_MAX_BYTES,
+                DEFAULT_PROFILE_MAX_BYTES,
+                |v: &usize| (1024..=1024 * 1024).contains(v),
+                "expected bytes, 1024..=1048576",
+            ),
+            history_text_max_chars: r.number(
+                OLBRIDGE_HISTORY_TEXT_MAX_CHARS,
+                DEFAULT_HISTORY_TEXT_MAX_CHARS,
+                |v: &usize| (100..=100_000).contains(v),
+                "expected characters, 100..=100000",
+            ),
         };
         let runner = RunnerSettings {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -350,6 +372,7 @@ mod tests {
         assert_eq!(c.bot.timeout, Duration::from_secs(120));
         assert_eq!(c.portal.poll_interval, Duration::from_secs(2));
         assert_eq!(c.runner.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (16 * 1024, 2000));
         assert!(c.check_serve().is_err());
     }
 
@@ -359,6 +382,14 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(e.0.len(), 4, "{e}");
         assert!(e.to_string().contains("BOT_HTTP_TIMEOUT_SEC"));
+    }
+
+    #[test]
+    fn memory_limits_are_read_and_checked() {
+        let c = Config::from_map(&env(&[("OLBRIDGE_PROFILE_MAX_BYTES", "65536"), ("OLBRIDGE_HISTORY_TEXT_MAX_CHARS", "500")])).expect("valid");
+        assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (65_536, 500));
+        let e = Config::from_map(&env(&[("OLBRIDGE_PROFILE_MAX_BYTES", "10"), ("OLBRIDGE_HISTORY_TEXT_MAX_CHARS", "lots")])).expect_err("invalid");
+        assert_eq!(e.0.len(), 2, "{e}");
     }
 
     #[test]
