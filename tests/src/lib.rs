@@ -259,6 +259,13 @@ impl TestApp {
     }
 }
 
+/// Checks that the echo bot's replies answered each of `texts` exactly once, in order, however
+/// the bridge folded them into turns (`echo: a\nb` answers `a` and `b`).
+pub fn assert_answered_once_in_order(replies: &[String], texts: &[&str]) {
+    let answered: Vec<&str> = replies.iter().flat_map(|r| r.strip_prefix("echo: ").unwrap_or(r).split('\n')).collect();
+    assert_eq!(answered, texts, "replies: {replies:?}");
+}
+
 /// Reads `probe` until `done` holds or `timeout` passes; returns the last reading (tests assert on
 /// it, so a timeout shows what was there instead).
 pub async fn poll_until<T, F, Fut>(timeout: Duration, mut probe: F, done: impl Fn(&T) -> bool) -> T

@@ -14,8 +14,10 @@ use std::time::Duration;
 use url::Url;
 
 use crate::b24::WebhookBase;
-use crate::domain::escalation::EscalationRules;
+use crate::domain::escalation::{self, EscalationRules};
+use crate::domain::history::DEFAULT_HISTORY_TEXT_MAX_CHARS;
 use crate::domain::ids::{BotId, MemberId};
+use crate::domain::profile::DEFAULT_PROFILE_MAX_BYTES;
 use crate::domain::secret::Secret;
 
 /// Environment variable names.
@@ -57,6 +59,9 @@ pub mod vars {
     pub const OLBRIDGE_BURST_MS: &str = "OLBRIDGE_BURST_MS";
     /// Escalation phrases, separated by `|` (replaces the defaults).
     pub const OLBRIDGE_ESCALATION_PHRASES: &str = "OLBRIDGE_ESCALATION_PHRASES";
+    /// Lone escalation words, separated by `|` (replaces the defaults): they escalate only when
+    /// they are the whole message.
+    pub const OLBRIDGE_ESCALATION_WORDS: &str = "OLBRIDGE_ESCALATION_WORDS";
     /// What the customer is told when the chat goes to a human.
     pub const OLBRIDGE_HANDOFF_MESSAGE: &str = "OLBRIDGE_HANDOFF_MESSAGE";
     /// What the customer is told when the bot keeps failing.
@@ -81,6 +86,10 @@ pub mod vars {
     pub const OLBRIDGE_PUBLIC_URL: &str = "OLBRIDGE_PUBLIC_URL";
     /// Profile retention, days (default 365).
     pub const OLBRIDGE_PROFILE_RETENTION_DAYS: &str = "OLBRIDGE_PROFILE_RETENTION_DAYS";
+    /// Largest stored profile, bytes of JSON (default 16384); bigger bot patches are dropped.
+    pub const OLBRIDGE_PROFILE_MAX_BYTES: &str = "OLBRIDGE_PROFILE_MAX_BYTES";
+    /// Longest text of one history turn, characters (default 2000); longer ones are cut with `…`.
+    pub const OLBRIDGE_HISTORY_TEXT_MAX_CHARS: &str = "OLBRIDGE_HISTORY_TEXT_MAX_CHARS";
     /// Largest accepted event body, bytes (default 262144).
     pub const OLBRIDGE_MAX_BODY_BYTES: &str = "OLBRIDGE_MAX_BODY_BYTES";
 }
@@ -117,8 +126,8 @@ pub struct PortalSettings {
     pub max_body_bytes: usize,
 }
 
-/// The bot side.
-#[derive(Debug, Clone)]
+/// The bot side. `Debug` shows only the bot URL's origin: its path or query may hold a token.
+#[derive(Clone)]
 pub struct BotSettings {
     /// `BOT_HTTP_URL`.
     pub url: Option<Url>,
@@ -134,10 +143,23 @@ pub struct BotSettings {
     pub retry_budget: Duration,
 }
 
+impl std::fmt::Debug for BotSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotSettings")
+            .field("url_origin", &self.url.as_ref().map(|u| u.origin().ascii_serialization()))
+            .field("auth", &self.auth)
+            .field("timeout", &self.timeout)
+            .field("hmac_secret", &self.hmac_secret)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_budget", &self.retry_budget)
+            .finish()
+    }
+}
+
 /// How conversations are run.
 #[derive(Debug, Clone)]
 pub struct ConversationSettings {
-    /// `OLBRIDGE_ESCALATION_PHRASES` or the defaults.
+    /// `OLBRIDGE_ESCALATION_PHRASES` and `OLBRIDGE_ESCALATION_WORDS`, or their defaults.
     pub escalation: EscalationRules,
     /// `OLBRIDGE_HANDOFF_MESSAGE`.
     pub handoff_message: String,
@@ -147,6 +169,10 @@ pub struct ConversationSettings {
     pub burst_window: Duration,
     /// `OLBRIDGE_PROFILE_RETENTION_DAYS`.
     pub profile_retention: Duration,
+    /// `OLBRIDGE_PROFILE_MAX_BYTES`: the limit for [`crate::domain::profile::Profile::merge_bounded`].
+    pub profile_max_bytes: usize,
+    /// `OLBRIDGE_HISTORY_TEXT_MAX_CHARS`: the cap for [`crate::domain::history::cap_history_text`].
+    pub history_text_max_chars: usize,
 }
 
 /// The local runner.
@@ -283,10 +309,10 @@ impl Config {
                 "expected seconds, 0 < n <= 3600",
             )),
         };
-        let escalation = match r.raw(OLBRIDGE_ESCALATION_PHRASES) {
-            Some(list) => EscalationRules::new(EscalationRules::parse_list(list)),
-            None => EscalationRules::default(),
-        };
+        // Each list replaces its own defaults; `|` alone (an empty list) turns that rule off.
+        let phrases = r.raw(OLBRIDGE_ESCALATION_PHRASES).map_or_else(|| escalation::owned(escalation::DEFAULT_PHRASES), EscalationRules::parse_list);
+        let words = r.raw(OLBRIDGE_ESCALATION_WORDS).map_or_else(|| escalation::owned(escalation::DEFAULT_WORDS), EscalationRules::parse_list);
+        let escalation = EscalationRules::new(phrases).with_words(words);
         let conversation = ConversationSettings {
             escalation,
             handoff_message: r.text(OLBRIDGE_HANDOFF_MESSAGE).unwrap_or_else(|| DEFAULT_HANDOFF_MESSAGE.into()),
@@ -294,6 +320,18 @@ impl Config {
             burst_window: Duration::from_millis(r.number(OLBRIDGE_BURST_MS, 0, |v: &u64| *v <= 60_000, "expected milliseconds, 0..=60000")),
             profile_retention: Duration::from_secs(
                 86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
+            ),
+            profile_max_bytes: r.number(
+                OLBRIDGE_PROFILE_MAX_BYTES,
+                DEFAULT_PROFILE_MAX_BYTES,
+                |v: &usize| (1024..=1024 * 1024).contains(v),
+                "expected bytes, 1024..=1048576",
+            ),
+            history_text_max_chars: r.number(
+                OLBRIDGE_HISTORY_TEXT_MAX_CHARS,
+                DEFAULT_HISTORY_TEXT_MAX_CHARS,
+                |v: &usize| (100..=100_000).contains(v),
+                "expected characters, 100..=100000",
             ),
         };
         let runner = RunnerSettings {
@@ -350,6 +388,7 @@ mod tests {
         assert_eq!(c.bot.timeout, Duration::from_secs(120));
         assert_eq!(c.portal.poll_interval, Duration::from_secs(2));
         assert_eq!(c.runner.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (16 * 1024, 2000));
         assert!(c.check_serve().is_err());
     }
 
@@ -362,15 +401,40 @@ mod tests {
     }
 
     #[test]
+    fn memory_limits_are_read_and_checked() {
+        let c = Config::from_map(&env(&[("OLBRIDGE_PROFILE_MAX_BYTES", "65536"), ("OLBRIDGE_HISTORY_TEXT_MAX_CHARS", "500")])).expect("valid");
+        assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (65_536, 500));
+        let e = Config::from_map(&env(&[("OLBRIDGE_PROFILE_MAX_BYTES", "10"), ("OLBRIDGE_HISTORY_TEXT_MAX_CHARS", "lots")])).expect_err("invalid");
+        assert_eq!(e.0.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn escalation_phrases_and_words_are_configured_separately() {
+        let defaults = Config::from_map(&HashMap::new()).expect("defaults");
+        assert_eq!(defaults.conversation.escalation, EscalationRules::default());
+        let words_only = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_WORDS", "socorro | aide")])).expect("valid").conversation.escalation;
+        assert_eq!(words_only.lone_words().collect::<Vec<_>>(), vec!["socorro", "aide"]);
+        assert_eq!(words_only.matches("help"), None, "the configured words replace the default ones");
+        assert_eq!(words_only.matches("an agent please"), Some("agent"), "the default phrases stay");
+        let phrases_only = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_PHRASES", "refund")])).expect("valid").conversation.escalation;
+        assert_eq!(phrases_only.matches("HELP!"), Some("help"), "the default words stay");
+        assert_eq!(phrases_only.matches("agent"), None);
+        let off = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_WORDS", "|")])).expect("valid").conversation.escalation;
+        assert_eq!(off.lone_words().count(), 0);
+    }
+
+    #[test]
     fn secrets_do_not_leak_through_debug() {
         let c = Config::from_map(&env(&[
             ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/38005/supersecretcode/"),
             ("BOT_HTTP_AUTH", "Bearer topsecret"),
             ("B24_APPLICATION_TOKEN", "apptoken123"),
+            ("BOT_HTTP_URL", "https://bot.example/hook/pathtoken?key=querytoken"),
         ]))
         .expect("valid");
         let dbg = format!("{c:?}");
-        for s in ["supersecretcode", "topsecret", "apptoken123"] {
+        assert!(dbg.contains("https://bot.example"), "{dbg}");
+        for s in ["supersecretcode", "topsecret", "apptoken123", "pathtoken", "querytoken"] {
             assert!(!dbg.contains(s), "{s} leaked: {dbg}");
         }
     }

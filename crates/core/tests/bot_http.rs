@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod b24_support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use olbridge_core::domain::secret::Secret;
 use olbridge_core::ports::{Bot, HistoryTurn};
 use olbridge_core::ports::{BotAnswer, BotError, BotRequest};
 use serde_json::{Value, json};
+use tracing::instrument::WithSubscriber;
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
@@ -60,7 +63,7 @@ async fn server() -> (SocketAddr, Seen) {
 
 fn bot(addr: SocketAddr, case: &str, timeout: Duration) -> HttpBot {
     let url = url::Url::parse(&format!("http://{addr}/bot/{case}")).expect("url");
-    HttpBot::with_client(reqwest::Client::new(), url, Some(Secret::new("Bearer t0k")), Some(Secret::new("hmac-key")), timeout).expect("bot")
+    HttpBot::with_builder(reqwest::Client::builder(), url, Some(Secret::new("Bearer t0k")), Some(Secret::new("hmac-key")), timeout).expect("bot")
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -196,4 +199,109 @@ fn an_empty_turn_has_no_request() {
     assert!(BotRequest::for_turn(&[], json!({}), vec![], None).is_none());
     let single = BotRequest::for_turn(&[inbound("7", "hi")], Value::Null, vec![], Some("  ")).expect("request");
     assert_eq!((single.profile, single.business_phone, single.message_id), (json!({}), None, 7));
+}
+
+/// A server that records every request it gets: the redirect target, which must never get one.
+async fn recording_server() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let record = |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+        if let Ok(mut s) = seen.lock() {
+            s.push((headers, body));
+        }
+        ([(header::CONTENT_TYPE, "application/json")], r#"{"reply_text": "the other host's answer"}"#)
+    };
+    let app = Router::new().fallback(record).with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+/// A bot that answers every POST with `status` and `Location: location`.
+async fn redirecting_bot(status: StatusCode, location: String) -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let redirect = move |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+        if let Ok(mut s) = seen.lock() {
+            s.push((headers, body));
+        }
+        (status, [(header::LOCATION, location)]).into_response()
+    };
+    let app = Router::new().fallback(redirect).with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn redirects_are_refused_not_followed_and_leak_no_secret() {
+    const SECRET: &str = "q-s3cr3t-token";
+    let (target, target_seen) = recording_server().await;
+    for status in [StatusCode::MOVED_PERMANENTLY, StatusCode::FOUND, StatusCode::SEE_OTHER, StatusCode::TEMPORARY_REDIRECT, StatusCode::PERMANENT_REDIRECT] {
+        let (bot_addr, bot_seen) = redirecting_bot(status, format!("http://{target}/steal?same={SECRET}")).await;
+        let url = url::Url::parse(&format!("http://{bot_addr}/hook/path-s3cr3t?token={SECRET}")).expect("url");
+        let bot = HttpBot::with_builder(reqwest::Client::builder(), url, None, None, Duration::from_secs(5)).expect("bot");
+        let capture = b24_support::Capture::default();
+        let result = bot.ask(&request(), &key(), Duration::from_secs(120)).with_subscriber(capture.clone()).await;
+
+        let code = status.as_u16();
+        assert_eq!(result, Err(BotError::Redirect(code)), "{code}");
+        let error = result.expect_err("a redirect is a failure");
+        assert!(!error.is_retryable(), "{code}: the same request gets the same redirect");
+        let text = format!("{error} {error:?}");
+        assert!(text.contains("the bot answered a redirect to another location; olbridge does not follow redirects, fix BOT_HTTP_URL"), "{text}");
+        let logged = capture.text();
+        assert!(logged.contains("redirect") && logged.contains(&format!("http://{target}")), "{logged}");
+        for leaked in [SECRET, "path-s3cr3t", "/steal"] {
+            assert!(!text.contains(leaked), "{leaked} in the error: {text}");
+            assert!(!logged.contains(leaked), "{leaked} in the log: {logged}");
+            assert!(!format!("{bot:?}").contains(leaked));
+        }
+        let first = bot_seen.lock().expect("lock");
+        assert_eq!(first.len(), 1, "{code}: one call, no retry");
+        assert!(first[0].0.get(header::REFERER).is_none(), "{code}: no Referer");
+    }
+    assert!(target_seen.lock().expect("lock").is_empty(), "the redirect target must never get the customer's data");
+}
+
+#[tokio::test]
+async fn a_redirect_is_refused_even_without_a_location() {
+    let (bot_addr, _) = redirecting_bot(StatusCode::TEMPORARY_REDIRECT, String::new()).await;
+    let url = url::Url::parse(&format!("http://{bot_addr}/hook")).expect("url");
+    let bot = HttpBot::new(url, None, None, Duration::from_secs(5)).expect("bot");
+    assert_eq!(bot.ask(&request(), &key(), Duration::from_secs(120)).await, Err(BotError::Redirect(307)));
+}
+
+#[tokio::test]
+async fn a_bot_streaming_50_mb_is_cut_off_at_the_default_cap_while_streaming() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CHUNK: usize = 64 * 1024;
+    const TOTAL: usize = 50 * 1024 * 1024;
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let stream_answer = move || {
+        let counter = counter.clone();
+        async move {
+            // No Content-Length: the body is chunked, so only the streaming check can stop it.
+            let chunks = futures::stream::iter((0..TOTAL / CHUNK).map(move |_| {
+                counter.fetch_add(CHUNK, Ordering::Relaxed);
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'a'; CHUNK]))
+            }));
+            ([(header::CONTENT_TYPE, "text/plain")], axum::body::Body::from_stream(chunks))
+        }
+    };
+    let app = Router::new().route("/bot", post(stream_answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let url = url::Url::parse(&format!("http://{addr}/bot")).expect("url");
+    let bot = HttpBot::new(url, None, None, Duration::from_secs(30)).expect("bot");
+    let result = bot.ask(&request(), &key(), Duration::from_secs(120)).await;
+    assert_eq!(result, Err(BotError::InvalidAnswer("the answer is larger than 1048576 bytes".into())));
+    // The server is stopped by the closed connection long before 50 MB: at most the cap plus
+    // what the socket buffers held.
+    tokio::task::yield_now().await;
+    let sent = produced.load(Ordering::Relaxed);
+    assert!(sent < 16 * 1024 * 1024, "the client read on: {sent} bytes produced");
 }

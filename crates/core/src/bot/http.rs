@@ -6,7 +6,21 @@
 //! [`BotError::Transport`] (with the URL stripped from the message, since a bot URL may carry a
 //! token), an error status as [`BotError::Status`], and anything unreadable as
 //! [`BotError::InvalidAnswer`]. The answer body is read up to a cap (1 MiB by default), so a
-//! misbehaving bot cannot make the worker buffer without bound.
+//! misbehaving bot cannot make the worker buffer without bound; the cap is checked against
+//! `Content-Length` first and then chunk by chunk while streaming, so a bot that streams 50 MB is
+//! cut off after the first MiB rather than buffered and measured afterwards.
+//!
+//! # No redirects, no `Referer`, no URL in any message
+//! The request carries the customer's phone, text and profile, and `BOT_HTTP_URL` may carry a
+//! token in its query string. Following a redirect would re-POST all of that to whatever host the
+//! bot (or whoever answers in its name) points at, tell that host the token in `Referer`, and
+//! forward that host's answer to the customer. So the client follows no redirect and sends no
+//! `Referer`: a 3xx answer is [`BotError::Redirect`], a permanent failure (retrying gets the same
+//! redirect), whose message tells the operator to fix `BOT_HTTP_URL`. The policy is set on the
+//! client builder inside this module ([`HttpBot::with_builder`]), so no caller can hand in a
+//! client that follows redirects. The URL itself never reaches an error, a log line or `Debug`:
+//! `reqwest` errors go through `without_url`, and only the bot's origin (scheme, host, port) is
+//! ever shown.
 //!
 //! The request body is serialised once and those exact bytes are both signed (when
 //! `BOT_HMAC_SECRET` is set) and sent, so the bot can verify the signature over what it received.
@@ -15,7 +29,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
 use url::Url;
 
 use super::contract::parse_answer;
@@ -77,18 +91,26 @@ impl HttpBot {
     /// (`BOT_HTTP_TIMEOUT_SEC`). Fails on a URL that is not http(s) or an `auth` value that cannot
     /// be a header, so a bad configuration is reported at start, not on the first customer message.
     pub fn new(url: Url, auth: Option<Secret>, hmac: Option<Secret>, timeout: Duration) -> Result<Self, HttpBotError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("olbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpBotError::Client(e.without_url().to_string()))?;
-        Self::with_client(client, url, auth, hmac, timeout)
+        let builder = reqwest::Client::builder().user_agent(concat!("olbridge/", env!("CARGO_PKG_VERSION")));
+        Self::with_builder(builder, url, auth, hmac, timeout)
     }
 
-    /// As [`HttpBot::new`], over a client the caller built (shared pools, tests).
-    pub fn with_client(client: reqwest::Client, url: Url, auth: Option<Secret>, hmac: Option<Secret>, timeout: Duration) -> Result<Self, HttpBotError> {
+    /// As [`HttpBot::new`], over a client builder the caller prepared (proxies, TLS roots, tests).
+    /// It takes a builder, not a built client, so that this adapter sets the redirect and
+    /// `Referer` policy itself (none, and off): whatever the caller configured, a redirect is
+    /// never followed.
+    pub fn with_builder(
+        builder: reqwest::ClientBuilder,
+        url: Url,
+        auth: Option<Secret>,
+        hmac: Option<Secret>,
+        timeout: Duration,
+    ) -> Result<Self, HttpBotError> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(HttpBotError::Scheme);
         }
+        let client =
+            builder.redirect(reqwest::redirect::Policy::none()).referer(false).build().map_err(|e| HttpBotError::Client(e.without_url().to_string()))?;
         let auth = auth
             .map(|a| {
                 let mut value = HeaderValue::from_str(a.expose()).map_err(|_| HttpBotError::AuthHeader)?;
@@ -163,6 +185,19 @@ impl Bot for HttpBot {
         }
         let response = call.body(body).send().await.map_err(|e| self.classify(e))?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            // Where it points, as an origin only: enough for the operator to fix BOT_HTTP_URL,
+            // without logging a path or query that may hold the same token as ours.
+            let target =
+                response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| self.url.join(l).ok()).map(|u| u.origin().ascii_serialization());
+            tracing::warn!(
+                bot = %self.url.origin().ascii_serialization(),
+                status,
+                location = target.as_deref().unwrap_or("(none)"),
+                "the bot answered a redirect; not followed (fix BOT_HTTP_URL)"
+            );
+            return Err(BotError::Redirect(status));
+        }
         if !response.status().is_success() {
             return Err(BotError::Status(status));
         }
@@ -197,8 +232,8 @@ mod tests {
         assert_eq!(HttpBot::new(url("ftp://bot/x"), None, None, t).err(), Some(HttpBotError::Scheme));
         let bad = Some(Secret::new("Bearer a\r\nX-Evil: 1"));
         assert_eq!(HttpBot::new(url("https://bot/x"), bad, None, t).err(), Some(HttpBotError::AuthHeader));
-        let bot = HttpBot::with_client(
-            reqwest::Client::new(),
+        let bot = HttpBot::with_builder(
+            reqwest::Client::builder(),
             url("https://u:pw@bot.example:8443/hook?token=abc"),
             Some(Secret::new("Bearer s3cr3t")),
             Some(Secret::new("k")),

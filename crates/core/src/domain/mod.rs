@@ -4,6 +4,7 @@
 pub mod escalation;
 pub mod event;
 pub mod form;
+pub mod history;
 pub mod ids;
 pub mod message;
 pub mod parse;

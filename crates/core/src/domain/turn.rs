@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::escalation::{EscalationMatch, EscalationRule};
 use super::ids::{DedupKey, MessageId};
 use super::message::InboundMessage;
 
@@ -20,6 +21,11 @@ pub enum HandoffReason {
     Phrase {
         /// The phrase that matched.
         phrase: String,
+    },
+    /// The customer's whole message was a configured lone escalation word ("help!").
+    LoneWord {
+        /// The word that matched.
+        word: String,
     },
     /// The bot answered with `handoff: true`.
     BotRequested,
@@ -48,10 +54,21 @@ impl HandoffReason {
     pub fn rule(&self) -> &'static str {
         match self {
             Self::Phrase { .. } => "phrase",
+            Self::LoneWord { .. } => "lone_word",
             Self::BotRequested => "bot_handoff",
             Self::BotFailed { .. } => "bot_failure",
             Self::PortalRefused { .. } => "portal_refused",
             Self::GaveUp { .. } => "gave_up",
+        }
+    }
+}
+
+impl From<EscalationMatch<'_>> for HandoffReason {
+    /// The handoff an escalation match causes; its [`HandoffReason::rule`] is the match's rule.
+    fn from(m: EscalationMatch<'_>) -> Self {
+        match m.rule {
+            EscalationRule::Phrase => Self::Phrase { phrase: m.text.to_owned() },
+            EscalationRule::LoneWord => Self::LoneWord { word: m.text.to_owned() },
         }
     }
 }
@@ -135,10 +152,14 @@ pub struct TurnProgress {
     pub transferred: bool,
     /// How many bot calls were made, across attempts.
     pub bot_attempts: u32,
-    /// The other messages answered in this turn (a burst), saved with the turn's first message
-    /// before the bot is asked: a resumed turn answers exactly the same messages, and marks them
-    /// done with it, even when they are not redelivered together.
+    /// The other messages answered in this turn (folded follow-ups), saved with the turn's first
+    /// message before the bot is asked: a resumed turn answers exactly the same messages, and
+    /// marks them done with it, even when they are not redelivered together.
     pub merged: Vec<InboundMessage>,
+    /// The turn's composition is fixed (saved before the bot is first asked): a resumed turn asks
+    /// the bot the same question under the same `Idempotency-Key`, never a bigger one.
+    #[serde(default)]
+    pub composed: bool,
 }
 
 /// Timings of one turn, for the message log. Every instant is wall-clock UTC.

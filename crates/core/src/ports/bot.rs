@@ -99,16 +99,20 @@ pub enum BotError {
     /// The connection failed.
     #[error("could not reach the bot: {0}")]
     Transport(String),
+    /// The bot answered a 3xx. Redirects are never followed: that would re-send the customer's
+    /// data (and the URL's token, as `Referer`) to another host and relay its answer.
+    #[error("the bot answered a redirect to another location; olbridge does not follow redirects, fix BOT_HTTP_URL (HTTP {0})")]
+    Redirect(u16),
 }
 
 impl BotError {
-    /// 5xx, 429, timeouts and connection failures are worth another try; 4xx and invalid answers
-    /// are not (the same request would get the same answer).
+    /// 5xx, 429, timeouts and connection failures are worth another try; 4xx, redirects and
+    /// invalid answers are not (the same request would get the same answer).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Timeout(_) | Self::Transport(_) => true,
             Self::Status(s) => *s >= 500 || *s == 429 || *s == 408,
-            Self::InvalidAnswer(_) => false,
+            Self::InvalidAnswer(_) | Self::Redirect(_) => false,
         }
     }
 }

@@ -138,7 +138,7 @@ async fn handler_check(config: &Config) -> Check {
 
 async fn bot_check(config: &Config) -> Check {
     let Some(url) = &config.bot.url else { return Check::Fail("BOT_HTTP_URL is not set: the URL of your bot's HTTP endpoint".into()) };
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Check::Fail(format!("BOT_HTTP_URL {url} has no host")) };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Check::Fail("BOT_HTTP_URL has no host".into()) };
     match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host, port))).await {
         Ok(Ok(_)) => Check::Ok(format!("the bot's host {host}:{port} accepts connections (no request was sent)")),
         _ => Check::Fail(format!("cannot connect to the bot at {host}:{port}: is it running, and reachable from this machine?")),

@@ -26,9 +26,9 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
         return Ok(Some(ignored(IgnoreReason::HumanSession)));
     }
     let deps = turn.deps;
-    if let Some(phrase) = messages.iter().find_map(|m| deps.settings.escalation.matches(&m.text)) {
-        info!(dialog = %turn.dialog, rule = "phrase", phrase = %phrase, "escalation phrase: handing the chat to a human");
-        turn.progress.handoff = Some(HandoffReason::Phrase { phrase: phrase.to_owned() });
+    if let Some(found) = messages.iter().find_map(|m| deps.settings.escalation.find(&m.text)) {
+        info!(dialog = %turn.dialog, rule = found.rule.as_str(), text = %found.text, "escalation: handing the chat to a human");
+        turn.progress.handoff = Some(HandoffReason::from(found));
         turn.progress.notice = Some(deps.settings.handoff_message.clone());
         turn.checkpoint().await?;
         return Ok(None);

@@ -7,6 +7,7 @@ use tracing::{info, warn};
 
 use super::ProcessError;
 use super::turn::{Turn, ignored};
+use crate::domain::history::cap_history_text;
 use crate::domain::ids::{DedupKey, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
@@ -121,12 +122,12 @@ pub(super) async fn finish(
     let deps = turn.deps;
     let now = deps.clock.now();
     for m in messages {
-        deps.chats.append_history(turn.chat, &HistoryTurn { role: "customer".into(), text: m.text.clone(), at: m.sent_at }).await?;
+        deps.chats.append_history(turn.chat, &history_turn(deps, "customer", &m.text, m.sent_at)).await?;
     }
     if let Some(answer) = &turn.progress.answer {
         let sent: Vec<&str> = answer.chunks.iter().take(turn.progress.sent).map(String::as_str).collect();
         if !sent.is_empty() {
-            deps.chats.append_history(turn.chat, &HistoryTurn { role: "bot".into(), text: sent.join("\n"), at: now }).await?;
+            deps.chats.append_history(turn.chat, &history_turn(deps, "bot", &sent.join("\n"), now)).await?;
         }
     }
     if let Some(phone) = messages.iter().find_map(|m| m.lines.phone.clone()) {
@@ -135,8 +136,10 @@ pub(super) async fn finish(
             Some(p) => p,
             None => deps.profiles.get(&phone).await?.unwrap_or_else(|| Profile::new(phone, now)),
         };
-        if let Some(patch) = turn.progress.answer.as_ref().and_then(|a| a.profile.as_ref()) {
-            profile.merge(patch, now);
+        if let Some(patch) = turn.progress.answer.as_ref().and_then(|a| a.profile.as_ref())
+            && let Err(refused) = profile.merge_bounded(patch, now, deps.settings.profile_max_bytes)
+        {
+            warn!(dialog = %turn.dialog, error = %refused, "the bot's profile patch was not stored");
         }
         if profile.name.is_none() {
             profile.name = messages.iter().map(|m| m.author.name.trim()).find(|n| !n.is_empty()).map(str::to_owned);
@@ -159,6 +162,12 @@ pub(super) async fn finish(
     let total_ms = started.elapsed().as_millis();
     info!(dialog = %turn.dialog, outcome = outcome.name(), messages = turn.keys.len(), bot_attempts = turn.progress.bot_attempts, turn_ms = total_ms as u64, "turn finished");
     Ok(())
+}
+
+/// A turn of the history as stored: its text cut to the configured length, so one long message
+/// cannot make every later bot request huge.
+pub(super) fn history_turn(deps: &super::Deps, role: &str, text: &str, at: DateTime<Utc>) -> HistoryTurn {
+    HistoryTurn { role: role.into(), text: cap_history_text(text, deps.settings.history_text_max_chars).into_owned(), at }
 }
 
 /// Marks a key of the turn done. A message of a resumed burst may still be claimed by the attempt

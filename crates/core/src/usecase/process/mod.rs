@@ -75,6 +75,11 @@ pub struct ProcessSettings {
     pub typing_every: Duration,
     /// At most this many consecutive messages are folded into one turn.
     pub max_turn_messages: usize,
+    /// The stored profile's size limit (`OLBRIDGE_PROFILE_MAX_BYTES`): a bot patch that would
+    /// outgrow it is dropped.
+    pub profile_max_bytes: usize,
+    /// A history turn's text is cut to this many characters (`OLBRIDGE_HISTORY_TEXT_MAX_CHARS`).
+    pub history_text_max_chars: usize,
 }
 
 impl ProcessSettings {
@@ -102,6 +107,8 @@ impl ProcessSettings {
             lease: bot.retry_budget + bot.timeout + Duration::from_secs(60),
             typing_every: Self::TYPING_EVERY,
             max_turn_messages: Self::MAX_TURN_MESSAGES,
+            profile_max_bytes: config.conversation.profile_max_bytes,
+            history_text_max_chars: config.conversation.history_text_max_chars,
         }
     }
 }

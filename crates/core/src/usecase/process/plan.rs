@@ -43,9 +43,10 @@ fn customer_message(job: &Job) -> Option<&InboundMessage> {
     }
 }
 
-/// Whether a turn starting with this progress may still take in more messages.
+/// Whether a turn starting with this progress may still take in more messages: nothing was
+/// decided or saved for it yet (an attempt that died before its first checkpoint).
 fn composable(progress: &TurnProgress) -> bool {
-    progress.answer.is_none() && progress.handoff.is_none() && progress.merged.is_empty()
+    !progress.composed && progress.answer.is_none() && progress.handoff.is_none() && progress.merged.is_empty()
 }
 
 async fn claim(deps: &Deps, job: &Job, owner: &Owner) -> Result<Claim, ProcessError> {
@@ -92,7 +93,7 @@ async fn step(deps: &Deps, jobs: &[Job], i: usize, owner: &Owner, give_up: Optio
                     claimed.push(Claimed { message: m, progress: TurnProgress::default() });
                     members.push(j);
                 }
-                Ok(Claim::Resumed(p)) if p == TurnProgress::default() => {
+                Ok(Claim::Resumed(p)) if composable(&p) => {
                     claimed.push(Claimed { message: m, progress: p });
                     members.push(j);
                 }

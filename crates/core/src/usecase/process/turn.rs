@@ -10,7 +10,7 @@ use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
-use crate::ports::{ChatMode, HistoryTurn, StoreError};
+use crate::ports::{ChatMode, StoreError};
 
 /// A claimed message and the progress its claim answered with.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ pub(super) async fn run_turn(
                 if reason == IgnoreReason::OperatorMessage {
                     operator_wrote = true;
                     deps.chats.set_human(m.chat_id, m.lines.session_id, "operator_wrote", deps.clock.now()).await?;
-                    deps.chats.append_history(m.chat_id, &HistoryTurn { role: "operator".into(), text: m.text.clone(), at: m.sent_at }).await?;
+                    deps.chats.append_history(m.chat_id, &deliver::history_turn(deps, "operator", &m.text, m.sent_at)).await?;
                 }
                 not_answered.push((m, ignored(reason)));
             }
@@ -119,10 +119,12 @@ pub(super) async fn run_turn(
     let first = head.message;
     let mut progress = head.progress;
     // A turn an earlier attempt composed keeps its composition; a new one saves its composition
-    // before anything else happens (the planner only adds messages to a composable head).
-    let composed = progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
+    // before anything else happens (the planner only adds messages to a composable head), so a
+    // resumed turn never asks the bot a bigger question under the same Idempotency-Key.
+    let composed = progress.composed || progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
     if !composed {
         progress.merged = answerable.map(|c| c.message.clone()).collect();
+        progress.composed = true;
     }
     let mut messages: Vec<InboundMessage> = vec![first.clone()];
     messages.extend(progress.merged.iter().cloned());
@@ -141,7 +143,7 @@ pub(super) async fn run_turn(
         bot_ms: None,
         profile: None,
     };
-    if !composed && turn.keys.len() > 1 {
+    if !composed {
         turn.checkpoint().await?;
     }
     let messages: Vec<&InboundMessage> = messages.iter().collect();
