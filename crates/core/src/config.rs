@@ -90,6 +90,17 @@ pub mod vars {
     pub const OLBRIDGE_PROFILE_MAX_BYTES: &str = "OLBRIDGE_PROFILE_MAX_BYTES";
     /// Longest text of one history turn, characters (default 2000); longer ones are cut with `…`.
     pub const OLBRIDGE_HISTORY_TEXT_MAX_CHARS: &str = "OLBRIDGE_HISTORY_TEXT_MAX_CHARS";
+    /// The DynamoDB table of the AWS deployment (every record kind in one table).
+    pub const OLBRIDGE_TABLE: &str = "OLBRIDGE_TABLE";
+    /// The SQS FIFO queue of the AWS deployment.
+    pub const OLBRIDGE_QUEUE_URL: &str = "OLBRIDGE_QUEUE_URL";
+    /// Its FIFO dead-letter queue (for `olbridge-aws dead-letters`).
+    pub const OLBRIDGE_DLQ_URL: &str = "OLBRIDGE_DLQ_URL";
+    /// The Secrets Manager secret holding the webhook, tokens and bot credentials (JSON, keys named
+    /// like these variables).
+    pub const OLBRIDGE_SECRET_ID: &str = "OLBRIDGE_SECRET_ID";
+    /// How long a Lambda instance keeps the secret before reading it again, seconds (default 300).
+    pub const OLBRIDGE_SECRET_TTL_SEC: &str = "OLBRIDGE_SECRET_TTL_SEC";
     /// Largest accepted event body, bytes (default 262144).
     pub const OLBRIDGE_MAX_BODY_BYTES: &str = "OLBRIDGE_MAX_BODY_BYTES";
 }
@@ -198,6 +209,21 @@ pub struct RunnerSettings {
     pub public_url: Option<Url>,
 }
 
+/// The AWS deployment's resources (read by the Lambda functions; the local runner ignores them).
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// `OLBRIDGE_TABLE`.
+    pub table: Option<String>,
+    /// `OLBRIDGE_QUEUE_URL`.
+    pub queue_url: Option<String>,
+    /// `OLBRIDGE_DLQ_URL`.
+    pub dlq_url: Option<String>,
+    /// `OLBRIDGE_SECRET_ID`.
+    pub secret_id: Option<String>,
+    /// `OLBRIDGE_SECRET_TTL_SEC`.
+    pub secret_ttl: Duration,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -209,6 +235,8 @@ pub struct Config {
     pub conversation: ConversationSettings,
     /// Local runner.
     pub runner: RunnerSettings,
+    /// The AWS deployment.
+    pub aws: AwsSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -350,7 +378,14 @@ impl Config {
             log_json: log_json.unwrap_or(false),
             public_url,
         };
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner }) } else { Err(ConfigError(r.problems)) }
+        let aws = AwsSettings {
+            table: r.text(OLBRIDGE_TABLE),
+            queue_url: r.text(OLBRIDGE_QUEUE_URL),
+            dlq_url: r.text(OLBRIDGE_DLQ_URL),
+            secret_id: r.text(OLBRIDGE_SECRET_ID),
+            secret_ttl: Duration::from_secs(r.number(OLBRIDGE_SECRET_TTL_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
+        };
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to
