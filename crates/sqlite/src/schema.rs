@@ -149,6 +149,9 @@ ALTER TABLE jobs ADD COLUMN received_at INTEGER;
 UPDATE jobs SET received_at = enqueued_at, failures = MAX(attempt - 1, 0);
 UPDATE jobs SET dead_reason = COALESCE(last_error, 'dead-lettered') WHERE dead_at IS NOT NULL;
 
+-- Profiles are written with optimistic concurrency.
+ALTER TABLE profiles ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+
 CREATE TABLE meta (
     name    TEXT PRIMARY KEY,
     value   TEXT NOT NULL,

@@ -57,12 +57,28 @@ pub struct Profile {
     pub created_at: DateTime<Utc>,
     /// Last changed or last seen.
     pub updated_at: DateTime<Utc>,
+    /// The stored version this profile was read at (0: never stored). Stores write a profile only
+    /// if its version is still the stored one, so two turns updating one profile at once never
+    /// lose an update. Not part of the JSON the bot sees.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Profile {
     /// A new, empty profile.
     pub fn new(phone: Phone, now: DateTime<Utc>) -> Self {
-        Self { phone, name: None, language: None, location: None, last_context: None, consent: None, extra: Map::new(), created_at: now, updated_at: now }
+        Self {
+            phone,
+            name: None,
+            language: None,
+            location: None,
+            last_context: None,
+            consent: None,
+            extra: Map::new(),
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        }
     }
 
     /// Merges the bot's `profile` answer: known keys update the typed fields (a JSON `null` clears

@@ -14,9 +14,14 @@ impl ProfileStore for MemoryStore {
         Ok(lock(&self.profiles).get(phone).cloned())
     }
 
-    async fn put(&self, profile: &Profile) -> StoreResult<()> {
-        lock(&self.profiles).insert(profile.phone.clone(), profile.clone());
-        Ok(())
+    async fn put(&self, profile: &Profile) -> StoreResult<bool> {
+        let mut profiles = lock(&self.profiles);
+        let stored = profiles.get(&profile.phone).map_or(0, |p| p.version);
+        if stored != profile.version {
+            return Ok(false);
+        }
+        profiles.insert(profile.phone.clone(), Profile { version: stored + 1, ..profile.clone() });
+        Ok(true)
     }
 
     async fn delete(&self, phone: &Phone) -> StoreResult<bool> {

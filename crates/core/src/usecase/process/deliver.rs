@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use super::ProcessError;
 use super::turn::{Turn, ignored};
 use crate::domain::history::cap_history_text;
-use crate::domain::ids::{DedupKey, SessionId};
+use crate::domain::ids::{DedupKey, Phone, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::turn::{HandoffReason, TurnOutcome, TurnRecord, TurnTimings};
@@ -131,21 +131,7 @@ pub(super) async fn finish(
         }
     }
     if let Some(phone) = messages.iter().find_map(|m| m.lines.phone.clone()) {
-        // Loaded when the bot was asked; a resumed turn that skipped that step loads it here.
-        let mut profile = match turn.profile.clone() {
-            Some(p) => p,
-            None => deps.profiles.get(&phone).await?.unwrap_or_else(|| Profile::new(phone, now)),
-        };
-        if let Some(patch) = turn.progress.answer.as_ref().and_then(|a| a.profile.as_ref())
-            && let Err(refused) = profile.merge_bounded(patch, now, deps.settings.profile_max_bytes)
-        {
-            warn!(dialog = %turn.dialog, error = %refused, "the bot's profile patch was not stored");
-        }
-        if profile.name.is_none() {
-            profile.name = messages.iter().map(|m| m.author.name.trim()).find(|n| !n.is_empty()).map(str::to_owned);
-        }
-        profile.updated_at = now;
-        deps.profiles.put(&profile).await?;
+        save_profile(turn, messages, phone, now).await?;
     }
     let record = TurnRecord {
         keys: turn.keys.clone(),
@@ -162,6 +148,36 @@ pub(super) async fn finish(
     let total_ms = started.elapsed().as_millis();
     info!(dialog = %turn.dialog, outcome = outcome.name(), messages = turn.keys.len(), bot_attempts = turn.progress.bot_attempts, turn_ms = total_ms as u64, "turn finished");
     Ok(())
+}
+
+/// How often a profile write is retried when another turn wrote the profile meanwhile.
+const PROFILE_WRITE_ATTEMPTS: usize = 5;
+
+/// Applies the bot's profile patch (and the name the connector gave) to the stored profile, with
+/// optimistic concurrency: a write that lost a race is redone over the newer profile.
+async fn save_profile(turn: &Turn<'_>, messages: &[&InboundMessage], phone: Phone, now: DateTime<Utc>) -> Result<(), ProcessError> {
+    let deps = turn.deps;
+    // Loaded when the bot was asked; a resumed turn that skipped that step loads it here.
+    let mut loaded = turn.profile.clone();
+    for _ in 0..PROFILE_WRITE_ATTEMPTS {
+        let mut profile = match loaded.take() {
+            Some(p) => p,
+            None => deps.profiles.get(&phone).await?.unwrap_or_else(|| Profile::new(phone.clone(), now)),
+        };
+        if let Some(patch) = turn.progress.answer.as_ref().and_then(|a| a.profile.as_ref())
+            && let Err(refused) = profile.merge_bounded(patch, now, deps.settings.profile_max_bytes)
+        {
+            warn!(dialog = %turn.dialog, error = %refused, "the bot's profile patch was not stored");
+        }
+        if profile.name.is_none() {
+            profile.name = messages.iter().map(|m| m.author.name.trim()).find(|n| !n.is_empty()).map(str::to_owned);
+        }
+        profile.updated_at = now;
+        if deps.profiles.put(&profile).await? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Backend(format!("the profile kept changing under {PROFILE_WRITE_ATTEMPTS} attempts to save it")).into())
 }
 
 /// A turn of the history as stored: its text cut to the configured length, so one long message
