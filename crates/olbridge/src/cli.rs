@@ -97,6 +97,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `main` does with an error: `None` for a quiet, successful exit (the reader of our output
+/// went away, as in `olbridge stats | head`), otherwise the one line to print.
+pub fn error_report(e: &anyhow::Error) -> Option<String> {
+    if e.chain().any(|c| matches!(c.downcast_ref::<crate::output::OutputError>(), Some(crate::output::OutputError::Closed))) {
+        return None;
+    }
+    Some(error_line(e))
+}
+
+/// The error and its causes on one line, each said once. Some errors repeat their source in their
+/// own text (a store's "cannot use data directory x: File exists (os error 17)" also has that
+/// `io::Error` as its source), so anyhow's `{:#}` would say it twice; a cause whose text the line
+/// already holds is left out.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     if let Err(e) = config.check_serve() {
         eprintln!("olbridge serve cannot start yet.\n{e}\nSee README.md (\"Connect a real portal\") or run `olbridge demo` to try it without a portal.");
@@ -163,5 +190,35 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot use data directory /x: {source}")]
+    struct Repeats {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(17);
+        let io_text = io.to_string();
+        let e = anyhow::Error::new(Repeats { source: io }).context("cannot open the store in /x").context("cannot start the bridge");
+        let line = error_line(&e);
+        assert_eq!(line.matches(&io_text).count(), 1, "{line}");
+        assert!(line.starts_with("cannot start the bridge: cannot open the store in /x: cannot use data directory /x: "), "{line}");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
+    }
+
+    #[test]
+    fn a_closed_output_is_a_quiet_exit() {
+        let closed = anyhow::Error::new(crate::output::OutputError::Closed).context("printing the stats");
+        assert_eq!(error_report(&closed), None);
+        assert!(error_report(&anyhow::anyhow!("boom")).is_some());
     }
 }
