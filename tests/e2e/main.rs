@@ -4,6 +4,7 @@
 
 mod admin;
 mod answers;
+mod cli;
 mod crash;
 mod escalation;
 mod failures;

@@ -14,11 +14,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use b24_emulator::{DemoPortal, Emulator, EmulatorConfig, InboxMessage, RateLimit};
 use olbridge::runner::Bridge;
-use olbridge_sqlite::SqliteStore;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use olbridge_core::domain::turn::TurnRecord;
 use olbridge_core::ports::TurnLog;
+use olbridge_sqlite::SqliteStore;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -274,6 +274,25 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Runs the `olbridge` binary to completion with `--env-dir env_dir`, stdin closed, and nothing
+/// in its environment but `env` (and `PATH`): a `.env` or variable of the machine cannot leak in.
+/// Awaited, not waited for: the emulator may run on the calling test's runtime.
+pub async fn run_olbridge(env_dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let mut cmd = olbridge_command(env_dir, env)?;
+    cmd.args(args).stdin(Stdio::null());
+    Ok(cmd.output().await?)
+}
+
+/// The `olbridge` command [`run_olbridge`] runs, for tests that wire its stdio themselves.
+pub fn olbridge_command(env_dir: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(olbridge_binary()?);
+    cmd.arg("--env-dir").arg(env_dir).env_clear().envs(env.iter().copied()).kill_on_drop(true);
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    Ok(cmd)
 }
 
 /// The `olbridge` binary next to this test binary (`target/<profile>/olbridge`). The README's test

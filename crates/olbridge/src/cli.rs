@@ -1,5 +1,6 @@
 //! The command line: one binary for running the bridge and for administering it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,18 +68,29 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let loaded_env = crate::env::load_dotenv(&cli.env_dir)?;
     let command = match cli.command {
         Command::Demo(args) => {
-            // The demo needs no configuration, and its terminal is the show: logs only for
-            // warnings unless RUST_LOG asks for more.
-            crate::telemetry::init_with_default(cli.log_json, "warn");
+            // The demo needs no configuration (not even a readable .env), and its terminal is the
+            // show: logs only for warnings unless RUST_LOG asks for more.
+            let env = crate::env::over_process_env(HashMap::new());
+            crate::telemetry::init_with_default(cli.log_json, "warn", env.get("RUST_LOG").map(String::as_str));
             return crate::demo::run(args).await;
         }
         other => other,
     };
-    let config = Config::from_env().map_err(anyhow::Error::new)?;
-    crate::telemetry::init(cli.log_json || config.runner.log_json);
+    // The one place the configuration is read: `.env` under the real environment (see `env`).
+    let file = crate::env::read(&cli.env_dir)?;
+    let loaded_env = file.is_some();
+    let env = crate::env::over_process_env(file.unwrap_or_default());
+    let config = Config::from_map(&env).map_err(anyhow::Error::new)?;
+    let (json, rust_log) = (cli.log_json || config.runner.log_json, env.get("RUST_LOG").map(String::as_str));
+    if matches!(command, Command::Serve) {
+        crate::telemetry::init(json, rust_log);
+    } else {
+        // The admin commands print their own results: their logs are for warnings unless RUST_LOG
+        // asks for more (a failed call they report anyway would otherwise be said twice).
+        crate::telemetry::init_with_default(json, "warn", rust_log);
+    }
     if loaded_env {
         tracing::debug!("read .env from {}", cli.env_dir.display());
     }
