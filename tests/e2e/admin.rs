@@ -1,4 +1,5 @@
-//! The admin commands against the emulated portal: `register-bot` is idempotent, `doctor` passes
+//! The admin commands against the emulated portal: `register-bot` is idempotent (even when its
+//! output was never pasted into `.env`), `doctor` passes
 //! on a complete setup and names what is missing otherwise, and the terminal tools (`send`,
 //! `read`) work through the real binary.
 
@@ -8,9 +9,8 @@ use olbridge::admin::doctor::{self, Check};
 use olbridge::admin::register;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
-use olbridge_core::domain::ids::BotId;
 use olbridge_core::domain::secret::Secret;
-use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_binary};
+use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_binary, run_olbridge};
 
 use crate::REPLY_TIMEOUT;
 
@@ -19,18 +19,62 @@ fn client(webhook: &str) -> B24Client {
 }
 
 #[tokio::test]
-async fn register_bot_is_idempotent_and_refuses_to_guess_an_unknown_client_id() {
+async fn register_bot_is_idempotent_and_refuses_a_client_id_that_is_not_the_bots() {
     let app = TestApp::spawn(AppOptions::default()).await.unwrap();
     let c = client(&app.portal.webhook_url);
-    let known = Some((BotId::new(app.bot_id).unwrap(), Secret::new(app.client_id.clone())));
-    let again = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", known).await.unwrap();
+    // The harness registered with the derived CLIENT_ID; nothing configured finds it again.
+    let again = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", None).await.unwrap();
     assert!(!again.created);
     assert_eq!(again.bot_id.get(), app.bot_id);
-    let err = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", None).await.unwrap_err();
-    assert!(err.to_string().contains("already registered"), "{err}");
+    assert_eq!(again.client_id.expose(), app.client_id);
+    let explicit = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", Some(Secret::new(app.client_id.clone()))).await.unwrap();
+    assert_eq!(explicit.bot_id.get(), app.bot_id);
+    let err = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", Some(Secret::new("not-its-client-id"))).await.unwrap_err();
+    assert!(err.to_string().contains("already registered") && err.to_string().contains("B24_BOT_CLIENT_ID"), "{err}");
     let registered = app.emulator.calls().iter().filter(|c| c.method == "imbot.register").count();
     assert_eq!(registered, 1, "no second bot was created");
     app.shutdown().await;
+}
+
+fn env_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout).lines().filter(|l| l.starts_with("B24_BOT_")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn register_bot_run_twice_with_nothing_pasted_prints_the_same_lines_and_creates_one_bot() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let env = [("B24_WEBHOOK_BASE", app.portal.webhook_url.as_str()), ("OLBRIDGE_PUBLIC_URL", "https://bridge.example.com")];
+    let first = run_olbridge(dir.path(), &env, &["register-bot"]).await.unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let second = run_olbridge(dir.path(), &env, &["register-bot"]).await.unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let lines = env_lines(&first.stdout);
+    assert_eq!(lines.len(), 2, "{}", String::from_utf8_lossy(&first.stdout));
+    assert_eq!(env_lines(&second.stdout), lines);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("nothing changed"));
+    let ours = c_bots(&app, "olbridge").await;
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].name, register::DEFAULT_NAME);
+    assert_eq!(lines[0], format!("B24_BOT_ID={}", ours[0].id));
+
+    // A bot registered by an older olbridge (random CLIENT_ID): found, not guessed, not doubled.
+    let legacy = [("B24_WEBHOOK_BASE", app.portal.webhook_url.as_str()), ("OLBRIDGE_PUBLIC_URL", "https://bridge.example.com")];
+    let c = client(&app.portal.webhook_url);
+    register::register(&c, "https://bridge.example.com/bitrix/events", "olbridge_old", "Old", Some(Secret::new("random-from-an-old-version"))).await.unwrap();
+    let out = run_olbridge(dir.path(), &legacy, &["register-bot", "--code", "olbridge_old"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("B24_BOT_CLIENT_ID"), "{}", String::from_utf8_lossy(&out.stderr));
+    let with_old = [legacy[0], legacy[1], ("B24_BOT_CLIENT_ID", "random-from-an-old-version")];
+    let out = run_olbridge(dir.path(), &with_old, &["register-bot", "--code", "olbridge_old"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env_lines(&out.stdout).contains(&"B24_BOT_CLIENT_ID=random-from-an-old-version".to_owned()));
+    assert_eq!(c_bots(&app, "olbridge_old").await.len(), 1);
+    app.shutdown().await;
+}
+
+async fn c_bots(app: &TestApp, code: &str) -> Vec<olbridge_core::b24::imbot::BotInfo> {
+    client(&app.portal.webhook_url).imbot_bot_list().await.unwrap().into_iter().filter(|b| b.code == code).collect()
 }
 
 #[tokio::test]
