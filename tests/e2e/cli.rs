@@ -44,7 +44,7 @@ async fn admin_output_into_a_closed_pipe_is_a_quiet_success() {
     app.wait_turns(1, REPLY_TIMEOUT).await;
     let dir = tempfile::TempDir::new().unwrap();
     let env: Vec<(&str, &str)> = app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    for args in [&["stats"][..], &["dead-letters"]] {
+    for args in [&["stats"][..], &["dead-letters"], &["read", "--once"], &["doctor"]] {
         // The reader is gone before the child starts: its first write meets a closed pipe.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);

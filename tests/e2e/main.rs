@@ -10,6 +10,7 @@ mod escalation;
 mod failures;
 mod load;
 mod receiver;
+mod tools;
 mod turns;
 
 use std::time::Duration;

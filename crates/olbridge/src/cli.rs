@@ -39,17 +39,25 @@ pub enum Command {
     Doctor,
     /// Print new Open Lines messages as they arrive (read-only; the old b24_openlines_reader.py).
     Read(crate::admin::tty::ReadArgs),
-    /// A terminal chat bound to one dialog (the old b24_chat_tty.py).
+    /// A terminal chat bound to one dialog (the old b24_chat_tty.py); writing takes the Open Lines
+    /// session from the bot, as `send` does.
     Chat {
         /// The dialog, e.g. chat97669.
         dialog: String,
     },
-    /// Send one message to a dialog as the webhook's user.
+    /// Send one message to a dialog as the webhook's user. In an Open Lines chat someone else (the
+    /// bot) holds, the webhook's user first takes the session: the bot stays silent for it.
     Send {
         /// The dialog, e.g. chat97669.
         dialog: String,
         /// The text.
         text: String,
+    },
+    /// End the webhook's user's session in an Open Lines chat: the customer's next message starts a
+    /// new session, answered by the bot again.
+    Handback {
+        /// The dialog, e.g. chat97669.
+        dialog: String,
     },
     /// Show the message log: recent turns and p50/p95 latencies.
     Stats {
@@ -103,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Read(args) => crate::admin::tty::read(&config, args).await,
         Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
         Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
+        Command::Handback { dialog } => crate::admin::tty::handback(&config, &dialog).await,
         Command::Stats { recent } => crate::admin::local::stats(&config, recent).await,
         Command::DeadLetters => crate::admin::local::dead_letters(&config).await,
         Command::Forget { phone } => crate::admin::local::forget(&config, &phone).await,
