@@ -6,6 +6,7 @@ mod admin;
 mod answers;
 mod cli;
 mod crash;
+mod demo;
 mod escalation;
 mod failures;
 mod load;
