@@ -7,6 +7,7 @@ mod answers;
 mod cli;
 mod crash;
 mod demo;
+mod docs;
 mod escalation;
 mod failures;
 mod load;
