@@ -1,6 +1,6 @@
-//! The admin commands against the emulated portal: `register-bot` is idempotent, `doctor` passes
-//! on a complete setup and names what is missing otherwise, and the terminal tools (`send`,
-//! `read`) work through the real binary.
+//! The admin commands against the emulated portal: `register-bot` is idempotent (even when its
+//! output was never pasted into `.env`), and `doctor` passes on a complete setup, names what is
+//! missing otherwise, refuses handler URLs no portal can call and says where `B24_MEMBER_ID` is.
 
 use std::collections::HashMap;
 
@@ -8,9 +8,8 @@ use olbridge::admin::doctor::{self, Check};
 use olbridge::admin::register;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
-use olbridge_core::domain::ids::BotId;
 use olbridge_core::domain::secret::Secret;
-use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_binary};
+use olbridge_tests::{AppOptions, PHONE, TestApp, run_olbridge};
 
 use crate::REPLY_TIMEOUT;
 
@@ -18,84 +17,127 @@ fn client(webhook: &str) -> B24Client {
     B24Client::new(WebhookBase::parse(webhook).unwrap(), ClientOptions::default()).unwrap()
 }
 
+fn fails(checks: &[Check]) -> Vec<&String> {
+    checks.iter().filter_map(|c| if let Check::Fail(t) = c { Some(t) } else { None }).collect()
+}
+
+fn warns(checks: &[Check]) -> Vec<&String> {
+    checks.iter().filter_map(|c| if let Check::Warn(t) = c { Some(t) } else { None }).collect()
+}
+
 #[tokio::test]
-async fn register_bot_is_idempotent_and_refuses_to_guess_an_unknown_client_id() {
+async fn register_bot_is_idempotent_and_refuses_a_client_id_that_is_not_the_bots() {
     let app = TestApp::spawn(AppOptions::default()).await.unwrap();
     let c = client(&app.portal.webhook_url);
-    let known = Some((BotId::new(app.bot_id).unwrap(), Secret::new(app.client_id.clone())));
-    let again = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", known).await.unwrap();
+    // The harness registered with the derived CLIENT_ID; nothing configured finds it again.
+    let again = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", None).await.unwrap();
     assert!(!again.created);
     assert_eq!(again.bot_id.get(), app.bot_id);
-    let err = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", None).await.unwrap_err();
-    assert!(err.to_string().contains("already registered"), "{err}");
+    assert_eq!(again.client_id.expose(), app.client_id);
+    let explicit = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", Some(Secret::new(app.client_id.clone()))).await.unwrap();
+    assert_eq!(explicit.bot_id.get(), app.bot_id);
+    let err = register::register(&c, &app.events_url, "olbridge_test", "Test assistant", Some(Secret::new("not-its-client-id"))).await.unwrap_err();
+    assert!(err.to_string().contains("already registered") && err.to_string().contains("B24_BOT_CLIENT_ID"), "{err}");
     let registered = app.emulator.calls().iter().filter(|c| c.method == "imbot.register").count();
     assert_eq!(registered, 1, "no second bot was created");
     app.shutdown().await;
 }
 
+fn env_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout).lines().filter(|l| l.starts_with("B24_BOT_")).map(str::to_owned).collect()
+}
+
 #[tokio::test]
-async fn doctor_passes_on_a_complete_setup() {
+async fn register_bot_run_twice_with_nothing_pasted_prints_the_same_lines_and_creates_one_bot() {
     let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let env = [("B24_WEBHOOK_BASE", app.portal.webhook_url.as_str()), ("OLBRIDGE_PUBLIC_URL", "https://bridge.example.com")];
+    let first = run_olbridge(dir.path(), &env, &["register-bot"]).await.unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let second = run_olbridge(dir.path(), &env, &["register-bot"]).await.unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let lines = env_lines(&first.stdout);
+    assert_eq!(lines.len(), 2, "{}", String::from_utf8_lossy(&first.stdout));
+    assert_eq!(env_lines(&second.stdout), lines);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("nothing changed"));
+    let ours = c_bots(&app, "olbridge").await;
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].name, register::DEFAULT_NAME);
+    assert_eq!(lines[0], format!("B24_BOT_ID={}", ours[0].id));
+
+    // A bot registered by an older olbridge (random CLIENT_ID): found, not guessed, not doubled.
+    let legacy = [("B24_WEBHOOK_BASE", app.portal.webhook_url.as_str()), ("OLBRIDGE_PUBLIC_URL", "https://bridge.example.com")];
+    let c = client(&app.portal.webhook_url);
+    register::register(&c, "https://bridge.example.com/bitrix/events", "olbridge_old", "Old", Some(Secret::new("random-from-an-old-version"))).await.unwrap();
+    let out = run_olbridge(dir.path(), &legacy, &["register-bot", "--code", "olbridge_old"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("B24_BOT_CLIENT_ID"), "{}", String::from_utf8_lossy(&out.stderr));
+    let with_old = [legacy[0], legacy[1], ("B24_BOT_CLIENT_ID", "random-from-an-old-version")];
+    let out = run_olbridge(dir.path(), &with_old, &["register-bot", "--code", "olbridge_old"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env_lines(&out.stdout).contains(&"B24_BOT_CLIENT_ID=random-from-an-old-version".to_owned()));
+    assert_eq!(c_bots(&app, "olbridge_old").await.len(), 1);
+    app.shutdown().await;
+}
+
+async fn c_bots(app: &TestApp, code: &str) -> Vec<olbridge_core::b24::imbot::BotInfo> {
+    client(&app.portal.webhook_url).imbot_bot_list().await.unwrap().into_iter().filter(|b| b.code == code).collect()
+}
+
+#[tokio::test]
+async fn doctor_passes_a_complete_setup_except_its_loopback_handler_and_names_the_member_id() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    app.customer_writes(PHONE, "hello").await.unwrap();
+    app.wait_turns(1, REPLY_TIMEOUT).await;
     let mut env = app.env.clone();
     env.insert("OLBRIDGE_PUBLIC_URL".into(), app.events_url.trim_end_matches("/bitrix/events").to_owned());
-    let config = Config::from_map(&env).unwrap();
-    let checks = doctor::checks(&config).await;
-    let failed: Vec<&Check> = checks.iter().filter(|c| matches!(c, Check::Fail(_))).collect();
-    assert!(failed.is_empty(), "{checks:#?}");
+    let checks = doctor::checks(&Config::from_map(&env).unwrap()).await;
+    let failed = fails(&checks);
+    // Everything works from here, but no portal can call http://127.0.0.1.
+    assert_eq!(failed.len(), 1, "{checks:#?}");
+    assert!(failed[0].contains("OLBRIDGE_PUBLIC_URL") && failed[0].contains("loopback") && failed[0].contains("HTTPS"), "{checks:#?}");
     assert!(checks.iter().any(|c| matches!(c, Check::Ok(t) if t.contains("served by the bot"))), "{checks:#?}");
+    assert!(checks.iter().any(|c| matches!(c, Check::Ok(t) if t.contains("the receiver answers"))), "{checks:#?}");
+    let member = app.emulator.member_id();
+    assert!(warns(&checks).iter().any(|t| t.contains(&format!("B24_MEMBER_ID={member}"))), "{checks:#?}");
+
+    env.insert("B24_MEMBER_ID".into(), member);
+    let checks = doctor::checks(&Config::from_map(&env).unwrap()).await;
+    assert!(checks.iter().any(|c| matches!(c, Check::Ok(t) if t.starts_with("B24_MEMBER_ID is set"))), "{checks:#?}");
+    env.insert("B24_MEMBER_ID".into(), "0123456789abcdef".into());
+    let checks = doctor::checks(&Config::from_map(&env).unwrap()).await;
+    assert!(fails(&checks).iter().any(|t| t.contains("B24_MEMBER_ID is 0123456789abcdef")), "{checks:#?}");
+
+    env.insert("OLBRIDGE_PUBLIC_URL".into(), "http://bridge.example.com".into());
+    let checks = doctor::checks(&Config::from_map(&env).unwrap()).await;
+    assert!(fails(&checks).iter().any(|t| t.contains("plain http")), "{checks:#?}");
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn doctor_names_every_missing_piece() {
     let app = TestApp::spawn(AppOptions::default()).await.unwrap();
-    // A webhook without the imbot scope, a bot id the portal does not know, no public URL.
+    // A webhook without the imbot scope, a bot id the portal does not know, no public URL, no store.
     let user = app.emulator.add_employee("Second", "Service");
     let webhook = app.emulator.add_webhook(user, &["im", "imopenlines"]);
-    let env: HashMap<String, String> = [("B24_WEBHOOK_BASE", webhook), ("B24_BOT_ID", "999".to_owned()), ("BOT_HTTP_URL", "http://127.0.0.1:9/bot".to_owned())]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let dir = tempfile::TempDir::new().unwrap();
+    let env: HashMap<String, String> = [
+        ("B24_WEBHOOK_BASE", webhook),
+        ("B24_BOT_ID", "999".to_owned()),
+        ("BOT_HTTP_URL", "http://127.0.0.1:9/bot".to_owned()),
+        ("OLBRIDGE_DATA_DIR", dir.path().join("none").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     let checks = doctor::checks(&Config::from_map(&env).unwrap()).await;
     let text = format!("{checks:#?}");
-    let fails: Vec<&String> = checks.iter().filter_map(|c| if let Check::Fail(t) = c { Some(t) } else { None }).collect();
+    let fails = fails(&checks);
     assert!(fails.iter().any(|t| t.contains("imbot")), "{text}");
     assert!(fails.iter().any(|t| t.contains("B24_BOT_CLIENT_ID")), "{text}");
     assert!(fails.iter().any(|t| t.contains("cannot connect to the bot")), "{text}");
-    assert!(checks.iter().any(|c| matches!(c, Check::Warn(t) if t.contains("OLBRIDGE_PUBLIC_URL"))), "{text}");
-    app.shutdown().await;
-}
-
-#[tokio::test]
-async fn send_and_read_work_through_the_binary() {
-    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
-    let sent = app.customer_writes(PHONE, "hello").await.unwrap();
-    app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
-    let bin = olbridge_binary().unwrap();
-    let dir = tempfile::TempDir::new().unwrap();
-    // The emulator runs on this test's runtime: the child must be awaited, not waited for.
-    let run = |args: &[&str]| {
-        tokio::process::Command::new(&bin)
-            .args(["--env-dir", &dir.path().display().to_string()])
-            .args(args)
-            .env_clear()
-            .env("B24_WEBHOOK_BASE", &app.portal.webhook_url)
-            .output()
-    };
-    let dialog = format!("chat{}", sent.chat_id);
-    let out = run(&["send", &dialog, "A colleague will call you back today."]).await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let inbox = app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
-    assert_eq!(inbox.last().map(|m| m.text.as_str()), Some("A colleague will call you back today."));
-
-    let out = run(&["read", "--once"]).await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&dialog), "{stdout}");
-    assert!(stdout.contains("A colleague will call you back today."), "{stdout}");
-
-    let out = run(&["send", "not-a-dialog", "x"]).await.unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected e.g. chat97669"));
+    let warns = warns(&checks);
+    assert!(warns.iter().any(|t| t.contains("OLBRIDGE_PUBLIC_URL")), "{text}");
+    assert!(warns.iter().any(|t| t.contains("B24_MEMBER_ID is not set") && t.contains("auth[member_id]")), "{text}");
     app.shutdown().await;
 }

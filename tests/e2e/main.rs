@@ -4,11 +4,15 @@
 
 mod admin;
 mod answers;
+mod cli;
 mod crash;
+mod demo;
+mod docs;
 mod escalation;
 mod failures;
 mod load;
 mod receiver;
+mod tools;
 mod turns;
 
 use std::time::Duration;

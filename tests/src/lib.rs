@@ -283,6 +283,25 @@ where
     }
 }
 
+/// Runs the `olbridge` binary to completion with `--env-dir env_dir`, stdin closed, and nothing
+/// in its environment but `env` (and `PATH`): a `.env` or variable of the machine cannot leak in.
+/// Awaited, not waited for: the emulator may run on the calling test's runtime.
+pub async fn run_olbridge(env_dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let mut cmd = olbridge_command(env_dir, env)?;
+    cmd.args(args).stdin(Stdio::null());
+    Ok(cmd.output().await?)
+}
+
+/// The `olbridge` command [`run_olbridge`] runs, for tests that wire its stdio themselves.
+pub fn olbridge_command(env_dir: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(olbridge_binary()?);
+    cmd.arg("--env-dir").arg(env_dir).env_clear().envs(env.iter().copied()).kill_on_drop(true);
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    Ok(cmd)
+}
+
 /// The `olbridge` binary next to this test binary (`target/<profile>/olbridge`). The README's test
 /// command builds it (`cargo test --workspace` builds the binaries of packages with integration
 /// tests); running this crate's tests alone needs `cargo build -p olbridge` first.

@@ -1,5 +1,6 @@
-//! The one typed configuration, loaded once from the environment (and a `.env` file, read by the
-//! binaries before calling [`Config::from_env`]).
+//! The one typed configuration, loaded once from the environment (the local runner reads its
+//! `.env` file, lays the process environment over it and calls [`Config::from_map`]; it never
+//! writes the process environment, which is `unsafe` in edition 2024).
 //!
 //! Every problem is reported at once, so a first-time user fixes their `.env` in one go. The
 //! variable names are part of the product (the client's scripts use the same ones); they are the

@@ -1,5 +1,6 @@
 //! The command line: one binary for running the bridge and for administering it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,17 +39,25 @@ pub enum Command {
     Doctor,
     /// Print new Open Lines messages as they arrive (read-only; the old b24_openlines_reader.py).
     Read(crate::admin::tty::ReadArgs),
-    /// A terminal chat bound to one dialog (the old b24_chat_tty.py).
+    /// A terminal chat bound to one dialog (the old b24_chat_tty.py); writing takes the Open Lines
+    /// session from the bot, as `send` does.
     Chat {
         /// The dialog, e.g. chat97669.
         dialog: String,
     },
-    /// Send one message to a dialog as the webhook's user.
+    /// Send one message to a dialog as the webhook's user. In an Open Lines chat someone else (the
+    /// bot) holds, the webhook's user first takes the session: the bot stays silent for it.
     Send {
         /// The dialog, e.g. chat97669.
         dialog: String,
         /// The text.
         text: String,
+    },
+    /// End the webhook's user's session in an Open Lines chat: the customer's next message starts a
+    /// new session, answered by the bot again.
+    Handback {
+        /// The dialog, e.g. chat97669.
+        dialog: String,
     },
     /// Show the message log: recent turns and p50/p95 latencies.
     Stats {
@@ -75,18 +84,29 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let loaded_env = crate::env::load_dotenv(&cli.env_dir)?;
     let command = match cli.command {
         Command::Demo(args) => {
-            // The demo needs no configuration, and its terminal is the show: logs only for
-            // warnings unless RUST_LOG asks for more.
-            crate::telemetry::init_with_default(cli.log_json, "warn");
+            // The demo needs no configuration (not even a readable .env), and its terminal is the
+            // show: logs only for warnings unless RUST_LOG asks for more.
+            let env = crate::env::over_process_env(HashMap::new());
+            crate::telemetry::init_with_default(cli.log_json, "warn", env.get("RUST_LOG").map(String::as_str));
             return crate::demo::run(args).await;
         }
         other => other,
     };
-    let config = Config::from_env().map_err(anyhow::Error::new)?;
-    crate::telemetry::init(cli.log_json || config.runner.log_json);
+    // The one place the configuration is read: `.env` under the real environment (see `env`).
+    let file = crate::env::read(&cli.env_dir)?;
+    let loaded_env = file.is_some();
+    let env = crate::env::over_process_env(file.unwrap_or_default());
+    let config = Config::from_map(&env).map_err(anyhow::Error::new)?;
+    let (json, rust_log) = (cli.log_json || config.runner.log_json, env.get("RUST_LOG").map(String::as_str));
+    if matches!(command, Command::Serve) {
+        crate::telemetry::init(json, rust_log);
+    } else {
+        // The admin commands print their own results: their logs are for warnings unless RUST_LOG
+        // asks for more (a failed call they report anyway would otherwise be said twice).
+        crate::telemetry::init_with_default(json, "warn", rust_log);
+    }
     if loaded_env {
         tracing::debug!("read .env from {}", cli.env_dir.display());
     }
@@ -99,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Read(args) => crate::admin::tty::read(&config, args).await,
         Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
         Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
+        Command::Handback { dialog } => crate::admin::tty::handback(&config, &dialog).await,
         Command::Stats { recent } => crate::admin::local::stats(&config, recent).await,
         Command::DeadLetters { redrive, all } => {
             let which = match (redrive, all) {
@@ -112,6 +133,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Forget { phone } => crate::admin::local::forget(&config, &phone).await,
     }
+}
+
+/// What `main` does with an error: `None` for a quiet, successful exit (the reader of our output
+/// went away, as in `olbridge stats | head`), otherwise the one line to print.
+pub fn error_report(e: &anyhow::Error) -> Option<String> {
+    if e.chain().any(|c| matches!(c.downcast_ref::<crate::output::OutputError>(), Some(crate::output::OutputError::Closed))) {
+        return None;
+    }
+    Some(error_line(e))
+}
+
+/// The error and its causes on one line, each said once. Some errors repeat their source in their
+/// own text (a store's "cannot use data directory x: File exists (os error 17)" also has that
+/// `io::Error` as its source), so anyhow's `{:#}` would say it twice; a cause whose text the line
+/// already holds is left out.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
@@ -180,5 +228,35 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot use data directory /x: {source}")]
+    struct Repeats {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(17);
+        let io_text = io.to_string();
+        let e = anyhow::Error::new(Repeats { source: io }).context("cannot open the store in /x").context("cannot start the bridge");
+        let line = error_line(&e);
+        assert_eq!(line.matches(&io_text).count(), 1, "{line}");
+        assert!(line.starts_with("cannot start the bridge: cannot open the store in /x: cannot use data directory /x: "), "{line}");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
+    }
+
+    #[test]
+    fn a_closed_output_is_a_quiet_exit() {
+        let closed = anyhow::Error::new(crate::output::OutputError::Closed).context("printing the stats");
+        assert_eq!(error_report(&closed), None);
+        assert!(error_report(&anyhow::anyhow!("boom")).is_some());
     }
 }

@@ -5,7 +5,8 @@
 //!   the worker pool and the store — running core's `receive` and `process` use cases.
 //! - [`cli`]: the `olbridge` command line; [`admin`]: its commands besides `serve` (register-bot,
 //!   doctor, read/chat/send, stats, forget); [`demo`]: `olbridge demo`.
-//! - [`env`](mod@env), [`telemetry`]: `.env` loading and logging.
+//! - [`env`](mod@env), [`telemetry`], [`output`]: `.env` parsing, logging, and standard output
+//!   that survives `| head`.
 //!
 //! # Dependency rules
 //! This crate depends on `olbridge-core` (use cases, ports, the REST and bot clients), on
@@ -17,5 +18,6 @@ pub mod admin;
 pub mod cli;
 pub mod demo;
 pub mod env;
+pub mod output;
 pub mod runner;
 pub mod telemetry;

@@ -11,9 +11,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match olbridge::cli::error_report(&e) {
+            Some(line) => {
+                eprintln!("error: {line}");
+                ExitCode::FAILURE
+            }
+            // The reader of our output went away (`olbridge stats | head`): nothing to say.
+            None => ExitCode::SUCCESS,
+        },
     }
 }

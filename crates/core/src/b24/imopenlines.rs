@@ -226,6 +226,18 @@ impl B24Client {
         self.call("imopenlines.operator.transfer", &p).await
     }
 
+    /// `imopenlines.session.intercept`: the webhook's user takes the dialog from its current
+    /// operator, which may be the bot (contract §5.4). `OPERATOR_WRONG` when it cannot.
+    pub async fn imopenlines_session_intercept(&self, chat: ChatId) -> Result<bool, B24Error> {
+        self.call("imopenlines.session.intercept", &json!({"CHAT_ID": chat.get()})).await
+    }
+
+    /// `imopenlines.operator.finish`: the webhook's user finishes its own dialog (contract §5.5);
+    /// the customer's next message starts a new session.
+    pub async fn imopenlines_operator_finish(&self, chat: ChatId) -> Result<bool, B24Error> {
+        self.call("imopenlines.operator.finish", &json!({"CHAT_ID": chat.get()})).await
+    }
+
     /// `imopenlines.config.list.get`: one page of lines (`limit` ≤ 200), with their queues.
     pub async fn imopenlines_config_list_get(&self, offset: u32, limit: u32) -> Result<Vec<LineConfig>, B24Error> {
         let p = json!({"PARAMS": {"offset": offset, "limit": limit.clamp(1, 200)}, "OPTIONS": {"QUEUE": "Y"}});

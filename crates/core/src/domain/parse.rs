@@ -169,7 +169,15 @@ enum Kind {
 /// event names (`auth[member_id]`, `auth[domain]`); the receiver uses [`to_portal_event_as`] with
 /// the portal it verified instead.
 pub fn to_portal_event(env: &EventEnvelope) -> Result<Option<PortalEvent>, ParseError> {
+    if !handled(&env.event) {
+        return Ok(None);
+    }
     to_portal_event_as(env, env.portal()?)
+}
+
+/// Whether the bridge decodes events with this code.
+fn handled(event: &str) -> bool {
+    matches!(event, "ONIMBOTMESSAGEADD" | "ONIMBOTJOINCHAT" | "ONIMCOMMANDADD" | "ONIMBOTDELETE") || v2_kind(event).is_some()
 }
 
 /// As [`to_portal_event`], attributing the event to `portal` (whose member id the caller verified or

@@ -1,11 +1,24 @@
 //! `olbridge doctor`: checks a setup end to end and says, in plain words, what is wrong and how to
 //! fix it. Every check runs even when an earlier one failed, so one run lists every problem.
+//!
+//! Two checks need no portal: the handler URL must be one a Bitrix24 portal can call (public
+//! HTTPS, contract §3.3: a loopback or plain-http address registers fine and then never receives
+//! an event), and `B24_MEMBER_ID`, which nobody can look up in the Bitrix24 UI: it is the
+//! `auth[member_id]` of every event; the bridge pins the first verified one in its store, so once
+//! it has received an event, doctor can name the line to add to `.env`.
 
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use olbridge_core::b24::{B24Client, ClientOptions, ErrorKind};
 use olbridge_core::config::Config;
+use olbridge_core::ports::MetaStore as _;
+use olbridge_core::usecase::receive::MemberPin;
+use olbridge_sqlite::SqliteStore;
+use url::{Host, Url};
+
+use crate::output::OutputError;
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,17 +32,25 @@ pub enum Check {
 }
 
 impl Check {
-    fn print(&self) {
+    fn print(&self) -> Result<(), OutputError> {
         match self {
-            Self::Ok(t) => println!("  ok    {t}"),
-            Self::Warn(t) => println!("  warn  {t}"),
-            Self::Fail(t) => println!("  FAIL  {t}"),
+            Self::Ok(t) => crate::outln!("  ok    {t}"),
+            Self::Warn(t) => crate::outln!("  warn  {t}"),
+            Self::Fail(t) => crate::outln!("  FAIL  {t}"),
         }
     }
 }
 
 /// Runs every check and returns them in order.
 pub async fn checks(config: &Config) -> Vec<Check> {
+    let mut out = portal_checks(config).await;
+    out.extend(handler_checks(config).await);
+    out.push(member_id_check(config).await);
+    out.push(bot_check(config).await);
+    out
+}
+
+async fn portal_checks(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     let Some(webhook) = config.portal.webhook.clone() else {
         out.push(Check::Fail(
@@ -83,8 +104,6 @@ pub async fn checks(config: &Config) -> Vec<Check> {
         out.push(Check::Fail("B24_BOT_CLIENT_ID is not set: it is printed by `olbridge register-bot`".into()));
     }
     out.extend(line_checks(&client, config, bot_id).await);
-    out.push(handler_check(config).await);
-    out.push(bot_check(config).await);
     out
 }
 
@@ -120,20 +139,88 @@ async fn line_checks(client: &B24Client, config: &Config, bot_id: Option<u64>) -
     out
 }
 
-async fn handler_check(config: &Config) -> Check {
+async fn handler_checks(config: &Config) -> Vec<Check> {
     let Some(base) = &config.runner.public_url else {
-        return Check::Warn("OLBRIDGE_PUBLIC_URL is not set: cannot check that Bitrix24 can reach the receiver".into());
+        return vec![Check::Warn("OLBRIDGE_PUBLIC_URL is not set: cannot check that Bitrix24 can reach the receiver".into())];
     };
+    let mut out = Vec::new();
+    if let Some(problem) = unreachable_for_bitrix24(base) {
+        out.push(Check::Fail(format!(
+            "OLBRIDGE_PUBLIC_URL {base} {problem}: Bitrix24 only calls public HTTPS handler URLs (no localhost, no self-signed certificates). \
+             Put a TLS reverse proxy with a real certificate in front of OLBRIDGE_LISTEN, set OLBRIDGE_PUBLIC_URL=https://<public host>, \
+             and if the bot was registered with this address, register it with the new one (`olbridge register-bot --code <new code>`) and attach that bot to the line"
+        )));
+    }
     let url = format!("{}/health", base.as_str().trim_end_matches('/'));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
-    match client {
+    out.push(match client {
         Ok(c) => match c.get(&url).send().await {
             Ok(r) if r.status().is_success() => Check::Ok(format!("the receiver answers at {url}")),
             Ok(r) => Check::Fail(format!("{url} answered HTTP {}: is the bridge running behind that address?", r.status().as_u16())),
             Err(_) => Check::Fail(format!("{url} is not reachable from here: start `olbridge serve` and check DNS, TLS and the proxy in front of it")),
         },
         Err(e) => Check::Fail(format!("cannot build an HTTP client: {e}")),
+    });
+    out
+}
+
+/// Why a Bitrix24 portal cannot call `url`, if it cannot: not HTTPS, or a host that is not public.
+pub fn unreachable_for_bitrix24(url: &Url) -> Option<&'static str> {
+    let private = match url.host() {
+        None => return Some("has no host"),
+        Some(Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local") || !d.contains('.')
+        }
+        Some(Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+    };
+    if private {
+        Some("is a loopback or private address")
+    } else if url.scheme() != "https" {
+        Some("is plain http")
+    } else {
+        None
     }
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()),
+        IpAddr::V6(v6) => {
+            let unique_local = (v6.segments()[0] & 0xfe00) == 0xfc00;
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            !(v6.is_loopback() || v6.is_unspecified() || unique_local || link_local) && v6.to_ipv4_mapped().is_none_or(|v4| is_public(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// `B24_MEMBER_ID`: where to find it, and whether it agrees with the member id the bridge pinned
+/// from the first verified event.
+async fn member_id_check(config: &Config) -> Check {
+    let pinned = pinned_member_id(config).await;
+    match (&config.portal.member_id, pinned) {
+        (Some(m), Some(p)) if m.as_str() != p => Check::Fail(format!(
+            "B24_MEMBER_ID is {m}, but the bridge pinned member id {p} from the events it verified: check which portal B24_WEBHOOK_BASE belongs to and fix B24_MEMBER_ID"
+        )),
+        (Some(m), _) => Check::Ok(format!("B24_MEMBER_ID is set ({m}): events from other portals are refused")),
+        (None, Some(p)) => Check::Warn(format!(
+            "B24_MEMBER_ID is not set; the bridge pinned member id {p} from the first verified event and refuses events naming another portal. \
+             Add B24_MEMBER_ID={p} to .env to make it explicit (it then never depends on which event came first)"
+        )),
+        (None, None) => Check::Warn(
+            "B24_MEMBER_ID is not set: the bridge will pin the member id of the first verified event and refuse others. The Bitrix24 UI does not show it: \
+             every event carries it as auth[member_id], and the bridge logs it (WARN \"learned the portal's member id\") when it pins it. \
+             Once `olbridge serve` has received an event, run `olbridge doctor` again and it names the line to add"
+                .into(),
+        ),
+    }
+}
+
+/// The member id the bridge pinned in the local store, if there is a store and it pinned one.
+async fn pinned_member_id(config: &Config) -> Option<String> {
+    let store = SqliteStore::open_for_admin(&config.runner.data_dir).ok()?;
+    store.get_value(MemberPin::META_NAME).await.ok().flatten().map(|v| v.value)
 }
 
 async fn bot_check(config: &Config) -> Check {
@@ -147,17 +234,41 @@ async fn bot_check(config: &Config) -> Check {
 
 /// Runs `olbridge doctor`.
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    println!("olbridge doctor");
+    crate::outln!("olbridge doctor")?;
     let results = checks(config).await;
     for c in &results {
-        c.print();
+        c.print()?;
     }
     let failed = results.iter().filter(|c| matches!(c, Check::Fail(_))).count();
     if failed == 0 {
-        println!("\nEverything needed is in place.");
+        crate::outln!("\nEverything needed is in place.")?;
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("\n{failed} problem(s) to fix.");
+        crate::outln!("\n{failed} problem(s) to fix.")?;
         Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_https_urls_reach_a_handler() {
+        let problem = |u: &str| unreachable_for_bitrix24(&Url::parse(u).unwrap());
+        assert_eq!(problem("https://bridge.example.com"), None);
+        assert_eq!(problem("https://203.0.113.7:8443/x"), None);
+        assert_eq!(problem("http://bridge.example.com"), Some("is plain http"));
+        for private in [
+            "https://127.0.0.1:8080",
+            "http://localhost:8080",
+            "https://[::1]/",
+            "https://10.0.0.5",
+            "https://192.168.1.2",
+            "https://bridge/",
+            "https://0.0.0.0",
+        ] {
+            assert_eq!(problem(private), Some("is a loopback or private address"), "{private}");
+        }
     }
 }

@@ -17,20 +17,20 @@ pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
     let since = Utc::now() - Duration::hours(24);
     let s = store.stats(since).await?;
-    println!("last 24 h: {} turns", s.turns);
+    crate::outln!("last 24 h: {} turns", s.turns)?;
     for (outcome, n) in &s.by_outcome {
-        println!("  {outcome:<12} {n}");
+        crate::outln!("  {outcome:<12} {n}")?;
     }
     let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
-    println!("received -> answered   p50 {}  p95 {}", ms(s.p50_ms), ms(s.p95_ms));
-    println!("bridge's own overhead  p50 {}  p95 {}", ms(s.overhead_p50_ms), ms(s.overhead_p95_ms));
+    crate::outln!("received -> answered   p50 {}  p95 {}", ms(s.p50_ms), ms(s.p95_ms))?;
+    crate::outln!("bridge's own overhead  p50 {}  p95 {}", ms(s.overhead_p50_ms), ms(s.overhead_p95_ms))?;
     let rows = store.recent(recent).await?;
     if !rows.is_empty() {
-        println!("\nrecent turns (newest first):");
+        crate::outln!("\nrecent turns (newest first):")?;
     }
     for r in rows {
         let total = (r.timings.finished_at - r.timings.received_at).num_milliseconds();
-        println!(
+        crate::outln!(
             "  {}  {:<10} {:<10} {:>6} ms (bot {} ms, {} call(s))",
             r.timings.received_at.format("%Y-%m-%d %H:%M:%S"),
             r.dialog,
@@ -38,7 +38,7 @@ pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
             total,
             r.timings.bot_ms.unwrap_or(0),
             r.bot_attempts
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -50,17 +50,17 @@ pub async fn dead_letters(config: &Config, redrive: Option<Redrive>) -> anyhow::
     let Some(which) = redrive else {
         let dead = store.dead_letters(usize::MAX).await?;
         if dead.is_empty() {
-            println!("no dead letters");
+            crate::outln!("no dead letters")?;
         }
         for d in dead {
-            println!(
+            crate::outln!(
                 "{}  {}  ({} failure(s), {} interruption(s)): {}",
                 d.dead_at.format("%Y-%m-%d %H:%M:%S"),
                 d.job.key,
                 d.failures,
                 d.interruptions,
                 d.reason
-            );
+            )?;
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -70,11 +70,11 @@ pub async fn dead_letters(config: &Config, redrive: Option<Redrive>) -> anyhow::
     };
     let back = olbridge_core::usecase::job::redrive(&store, &store, keys.as_deref(), Utc::now()).await?;
     match back.len() {
-        0 => println!("nothing to put back (no such dead letter)"),
-        n => println!("put {n} job(s) back on the queue; a running bridge picks them up within its next poll of the queue"),
-    }
+        0 => crate::outln!("nothing to put back (no such dead letter)"),
+        n => crate::outln!("put {n} job(s) back on the queue; a running bridge picks them up within seconds"),
+    }?;
     for k in back {
-        println!("  {k}");
+        crate::outln!("  {k}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -93,9 +93,9 @@ pub async fn forget(config: &Config, phone: &str) -> anyhow::Result<ExitCode> {
     let phone = Phone::parse(phone).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
     if store.delete(&phone).await? {
-        println!("deleted the profile of {}", phone.redacted());
+        crate::outln!("deleted the profile of {}", phone.redacted())?;
     } else {
-        println!("no profile stored for {}", phone.redacted());
+        crate::outln!("no profile stored for {}", phone.redacted())?;
     }
     Ok(ExitCode::SUCCESS)
 }

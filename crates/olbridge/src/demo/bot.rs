@@ -32,18 +32,78 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct Faq(Vec<Entry>);
 
-impl Faq {
-    /// Parses the FAQ text format (see `demo/faq.txt`).
-    pub fn parse(text: &str) -> Self {
-        let mut entries = Vec::new();
-        for block in text.split("\n\n") {
-            let lines: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-            let Some((head, rest)) = lines.split_first() else { continue };
-            let Some(keys) = head.strip_prefix("Q:") else { continue };
-            let keywords = keys.split(',').map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()).collect();
-            entries.push(Entry { keywords, answer: rest.join("\n") });
+/// Why a FAQ file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaqError {
+    /// A line breaks the format.
+    #[error("line {line}: {problem}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong and how to fix it.
+        problem: &'static str,
+    },
+    /// No entries at all.
+    #[error("no `Q:` blocks: each block starts with `Q: keyword, keyword` followed by the answer (see demo/faq.txt)")]
+    Empty,
+}
+
+/// A block being read: its first line, keywords and answer lines.
+struct Block {
+    line: usize,
+    keywords: Vec<String>,
+    answer: Vec<String>,
+}
+
+impl Block {
+    fn finish(self) -> Result<Entry, FaqError> {
+        if self.answer.is_empty() {
+            return Err(FaqError::Line { line: self.line, problem: "this question has no answer: write it on the lines right after `Q:`" });
         }
-        Self(entries)
+        Ok(Entry { keywords: self.keywords, answer: self.answer.join("\n") })
+    }
+}
+
+impl Faq {
+    /// Parses the FAQ text format (see `demo/faq.txt`): blocks separated by blank lines, each a
+    /// `Q: keyword, keyword` line followed by the answer; `#` lines are comments. Anything else is
+    /// refused with its line, so a typo does not silently drop an answer.
+    pub fn parse(text: &str) -> Result<Self, FaqError> {
+        let mut entries = Vec::new();
+        let mut block: Option<Block> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            let fail = |problem| FaqError::Line { line: i + 1, problem };
+            if line.starts_with('#') {
+                continue;
+            }
+            if line.is_empty() {
+                if let Some(b) = block.take() {
+                    entries.push(b.finish()?);
+                }
+                continue;
+            }
+            let question = line.strip_prefix("Q:");
+            match (&mut block, question) {
+                (None, None) => return Err(fail("expected `Q: keyword, keyword` to start a block (blocks are separated by a blank line)")),
+                (None, Some(keys)) => {
+                    let keywords: Vec<String> = keys.split(',').map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()).collect();
+                    if keywords.is_empty() {
+                        return Err(fail("`Q:` lists no keywords: write them separated by commas"));
+                    }
+                    block = Some(Block { line: i + 1, keywords, answer: Vec::new() });
+                }
+                (Some(_), Some(_)) => return Err(fail("a new `Q:` line needs a blank line before it")),
+                (Some(b), None) => b.answer.push(line.to_owned()),
+            }
+        }
+        if let Some(b) = block.take() {
+            entries.push(b.finish()?);
+        }
+        if entries.is_empty() {
+            return Err(FaqError::Empty);
+        }
+        Ok(Self(entries))
     }
 
     /// The best answer for `text`, if any keyword matches.
@@ -145,10 +205,25 @@ mod tests {
 
     #[test]
     fn the_faq_answers_by_keywords() {
-        let faq = Faq::parse(DEFAULT_FAQ);
+        let faq = Faq::parse(DEFAULT_FAQ).unwrap();
         assert!(faq.answer("When are you open?").is_some_and(|a| a.contains("9:00")));
         assert!(faq.answer("how long does delivery take").is_some_and(|a| a.contains("1-3")));
         assert!(faq.answer("qwerty").is_none());
         assert_eq!(introduced_name("Hi, my name is Ana!").as_deref(), Some("Ana"));
+    }
+
+    #[test]
+    fn a_malformed_faq_is_refused_with_its_line() {
+        let line = |text: &str| match Faq::parse(text) {
+            Err(FaqError::Line { line, .. }) => line,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(line("# c\nhours, open\nWe're open.\n"), 2, "no Q:");
+        assert_eq!(line("Q: hours\n\nQ: price\nCheap.\n"), 1, "a question without an answer");
+        assert_eq!(line("Q: hours\nOpen.\nQ: price\nCheap.\n"), 3, "no blank line between blocks");
+        assert_eq!(line("Q: , \nOpen.\n"), 1, "no keywords");
+        assert!(matches!(Faq::parse("# only comments\n\n"), Err(FaqError::Empty)));
+        let faq = Faq::parse("Q: hours\r\nOpen\r\nall day.\r\n\r\nQ: price\nCheap.").unwrap();
+        assert_eq!(faq.answer("your hours?"), Some("Open\nall day."));
     }
 }

@@ -66,8 +66,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 async fn start(args: &DemoArgs) -> anyhow::Result<DemoWorld> {
     let faq = match &args.faq {
-        Some(path) => Faq::parse(&std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
-        None => Faq::parse(DEFAULT_FAQ),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Faq::parse(&text).map_err(|e| anyhow::anyhow!("{}, {e}", path.display()))?
+        }
+        None => Faq::parse(DEFAULT_FAQ).map_err(|e| anyhow::anyhow!("the built-in FAQ, {e}"))?,
     };
     let emulator = Emulator::start(EmulatorConfig::default()).await.context("cannot start the portal emulator")?;
     let portal = emulator.seed_demo();

@@ -10,9 +10,10 @@
 //! (`OLBRIDGE_BURST_MS` adds an optional quiet window before that). What becomes of each job is
 //! core's decision (`olbridge_core::usecase::job`); this module only applies it.
 //!
-//! The dispatcher never polls on a timer: it sleeps until the receiver enqueues something, a turn
-//! ends (its chat's next message may go), or the queue's next due time (a retry's backoff, a
-//! lease that runs out).
+//! The dispatcher does not wait on a polling timer: it sleeps until the receiver enqueues
+//! something, a turn ends (its chat's next message may go), or the queue's next due time (a
+//! retry's backoff, a lease that runs out) — at most [`MAX_IDLE_WAIT`], for changes another
+//! process makes to the store.
 //!
 //! A turn that panics is caught here and counted as a failure; the lease heartbeat is stopped by a
 //! guard, so nothing keeps renewing the lease of a dead turn.
@@ -30,8 +31,9 @@ use tracing::{error, warn};
 
 use super::Shared;
 
-/// When the queue cannot say when to look again (it failed), look again after this long.
-const FALLBACK_WAIT: Duration = Duration::from_secs(1);
+/// The longest an idle dispatcher sleeps without being woken: the store may be changed by another
+/// process (an operator's `olbridge dead-letters --redrive`), which cannot wake it.
+const MAX_IDLE_WAIT: Duration = Duration::from_secs(2);
 /// The quiet window is extended while messages keep coming, up to this many windows.
 const BURST_CAP_WINDOWS: u32 = 4;
 
@@ -87,12 +89,11 @@ pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch
 async fn idle_wait(shared: &Shared) -> Duration {
     let now = shared.deps.clock.now();
     match shared.queue.next_due(now).await {
-        Ok(Some(at)) => (at - now).to_std().unwrap_or_default().max(Duration::from_millis(1)),
-        // Nothing waiting: the receiver's wake-up is the only thing to wait for.
-        Ok(None) => Duration::from_secs(3600),
+        Ok(Some(at)) => (at - now).to_std().unwrap_or_default().clamp(Duration::from_millis(1), MAX_IDLE_WAIT),
+        Ok(None) => MAX_IDLE_WAIT,
         Err(e) => {
             warn!(error = %e, "cannot read the queue's next due time");
-            FALLBACK_WAIT
+            MAX_IDLE_WAIT
         }
     }
 }

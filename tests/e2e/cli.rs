@@ -1,0 +1,83 @@
+//! The binary as a command-line tool: `.env` is read the way the client's scripts read it and its
+//! errors never print a value, output into a closed pipe (`olbridge stats | head`) is a quiet
+//! success rather than a panic, and an error names each cause once.
+
+use std::process::Stdio;
+
+use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_command, run_olbridge};
+
+use crate::REPLY_TIMEOUT;
+
+const SECRET: &str = "SECRETBOTTOKEN";
+
+#[tokio::test]
+async fn dotenv_reads_the_readme_format_lets_the_environment_win_and_never_prints_a_value() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = dir.path().join("store-from-dotenv");
+    let env_file = dir.path().join(".env");
+    let template =
+        format!("# as in README.md\nBOT_HTTP_AUTH=Bearer <token>            # optional\nexport OLBRIDGE_DATA_DIR={}   # the store\n", store.display());
+    std::fs::write(&env_file, template).unwrap();
+    // `stats` reads the store named in .env: its error shows the path, without the comment.
+    let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("no olbridge store in {} (", store.display())), "{stderr}");
+
+    let other = dir.path().join("from-the-environment");
+    let other_str = other.display().to_string();
+    let out = run_olbridge(dir.path(), &[("OLBRIDGE_DATA_DIR", &other_str)], &["stats"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("no olbridge store in {other_str} (")), "the real environment wins: {stderr}");
+
+    std::fs::write(&env_file, format!("OLBRIDGE_DATA_DIR=x\nBOT_HTTP_AUTH=\"Bearer {SECRET}\n")).unwrap();
+    let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("{}, line 2: BOT_HTTP_AUTH: ", env_file.display())), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+#[tokio::test]
+async fn admin_output_into_a_closed_pipe_is_a_quiet_success() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    app.customer_writes(PHONE, "hello").await.unwrap();
+    app.wait_turns(1, REPLY_TIMEOUT).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let env: Vec<(&str, &str)> = app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for args in [&["stats"][..], &["dead-letters"], &["read", "--once"], &["doctor"]] {
+        // The reader is gone before the child starts: its first write meets a closed pipe.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = olbridge_command(dir.path(), &env).unwrap();
+        cmd.args(args).stdin(Stdio::null()).stdout(writer).stderr(Stdio::piped());
+        let out = cmd.spawn().unwrap().wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_data_dir_that_is_not_a_directory_is_reported_with_its_cause_once() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for data_dir in [file.clone(), file.join("below")] {
+        let data_dir = data_dir.display().to_string();
+        let env = [
+            ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/1/abc123def456/"),
+            ("BOT_HTTP_URL", "http://127.0.0.1:9/bot"),
+            ("B24_BOT_ID", "5"),
+            ("B24_BOT_CLIENT_ID", "x"),
+            ("OLBRIDGE_LISTEN", "127.0.0.1:0"),
+            ("OLBRIDGE_DATA_DIR", &data_dir),
+        ];
+        let out = run_olbridge(dir.path(), &env, &["serve"]).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{stderr}"));
+        assert!(error.contains(&data_dir), "{error}");
+        assert_eq!(error.matches("(os error").count(), 1, "{error}");
+    }
+}

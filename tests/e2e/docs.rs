@@ -1,0 +1,46 @@
+//! The docs quote log lines an operator greps and alerts on: each quote must be what the code
+//! logs. A change of a log message fails here until the docs follow.
+
+use std::path::{Path, PathBuf};
+
+/// (doc file, the quote as the doc writes it, the literal the source must contain).
+const QUOTED: &[(&str, &str, &str)] = &[
+    ("docs/operations.md", "`the bot failed: fallback message and handoff`", "\"the bot failed: fallback message and handoff\""),
+    ("docs/operations.md", "`a job was dead-lettered`", "\"a job was dead-lettered"),
+    ("docs/operations.md", "`a job used all its attempts and was dead-lettered`", "\"a job used all its attempts and was dead-lettered"),
+    ("docs/operations.md", "`event refused` with `status=401` and `reason=event authentication failed`", "\"event refused\""),
+    ("docs/operations.md", "`reason=event authentication failed`", "#[error(\"event authentication failed\")]"),
+    ("docs/operations.md", "`our bot was unregistered on the portal`", "\"our bot was unregistered on the portal"),
+    ("docs/operations.md", "`the portal refused the reply; giving up on this turn`", "\"the portal refused the reply; giving up on this turn\""),
+    ("docs/operations.md", "outcome in `olbridge stats` is `ignored`", "Self::Ignored { .. } => \"ignored\""),
+    ("docs/bitrix24-setup.md", "logs `event refused` with `reason=event authentication failed`", "\"event refused\""),
+    ("docs/operations.md", "(`add B24_MEMBER_ID=… to .env`)", "add B24_MEMBER_ID={first} to .env"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf()
+}
+
+fn rust_sources(dir: &Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+#[test]
+fn every_quoted_log_line_is_in_its_doc_and_in_the_code() {
+    let mut code = String::new();
+    rust_sources(&root().join("crates"), &mut code);
+    for (doc, quote, literal) in QUOTED {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        // Markdown may wrap a quote across lines.
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(quote), "{doc} no longer quotes {quote}: update this list");
+        assert!(code.contains(literal), "{doc} quotes {quote}, but no source contains {literal}: fix the doc");
+    }
+}
