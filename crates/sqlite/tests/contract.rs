@@ -7,8 +7,8 @@
 use std::future::{Ready, ready};
 use std::path::Path;
 
-use olbridge_sqlite::SqliteStore;
 use olbridge_core::contract;
+use olbridge_sqlite::SqliteStore;
 
 /// A factory of fresh stores in numbered directories under `root`.
 fn fresh(root: &Path) -> impl FnMut() -> Ready<SqliteStore> + '_ {
