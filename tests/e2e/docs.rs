@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 /// (doc file, the quote as the doc writes it, the literal the source must contain).
 const QUOTED: &[(&str, &str, &str)] = &[
     ("docs/operations.md", "`the bot failed: fallback message and handoff`", "\"the bot failed: fallback message and handoff\""),
-    ("docs/operations.md", "`a job was dead-lettered`", "\"a job was dead-lettered"),
-    ("docs/operations.md", "`a job used all its attempts and was dead-lettered`", "\"a job used all its attempts and was dead-lettered"),
-    ("docs/operations.md", "`event refused` with `status=401` and `reason=event authentication failed`", "\"event refused\""),
-    ("docs/operations.md", "`reason=event authentication failed`", "#[error(\"event authentication failed\")]"),
+    ("docs/operations.md", "`a turn was given up: the customer was told and the chat handed to a human`", "\"a turn was given up: the customer was told and the chat handed to a human"),
+    ("docs/operations.md", "`cannot give a turn up yet (the customer is not told); retrying`", "\"cannot give a turn up yet (the customer is not told); retrying\""),
+    ("docs/operations.md", "`a job kept stopping the process`", "\"a job kept stopping the process"),
+    ("docs/operations.md", "`requests refused since the last summary`", "requests refused since the last summary"),
+    ("docs/operations.md", "`cannot accept connections: out of descriptors`", "cannot accept connections: out of descriptors"),
+    ("docs/operations.md", "`learned the portal's member id from the first verified event`", "\"learned the portal's member id from the first verified event"),
     ("docs/operations.md", "`our bot was unregistered on the portal`", "\"our bot was unregistered on the portal"),
-    ("docs/operations.md", "`the portal refused the reply; giving up on this turn`", "\"the portal refused the reply; giving up on this turn\""),
+    ("docs/operations.md", "`the portal refused the reply; handing the chat to a human`", "\"the portal refused the reply; handing the chat to a human\""),
     ("docs/operations.md", "outcome in `olbridge stats` is `ignored`", "Self::Ignored { .. } => \"ignored\""),
     ("docs/bitrix24-setup.md", "logs `event refused` with `reason=event authentication failed`", "\"event refused\""),
-    ("docs/operations.md", "(`add B24_MEMBER_ID=… to .env`)", "add B24_MEMBER_ID={first} to .env"),
 ];
 
 fn root() -> PathBuf {

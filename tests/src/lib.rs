@@ -4,9 +4,11 @@
 //! Tests wait on observable state (the customer's inbox, requests reaching the bot), never on fixed
 //! sleeps where a probe would do.
 
+pub mod attack;
 pub mod bot;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -47,6 +49,8 @@ pub struct AppOptions {
     pub workers: usize,
     /// Anything else.
     pub extra_env: Vec<(String, String)>,
+    /// The child process's descriptor limit (`ulimit -n`), for [`TestApp::spawn_process`].
+    pub fd_limit: Option<u64>,
 }
 
 impl Default for AppOptions {
@@ -60,6 +64,7 @@ impl Default for AppOptions {
             hmac_secret: None,
             workers: 64,
             extra_env: Vec::new(),
+            fd_limit: None,
         }
     }
 }
@@ -81,7 +86,10 @@ pub struct TestApp {
     pub env: HashMap<String, String>,
     /// The receiver's URL for events.
     pub events_url: String,
+    /// The receiver's address.
+    pub addr: SocketAddr,
     data_dir: TempDir,
+    fd_limit: Option<u64>,
     bridge: Option<Bridge>,
     child: Option<Child>,
 }
@@ -107,7 +115,7 @@ impl TestApp {
         let emulator = Emulator::start(EmulatorConfig { rate: opts.portal_rate, ..EmulatorConfig::default() }).await?;
         let portal = emulator.seed_demo();
         let bot = TestBot::start().await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = olbridge::runner::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let events_url = format!("http://{addr}/bitrix/events");
         let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -149,7 +157,9 @@ impl TestApp {
             client_id: reg.client_id.expose().to_owned(),
             env,
             events_url,
+            addr,
             data_dir,
+            fd_limit: opts.fd_limit,
             bridge: None,
             child: None,
         };
@@ -158,8 +168,17 @@ impl TestApp {
 
     async fn start_child(&mut self) -> anyhow::Result<()> {
         let bin = olbridge_binary()?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("--env-dir").arg(self.data_dir.path()).arg("serve").env_clear().envs(&self.env).env("RUST_LOG", "warn");
+        let mut cmd = match self.fd_limit {
+            // The shell lowers its own limit and execs the bridge, which inherits it: no unsafe
+            // pre-exec hook in this process.
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(&bin);
+                sh
+            }
+            None => Command::new(&bin),
+        };
+        cmd.arg("--env-dir").arg(self.data_dir.path()).arg("serve").env_clear().env("RUST_LOG", "warn").envs(&self.env);
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
         }
@@ -170,9 +189,19 @@ impl TestApp {
         self.wait_healthy(Duration::from_secs(20)).await
     }
 
+    /// The receiver's `GET /health` URL.
+    pub fn health_url(&self) -> String {
+        format!("http://{}/health", self.addr)
+    }
+
+    /// What the child process has logged so far (at `RUST_LOG`, WARN unless the env says otherwise).
+    pub fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("serve.log")).unwrap_or_default()
+    }
+
     /// Waits until `GET /health` answers.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
-        let url = self.events_url.replace("/bitrix/events", "/health");
+        let url = self.health_url();
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

@@ -104,6 +104,14 @@ pub mod vars {
     pub const OLBRIDGE_SECRET_TTL_SEC: &str = "OLBRIDGE_SECRET_TTL_SEC";
     /// Largest accepted event body, bytes (default 262144).
     pub const OLBRIDGE_MAX_BODY_BYTES: &str = "OLBRIDGE_MAX_BODY_BYTES";
+    /// Time a connection has to send a complete request head, milliseconds (default 10000).
+    pub const OLBRIDGE_HTTP_HEADER_TIMEOUT_MS: &str = "OLBRIDGE_HTTP_HEADER_TIMEOUT_MS";
+    /// Time a request has to send its whole body once its head is in, milliseconds (default 10000).
+    pub const OLBRIDGE_HTTP_BODY_TIMEOUT_MS: &str = "OLBRIDGE_HTTP_BODY_TIMEOUT_MS";
+    /// Time a connection may wait, silent, for its first or next request, milliseconds (default 5000).
+    pub const OLBRIDGE_HTTP_IDLE_TIMEOUT_MS: &str = "OLBRIDGE_HTTP_IDLE_TIMEOUT_MS";
+    /// Connections the receiver holds at once (default 256; at most half the descriptor limit).
+    pub const OLBRIDGE_MAX_CONNECTIONS: &str = "OLBRIDGE_MAX_CONNECTIONS";
 }
 
 /// Every problem found while loading, reported together.
@@ -208,6 +216,30 @@ pub struct RunnerSettings {
     pub log_json: bool,
     /// `OLBRIDGE_PUBLIC_URL`.
     pub public_url: Option<Url>,
+    /// The receiver's connection limits.
+    pub receiver: ReceiverLimits,
+}
+
+/// How long the receiver waits on a client, and how many clients it holds at once: what keeps slow
+/// or silent connections from starving genuine events (see the runner's `listener` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverLimits {
+    /// `OLBRIDGE_HTTP_HEADER_TIMEOUT_MS`: from the moment the receiver waits for a request (a new
+    /// connection, or the end of the previous response) until its head is complete.
+    pub header_timeout: Duration,
+    /// `OLBRIDGE_HTTP_BODY_TIMEOUT_MS`: from the complete head until the complete body.
+    pub body_timeout: Duration,
+    /// `OLBRIDGE_HTTP_IDLE_TIMEOUT_MS`: until the first byte of a request on a new or kept-alive
+    /// connection; the header timeout runs alongside, so the shorter of the two applies.
+    pub idle_timeout: Duration,
+    /// `OLBRIDGE_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+}
+
+impl Default for ReceiverLimits {
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(10), body_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(5), max_connections: 256 }
+    }
 }
 
 /// The AWS deployment's resources (read by the Lambda functions; the local runner ignores them).
@@ -278,6 +310,20 @@ impl Reader<'_> {
     fn text(&self, name: &str) -> Option<String> {
         self.raw(name).map(str::to_owned)
     }
+}
+
+fn receiver_limits(r: &mut Reader<'_>) -> ReceiverLimits {
+    use vars::*;
+    let defaults = ReceiverLimits::default();
+    let mut millis = |name: &str, default: Duration| {
+        let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(r.number(name, default, |v: &u64| (10..=600_000).contains(v), "expected milliseconds, 10..=600000"))
+    };
+    let header_timeout = millis(OLBRIDGE_HTTP_HEADER_TIMEOUT_MS, defaults.header_timeout);
+    let body_timeout = millis(OLBRIDGE_HTTP_BODY_TIMEOUT_MS, defaults.body_timeout);
+    let idle_timeout = millis(OLBRIDGE_HTTP_IDLE_TIMEOUT_MS, defaults.idle_timeout);
+    let max_connections = r.number(OLBRIDGE_MAX_CONNECTIONS, defaults.max_connections, |v: &usize| (1..=65_536).contains(v), "expected 1..=65536");
+    ReceiverLimits { header_timeout, body_timeout, idle_timeout, max_connections }
 }
 
 impl Config {
@@ -378,6 +424,7 @@ impl Config {
             )),
             log_json: log_json.unwrap_or(false),
             public_url,
+            receiver: receiver_limits(&mut r),
         };
         let aws = AwsSettings {
             table: r.text(OLBRIDGE_TABLE),
@@ -426,6 +473,23 @@ mod tests {
         assert_eq!(c.runner.listen.to_string(), "127.0.0.1:8080");
         assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (16 * 1024, 2000));
         assert!(c.check_serve().is_err());
+    }
+
+    #[test]
+    fn receiver_limits_have_defaults_and_are_range_checked() {
+        let c = Config::from_map(&HashMap::new()).expect("empty config loads");
+        assert_eq!(c.runner.receiver, ReceiverLimits::default());
+        let c = Config::from_map(&env(&[("OLBRIDGE_HTTP_HEADER_TIMEOUT_MS", "250"), ("OLBRIDGE_MAX_CONNECTIONS", "8")])).expect("valid");
+        assert_eq!(c.runner.receiver.header_timeout, Duration::from_millis(250));
+        assert_eq!(c.runner.receiver.max_connections, 8);
+        let e = Config::from_map(&env(&[
+            ("OLBRIDGE_HTTP_HEADER_TIMEOUT_MS", "0"),
+            ("OLBRIDGE_HTTP_BODY_TIMEOUT_MS", "soon"),
+            ("OLBRIDGE_HTTP_IDLE_TIMEOUT_MS", "9999999"),
+            ("OLBRIDGE_MAX_CONNECTIONS", "0"),
+        ]))
+        .expect_err("invalid");
+        assert_eq!(e.0.len(), 4, "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The receiver's HTTP surface: `POST /bitrix/events` and `GET /health`.
 //!
-//! Refusals carry only a stable error code in the body, never internal error text.
+//! Refusals carry only a stable error code in the body, never internal error text, and are logged
+//! through `refusals` (DEBUG each, a summary a minute). Connections, limits and timeouts: `listener`.
 
 use std::sync::Arc;
 
@@ -10,23 +11,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use olbridge_core::config::ReceiverLimits;
 use olbridge_core::usecase::receive::{InboundRequest, ReceiveError, Received};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::Shared;
+use super::refusals::{self, Refusals};
 
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: ReceiverLimits, stop: watch::Receiver<bool>) {
     let limit = shared.receiver.settings.max_body_bytes;
+    let refusals = Arc::clone(&shared.refusals);
     let app = Router::new().route("/bitrix/events", post(events)).route("/health", get(health)).layer(DefaultBodyLimit::max(limit)).with_state(shared);
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-        warn!(error = %e, "receiver stopped with an error");
-    }
+    tokio::join!(
+        super::listener::serve(listener, app, limits, Arc::clone(&refusals), stop.clone()),
+        refusals::report(&refusals, refusals::SUMMARY_EVERY, stop),
+    );
 }
 
 async fn events(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
@@ -46,7 +48,7 @@ async fn events(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, bo
             debug!(reason = %why, "event ignored");
             ok()
         }
-        Err(e) => refuse(&e),
+        Err(e) => refuse(&shared.refusals, &e),
     }
 }
 
@@ -54,14 +56,9 @@ fn ok() -> Response {
     (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
 }
 
-fn refuse(e: &ReceiveError) -> Response {
+fn refuse(refusals: &Refusals, e: &ReceiveError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let code = e.code();
-    if matches!(e, ReceiveError::Store(_)) {
-        warn!(error = %e, "event not stored");
-    } else {
-        info!(status = status.as_u16(), reason = %e, "event refused");
-    }
+    let code = refusals.event(status.as_u16(), e);
     (status, axum::Json(json!({"error": code}))).into_response()
 }
 

@@ -5,6 +5,10 @@
 //! bot's HTTP endpoint, and returns a handle the CLI, the demo and the tests all use.
 
 mod http;
+mod listener;
+mod refusals;
+
+pub use listener::{LISTEN_BACKLOG, bind};
 mod worker;
 
 use std::net::SocketAddr;
@@ -48,6 +52,8 @@ pub(crate) struct Shared {
     /// The queue lease (renewed while a turn runs).
     pub(crate) lease: Duration,
     pub(crate) instance: String,
+    /// What the receiver turned away, for the periodic summary.
+    pub(crate) refusals: Arc<refusals::Refusals>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -70,7 +76,7 @@ impl Bridge {
     /// the workers. `config.check_serve()` must pass.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         config.check_serve().map_err(anyhow::Error::new)?;
-        let listener = TcpListener::bind(config.runner.listen).await.with_context(|| format!("cannot listen on {}", config.runner.listen))?;
+        let listener = bind(config.runner.listen).await.with_context(|| format!("cannot listen on {}", config.runner.listen))?;
         Self::start_on(config, listener).await
     }
 
@@ -85,7 +91,7 @@ impl Bridge {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(http::serve(listener, Arc::clone(&shared), stopped.clone()));
+        tasks.spawn(http::serve(listener, Arc::clone(&shared), config.runner.receiver, stopped.clone()));
         tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
         let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
@@ -176,5 +182,6 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         burst_window: config.conversation.burst_window,
         lease: config.runner.lease,
         instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        refusals: Arc::default(),
     })
 }
