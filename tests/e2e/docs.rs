@@ -6,8 +6,16 @@ use std::path::{Path, PathBuf};
 /// (doc file, the quote as the doc writes it, the literal the source must contain).
 const QUOTED: &[(&str, &str, &str)] = &[
     ("docs/operations.md", "`the bot failed: fallback message and handoff`", "\"the bot failed: fallback message and handoff\""),
-    ("docs/operations.md", "`a turn was given up: the customer was told and the chat handed to a human`", "\"a turn was given up: the customer was told and the chat handed to a human"),
-    ("docs/operations.md", "`cannot give a turn up yet (the customer is not told); retrying`", "\"cannot give a turn up yet (the customer is not told); retrying\""),
+    (
+        "docs/operations.md",
+        "`a turn was given up: the customer was told and the chat handed to a human`",
+        "\"a turn was given up: the customer was told and the chat handed to a human",
+    ),
+    (
+        "docs/operations.md",
+        "`cannot give a turn up yet (the customer is not told); retrying`",
+        "\"cannot give a turn up yet (the customer is not told); retrying\"",
+    ),
     ("docs/operations.md", "`a job kept stopping the process`", "\"a job kept stopping the process"),
     ("docs/operations.md", "`requests refused since the last summary`", "requests refused since the last summary"),
     ("docs/operations.md", "`cannot accept connections: out of descriptors`", "cannot accept connections: out of descriptors"),

@@ -16,6 +16,10 @@ pub mod dynamo;
 pub mod secrets;
 pub mod sqs;
 
+/// Helpers for tests against moto.
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
 /// The SDK configuration from the environment (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL`
 /// when set: that is how tests and local runs reach moto). Load it once per process.
 pub async fn sdk_config() -> aws_config::SdkConfig {
