@@ -3,28 +3,21 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use olbridge_core::domain::stats::{durations, nearest_rank_position};
 use olbridge_core::domain::turn::TurnRecord;
 use olbridge_core::ports::{LogStats, StoreResult, TurnLog};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Fail, SqliteStore, ms, to_json};
 
-/// Received → finished in milliseconds, and the part that was not the bot's, both clamped at zero
-/// (the contract's definition; `olbridge_core::contract::log`).
-fn durations(r: &TurnRecord) -> (i64, i64) {
-    let t = &r.timings;
-    let total = (t.finished_at - t.received_at).num_milliseconds().max(0);
-    let bot = t.bot_ms.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX));
-    (total, total.saturating_sub(bot).max(0))
-}
-
 /// The nearest-rank percentile `p` of `column` over the `n` turns started at or after `since`.
 fn percentile(c: &Connection, column: &str, since: i64, n: i64, p: i64) -> Result<Option<u64>, Fail> {
     if n == 0 {
         return Ok(None);
     }
-    // Rank ceil(p·n/100), at least 1; OFFSET is zero-based.
-    let offset = ((p * n + 99) / 100).max(1) - 1;
+    // OFFSET is zero-based.
+    let rank = nearest_rank_position(usize::try_from(n).unwrap_or(0), usize::try_from(p).unwrap_or(0));
+    let offset = i64::try_from(rank).unwrap_or(i64::MAX) - 1;
     let sql = format!("SELECT {column} FROM turns WHERE started_at >= ?1 ORDER BY {column} LIMIT 1 OFFSET ?2");
     let v: Option<i64> = c.prepare_cached(&sql)?.query_row(params![since, offset], |r| r.get(0)).optional()?;
     Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
@@ -34,6 +27,7 @@ fn percentile(c: &Connection, column: &str, since: i64, n: i64, p: i64) -> Resul
 impl TurnLog for SqliteStore {
     async fn record(&self, record: &TurnRecord) -> StoreResult<()> {
         let (total, overhead) = durations(record);
+        let (total, overhead) = (i64::try_from(total).unwrap_or(i64::MAX), i64::try_from(overhead).unwrap_or(i64::MAX));
         let (started, finished) = (ms(record.timings.started_at), ms(record.timings.finished_at));
         let (outcome, body) = (record.outcome.name(), to_json(record)?);
         self.run(move |c| {

@@ -11,4 +11,5 @@ pub mod parse;
 pub mod profile;
 pub mod secret;
 pub mod split;
+pub mod stats;
 pub mod turn;
