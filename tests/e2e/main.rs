@@ -10,6 +10,7 @@ mod demo;
 mod docs;
 mod escalation;
 mod failures;
+mod lifecycle;
 mod load;
 mod receiver;
 mod tools;

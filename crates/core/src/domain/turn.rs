@@ -50,6 +50,9 @@ pub enum HandoffReason {
 }
 
 impl HandoffReason {
+    /// The rule name of a given-up turn (the chat mode it leaves; a redrive looks for it).
+    pub const GAVE_UP_RULE: &'static str = "gave_up";
+
     /// A stable name for the log and metrics.
     pub fn rule(&self) -> &'static str {
         match self {
@@ -58,7 +61,7 @@ impl HandoffReason {
             Self::BotRequested => "bot_handoff",
             Self::BotFailed { .. } => "bot_failure",
             Self::PortalRefused { .. } => "portal_refused",
-            Self::GaveUp { .. } => "gave_up",
+            Self::GaveUp { .. } => Self::GAVE_UP_RULE,
         }
     }
 }

@@ -29,7 +29,9 @@ use chrono::{DateTime, Utc};
 use super::process::ProcessError;
 use crate::config::Config;
 use crate::domain::ids::DedupKey;
-use crate::ports::{DeadLetters, IdempotencyStore, Settle, StoreError};
+use crate::domain::event::PortalEvent;
+use crate::domain::turn::HandoffReason;
+use crate::ports::{ChatMode, ChatStore, DeadLetters, IdempotencyStore, Settle, StoreError};
 use crate::retry::RetryPolicy;
 
 /// How jobs are retried and when they are given up.
@@ -139,23 +141,29 @@ impl JobPolicy {
     }
 }
 
-/// Puts dead-lettered jobs back on the queue (all, or those with `keys`), reopening their keys first
-/// so they are processed again; returns the keys put back. Safe to repeat: a crash between the two
-/// steps leaves keys reopened and jobs still dead, and running it again finishes the job.
+/// Puts dead-lettered jobs back on the queue (all, or those with `keys`) to be answered by the bot
+/// once the cause is fixed; returns the keys put back. Their keys are reopened first, and a chat
+/// that went to a human only because its turn was given up is handed back to the bot for that
+/// session (a chat a human took for any other reason stays theirs). Safe to repeat: a crash between
+/// the steps leaves keys reopened and jobs still dead, and running it again finishes the job.
 pub async fn redrive(
     dead: &dyn DeadLetters,
     idempotency: &dyn IdempotencyStore,
+    chats: &dyn ChatStore,
     keys: Option<&[DedupKey]>,
     now: DateTime<Utc>,
 ) -> Result<Vec<DedupKey>, StoreError> {
-    let chosen: Vec<DedupKey> = match keys {
-        Some(k) => k.to_vec(),
-        None => dead.dead_letters(usize::MAX).await?.into_iter().map(|d| d.job.key).collect(),
-    };
-    for key in &chosen {
-        idempotency.reopen(key).await?;
+    let chosen: Vec<_> = dead.dead_letters(usize::MAX).await?.into_iter().filter(|d| keys.is_none_or(|k| k.contains(&d.job.key))).collect();
+    for d in &chosen {
+        idempotency.reopen(&d.job.key).await?;
+        if let PortalEvent::Message(m) = &d.job.event
+            && matches!(chats.mode(m.chat_id, m.lines.session_id).await?, ChatMode::Human { rule, .. } if rule == HandoffReason::GAVE_UP_RULE)
+        {
+            chats.set_bot(m.chat_id, m.lines.session_id).await?;
+        }
     }
-    dead.redrive(Some(&chosen), now).await
+    let keys: Vec<DedupKey> = chosen.into_iter().map(|d| d.job.key).collect();
+    dead.redrive(Some(&keys), now).await
 }
 
 #[cfg(test)]

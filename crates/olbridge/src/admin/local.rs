@@ -68,7 +68,7 @@ pub async fn dead_letters(config: &Config, redrive: Option<Redrive>) -> anyhow::
         Redrive::All => None,
         Redrive::Key(k) => Some(vec![DedupKey::from_stored(k)]),
     };
-    let back = olbridge_core::usecase::job::redrive(&store, &store, keys.as_deref(), Utc::now()).await?;
+    let back = olbridge_core::usecase::job::redrive(&store, &store, &store, keys.as_deref(), Utc::now()).await?;
     match back.len() {
         0 => crate::outln!("nothing to put back (no such dead letter)"),
         n => crate::outln!("put {n} job(s) back on the queue; a running bridge picks them up within seconds"),
