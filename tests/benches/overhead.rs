@@ -8,7 +8,8 @@
 //! - **end to end**: the customer's message written on the portal → the reply in their WhatsApp
 //!   inbox (includes the portal's event delivery and the bot).
 //!
-//! `cargo bench -p olbridge-tests --bench overhead [-- --messages N --chats M --bot-delay-ms D]`. The report is printed
+//! `cargo bench -p olbridge-tests --bench overhead [-- --messages N --chats M --bot-delay-ms D --burst-ms W]`
+//! (`--burst-ms` sets the optional quiet window, `OLBRIDGE_BURST_MS`; default 0). The report is printed
 //! and written to `target/bench-overhead.md`. Not a test: it asserts nothing about time.
 
 use std::time::{Duration, Instant};
@@ -48,7 +49,8 @@ async fn main() -> anyhow::Result<()> {
     let chats = arg("--chats", 30).max(1);
     let bot_delay = Duration::from_millis(arg("--bot-delay-ms", 0) as u64);
     // A portal fast enough that its rate limit is not what we measure.
-    let opts = AppOptions { portal_rate: RateLimit { per_sec: 1000.0, burst: 1000.0 }, client_rate: (900.0, 900), ..AppOptions::default() };
+    let burst_ms = arg("--burst-ms", 0) as u64;
+    let opts = AppOptions { portal_rate: RateLimit { per_sec: 1000.0, burst: 1000.0 }, client_rate: (900.0, 900), burst_ms, ..AppOptions::default() };
     let app = TestApp::spawn(opts).await?;
     if !bot_delay.is_zero() {
         app.bot.set_default(olbridge_tests::Reply::After(bot_delay, Box::new(olbridge_tests::Reply::Echo)));
@@ -88,13 +90,14 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let bot: Vec<f64> = records.iter().filter_map(|r| r.timings.bot_ms).map(|v| v as f64).collect();
     let report = format!(
-        "# Bridge overhead\n\n{} messages from {} chats in {:.1} s ({:.0} msg/s), bot answering after {} ms, portal limit 1000/s.\n\n| measure (ms) | n | p50 | p95 | p99 | max |\n|---|---|---|---|---|---|\n{}\n{}\n{}\n\nOverhead = event received by the bridge -> reply confirmed by the portal, minus the bot's time \
+        "# Bridge overhead\n\n{} messages from {} chats in {:.1} s ({:.0} msg/s), bot answering after {} ms, quiet window {} ms, portal limit 1000/s.\n\n| measure (ms) | n | p50 | p95 | p99 | max |\n|---|---|---|---|---|---|\n{}\n{}\n{}\n\nOverhead = event received by the bridge -> reply confirmed by the portal, minus the bot's time \
          (from the bridge's message log). End to end = customer writes on the portal -> reply in the customer's inbox.\n",
         end_to_end.len(),
         chats,
         wall.as_secs_f64(),
         end_to_end.len() as f64 / wall.as_secs_f64(),
         bot_delay.as_millis(),
+        burst_ms,
         summary("bridge overhead", overhead),
         summary("bot call (as measured by the bridge)", bot),
         summary("end to end", end_to_end),
