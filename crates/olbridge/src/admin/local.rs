@@ -23,7 +23,10 @@ pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
     }
     let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
     crate::outln!("received -> answered   p50 {}  p95 {}", ms(s.p50_ms), ms(s.p95_ms))?;
-    crate::outln!("bridge's own overhead  p50 {}  p95 {}", ms(s.overhead_p50_ms), ms(s.overhead_p95_ms))?;
+    // The overhead is everything but the bot's time: a quiet window, when configured, is in it.
+    let window = config.conversation.burst_window;
+    let note = if window.is_zero() { String::new() } else { format!("  (includes the {} ms quiet window, OLBRIDGE_BURST_MS)", window.as_millis()) };
+    crate::outln!("bridge's own overhead  p50 {}  p95 {}{note}", ms(s.overhead_p50_ms), ms(s.overhead_p95_ms))?;
     let rows = store.recent(recent).await?;
     if !rows.is_empty() {
         crate::outln!("\nrecent turns (newest first):")?;
