@@ -45,10 +45,45 @@ pub fn code_of(url: &str) -> String {
 
 /// A subscriber that writes every span field, record and event field into one string, so a test can
 /// search the whole tracing output for a secret.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Capture {
     pub out: Arc<Mutex<String>>,
     next: Arc<AtomicU64>,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        quiet_global_default();
+        Self { out: Arc::default(), next: Arc::default() }
+    }
+}
+
+/// Tracing caches, per callsite, whether anyone listens. Tests run in parallel threads, each with
+/// its own scoped `Capture`; between two of them there may be no subscriber at all, and a callsite
+/// first hit then is cached as "never" for everyone. A global default that listens to nothing but
+/// answers "sometimes" keeps every callsite asking the current (scoped) subscriber.
+fn quiet_global_default() {
+    struct Quiet;
+    impl tracing::Subscriber for Quiet {
+        fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(Quiet));
+    });
 }
 
 impl Capture {
