@@ -3,7 +3,7 @@
 //! A turn is one customer message, or several consecutive ones answered together: the messages a
 //! customer wrote while the bot was thinking about the previous turn are waiting in the queue
 //! when it ends, and are folded into one turn (one answer for the follow-ups, not one each;
-//! [`plan`]). Other events (an operator's message, the bot joining a chat, a command) are steps of
+//! `plan`). Other events (an operator's message, the bot joining a chat, a command) are steps of
 //! their own. The steps of a turn, each checkpointed in the turn's
 //! [`TurnProgress`](crate::domain::turn::TurnProgress) before its side effect so that a crash at
 //! any moment neither loses nor repeats anything:
@@ -14,10 +14,10 @@
 //!    this session) — an operator message puts the chat in human mode;
 //! 3. decide: an escalation phrase hands off at once; otherwise ask the bot (typing indicator while
 //!    it thinks; retries with backoff within a budget); the bot may ask for a handoff, or fail for
-//!    good, which hands off with the fallback message ([`decide`]);
+//!    good, which hands off with the fallback message (`decide`);
 //! 4. post the reply chunks, re-checking right before each that no human took the chat meanwhile; a
 //!    post whose confirmation was lost is looked up on the portal before being sent again; a reply
-//!    the portal refuses for good hands the chat to a human ([`deliver`]);
+//!    the portal refuses for good hands the chat to a human (`deliver`);
 //! 5. transfer to an operator when decided, and remember the session is human;
 //! 6. record history, profile and the per-message log, and mark every key done.
 //!
