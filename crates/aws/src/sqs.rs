@@ -41,14 +41,13 @@
 //! leaves it in both queues: at-least-once is fine, the idempotency store decides (and
 //! `olbridge_core::usecase::job::redrive` reopens the keys before moving the messages).
 //!
-//! Every SDK error becomes a [`StoreError::Backend`] in one place, [`backend`].
+//! Every SDK error becomes a [`StoreError::Backend`] in one place, `backend`.
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use chrono::{DateTime, Utc};
 use olbridge_core::domain::event::Job;
@@ -86,14 +85,10 @@ fn encode(job: &Job) -> StoreResult<String> {
     serde_json::to_string(job).map_err(|e| StoreError::Corrupt(format!("job {} cannot be encoded: {e}", job.key)))
 }
 
-/// The one mapping of SDK errors: the operation, then the SDK's full error context (service code
-/// and message; SQS never echoes message bodies in errors).
-pub(crate) fn backend<E, R>(operation: &str, queue_url: &str, e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + 'static,
-    R: fmt::Debug,
-{
-    StoreError::Backend(format!("SQS {operation} on {queue_url}: {}", DisplayErrorContext(e)))
+/// The one mapping of SDK errors: the operation, the queue and a safe description of the error
+/// (never the raw response: a received body is a customer's message).
+pub(crate) fn backend<E: ProvideErrorMetadata, R>(operation: &str, queue_url: &str, e: SdkError<E, R>) -> StoreError {
+    StoreError::Backend(format!("SQS {operation} on {queue_url}: {}", crate::sdk_error::describe(&e)))
 }
 
 fn key_attribute(key: &str) -> StoreResult<MessageAttributeValue> {

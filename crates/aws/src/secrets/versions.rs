@@ -1,5 +1,5 @@
 //! The Secrets Manager calls olbridge makes, on one secret, with every SDK error classified once
-//! ([`classify`]).
+//! (`classify`).
 //!
 //! Reads always name a `VersionStage` (or a `VersionId` together with its stage): moto answers a
 //! `GetSecretValue` without one with a stale version after AWSCURRENT moved, and on AWS naming
@@ -7,10 +7,9 @@
 //! are absent most of the time.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use super::values::{SecretValues, Version};
 
@@ -24,7 +23,7 @@ pub enum SecretError {
         operation: &'static str,
         /// The secret.
         secret_id: String,
-        /// The SDK's error context.
+        /// What failed (the service's code and message, or the kind of failure).
         detail: String,
     },
     /// The secret (or its AWSCURRENT value) does not exist: a configuration problem.
@@ -42,7 +41,7 @@ pub enum SecretError {
         operation: &'static str,
         /// The secret.
         secret_id: String,
-        /// The SDK's error context.
+        /// What failed (the service's code and message, or the kind of failure).
         detail: String,
     },
     /// A version's value is not a JSON object of strings.
@@ -66,11 +65,7 @@ impl SecretError {
 
 /// The one classification of SDK errors. `ResourceNotFoundException` is handled by the callers
 /// (absent stage); here it is permanent like the other request errors.
-fn classify<E, R>(operation: &'static str, secret_id: &str, e: SdkError<E, R>) -> SecretError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: fmt::Debug,
-{
+fn classify<E: ProvideErrorMetadata, R>(operation: &'static str, secret_id: &str, e: SdkError<E, R>) -> SecretError {
     let permanent = matches!(
         e.code(),
         Some(
@@ -83,7 +78,7 @@ where
                 | "EncryptionFailure"
         )
     );
-    let detail = DisplayErrorContext(e).to_string();
+    let detail = crate::sdk_error::describe(&e);
     let secret_id = secret_id.to_owned();
     if permanent { SecretError::Refused { operation, secret_id, detail } } else { SecretError::Backend { operation, secret_id, detail } }
 }
