@@ -30,7 +30,7 @@ enum Command {
         /// The secret (name or ARN): OLBRIDGE_SECRET_ID of the deployment.
         #[arg(long)]
         secret_id: String,
-        /// The new webhook URL, https://<portal>/rest/<user id>/<code>/, or `-` to read it from stdin.
+        /// The new webhook URL (`https://<portal>/rest/<user id>/<code>/`), or `-` to read it from stdin.
         #[arg(long)]
         webhook_base: String,
         /// A new application token (only when the bot was registered again), or `-` for stdin.
@@ -58,9 +58,19 @@ fn value(arg: String, stdin_used: &mut bool) -> anyhow::Result<Secret> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    match Cli::parse().command {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::StageWebhook { secret_id, webhook_base, application_token, no_check, rotate_now } => {
             let mut stdin_used = false;
             let webhook_base = value(webhook_base, &mut stdin_used)?;
