@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod dynamo;
+mod sdk_error;
 pub mod secrets;
 pub mod sqs;
 

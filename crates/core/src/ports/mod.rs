@@ -40,8 +40,8 @@ pub use portal::{Portal, PortalError, PortalErrorKind, PortalMessage, Transfer};
 pub use profile::ProfileStore;
 pub use queue::{DeadLetter, DeadLetters, Delivery, JobSink, QueueDepth, Receipt, Settle, WorkQueue};
 
-/// A storage failure. Every variant but `Corrupt` is worth retrying later; none of them means
-/// the data is wrong.
+/// A storage failure. Every variant but `Corrupt` and `TooLarge` is worth retrying later; none of
+/// them means the data is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend failed (I/O, a locked database, a network error to DynamoDB...).
@@ -53,12 +53,16 @@ pub enum StoreError {
     /// The caller's claim or lease was taken over by someone else (it expired).
     #[error("lease lost: another worker owns this item now")]
     LeaseLost,
+    /// The record is larger than the backend takes (an SQS message, a DynamoDB item): sending it
+    /// again gets the same answer.
+    #[error("record too large for the backend: {0}")]
+    TooLarge(String),
 }
 
 impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Corrupt(_))
+        !matches!(self, Self::Corrupt(_) | Self::TooLarge(_))
     }
 }
 
