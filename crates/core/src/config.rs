@@ -112,6 +112,53 @@ pub mod vars {
     pub const OLBRIDGE_HTTP_IDLE_TIMEOUT_MS: &str = "OLBRIDGE_HTTP_IDLE_TIMEOUT_MS";
     /// Connections the receiver holds at once (default 256; at most half the descriptor limit).
     pub const OLBRIDGE_MAX_CONNECTIONS: &str = "OLBRIDGE_MAX_CONNECTIONS";
+
+    /// Every variable name above (docs and the deployment's checks read it).
+    pub const ALL: &[&str] = &[
+        B24_WEBHOOK_BASE,
+        BOT_HTTP_URL,
+        BOT_HTTP_AUTH,
+        BOT_HTTP_TIMEOUT_SEC,
+        B24_POLL_SEC,
+        B24_BUSINESS_PHONE,
+        B24_APPLICATION_TOKEN,
+        B24_BOT_ID,
+        B24_BOT_CLIENT_ID,
+        BOT_HMAC_SECRET,
+        B24_MEMBER_ID,
+        OLBRIDGE_LISTEN,
+        OLBRIDGE_DATA_DIR,
+        B24_RATE_PER_SEC,
+        B24_RATE_BURST,
+        OLBRIDGE_TS_WINDOW_SEC,
+        OLBRIDGE_BURST_MS,
+        OLBRIDGE_ESCALATION_PHRASES,
+        OLBRIDGE_ESCALATION_WORDS,
+        OLBRIDGE_HANDOFF_MESSAGE,
+        OLBRIDGE_FALLBACK_MESSAGE,
+        OLBRIDGE_BOT_MAX_ATTEMPTS,
+        OLBRIDGE_BOT_RETRY_BUDGET_SEC,
+        OLBRIDGE_WORKERS,
+        OLBRIDGE_QUEUE_MAX_ATTEMPTS,
+        OLBRIDGE_LEASE_SEC,
+        OLBRIDGE_POISON_RESTARTS,
+        OLBRIDGE_TRANSIENT_PATIENCE_SEC,
+        OLBRIDGE_LOG_FORMAT,
+        OLBRIDGE_PUBLIC_URL,
+        OLBRIDGE_PROFILE_RETENTION_DAYS,
+        OLBRIDGE_PROFILE_MAX_BYTES,
+        OLBRIDGE_HISTORY_TEXT_MAX_CHARS,
+        OLBRIDGE_TABLE,
+        OLBRIDGE_QUEUE_URL,
+        OLBRIDGE_DLQ_URL,
+        OLBRIDGE_SECRET_ID,
+        OLBRIDGE_SECRET_TTL_SEC,
+        OLBRIDGE_MAX_BODY_BYTES,
+        OLBRIDGE_HTTP_HEADER_TIMEOUT_MS,
+        OLBRIDGE_HTTP_BODY_TIMEOUT_MS,
+        OLBRIDGE_HTTP_IDLE_TIMEOUT_MS,
+        OLBRIDGE_MAX_CONNECTIONS,
+    ];
 }
 
 /// Every problem found while loading, reported together.

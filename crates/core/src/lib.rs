@@ -14,6 +14,7 @@
 //! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one chat's jobs as turns),
 //!   `job` (what becomes of a job after a turn), shared by the local runner and the Lambdas.
 //! - [`config`]: the one typed configuration, loaded once from the environment.
+//! - [`deployment`]: what each Lambda function reads (the CDK stack's source of truth).
 //! - [`retry`]: the one retry helper.
 //!
 //! # Dependency rules
@@ -25,6 +26,7 @@
 pub mod b24;
 pub mod bot;
 pub mod config;
+pub mod deployment;
 pub mod domain;
 pub mod memory;
 pub mod ports;
