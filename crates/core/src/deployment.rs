@@ -99,6 +99,9 @@ pub fn to_json() -> serde_json::Value {
     })
 }
 
+/// The keys of the one secret (infra/resources.json lists the same; `olbridge-aws` reads it).
+pub const SECRET_KEYS: &[&str] = &[B24_WEBHOOK_BASE, B24_APPLICATION_TOKEN, BOT_HTTP_AUTH, BOT_HMAC_SECRET];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +130,3 @@ mod tests {
         }
     }
 }
-
-/// The keys of the one secret (infra/resources.json lists the same; `olbridge-aws` reads it).
-pub const SECRET_KEYS: &[&str] = &[B24_WEBHOOK_BASE, B24_APPLICATION_TOKEN, BOT_HTTP_AUTH, BOT_HMAC_SECRET];
