@@ -118,6 +118,14 @@ mod tests {
     }
 
     #[test]
+    fn the_secrets_keys_are_the_ones_the_resources_define() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/resources.json");
+        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default();
+        let keys: Vec<&str> = spec["secret"]["keys"].as_array().map(|a| a.iter().filter_map(|k| k.as_str()).collect()).unwrap_or_default();
+        assert_eq!(keys, SECRET_KEYS);
+    }
+
+    #[test]
     fn every_variable_is_a_known_name_and_secrets_are_the_secrets_keys() {
         let known = crate::config::vars::ALL;
         for f in FUNCTIONS {
