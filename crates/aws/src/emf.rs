@@ -98,7 +98,8 @@ pub fn documents(data: &[Datum], at: DateTime<Utc>, properties: &[(&str, Value)]
             for (k, v) in properties {
                 body.entry(*k).or_insert_with(|| v.clone());
             }
-            let directives: Vec<Value> = directives.into_iter().map(|(set, metrics)| json!({"Namespace": NAMESPACE, "Dimensions": [set], "Metrics": metrics})).collect();
+            let directives: Vec<Value> =
+                directives.into_iter().map(|(set, metrics)| json!({"Namespace": NAMESPACE, "Dimensions": [set], "Metrics": metrics})).collect();
             body.insert("_aws".into(), json!({"Timestamp": at.timestamp_millis(), "CloudWatchMetrics": directives}));
             Value::Object(body)
         })

@@ -234,17 +234,45 @@ impl Metric {
         use Unit::{Count, Milliseconds};
         let (name, unit, emitter, dimensions, values, emitted, about): (_, _, _, &'static [Dimension], _, _, _) = match self {
             Self::Events => ("Events", Count, E::Receiver, &[D::Result], Some(EVENT_RESULTS), true, "one event POSTed to /bitrix/events, by what became of it"),
-            Self::Turns => ("Turns", Count, E::Worker, &[D::Outcome], Some(OUTCOMES), true, "one recorded turn (one or more customer messages answered together), by outcome"),
-            Self::EndToEndLatency => {
-                ("EndToEndLatency", Milliseconds, E::Worker, &[], None, true, "a turn's first message received by the bridge -> its reply (or handoff) confirmed by the portal")
+            Self::Turns => (
+                "Turns",
+                Count,
+                E::Worker,
+                &[D::Outcome],
+                Some(OUTCOMES),
+                true,
+                "one recorded turn (one or more customer messages answered together), by outcome",
+            ),
+            Self::EndToEndLatency => (
+                "EndToEndLatency",
+                Milliseconds,
+                E::Worker,
+                &[],
+                None,
+                true,
+                "a turn's first message received by the bridge -> its reply (or handoff) confirmed by the portal",
+            ),
+            Self::BridgeOverhead => {
+                ("BridgeOverhead", Milliseconds, E::Worker, &[], None, true, "EndToEndLatency minus the time spent waiting for the bot: the bridge's own share")
             }
-            Self::BridgeOverhead => ("BridgeOverhead", Milliseconds, E::Worker, &[], None, true, "EndToEndLatency minus the time spent waiting for the bot: the bridge's own share"),
             Self::BotLatency => ("BotLatency", Milliseconds, E::Worker, &[], None, true, "time spent waiting for the bot in one turn, over all its attempts"),
             Self::BotAttempts => ("BotAttempts", Count, E::Worker, &[], None, true, "bot calls made for one turn (1 unless the bot failed and was retried)"),
-            Self::Escalations => ("Escalations", Count, E::Worker, &[D::Reason], Some(ESCALATION_REASONS), true, "one turn that sent the chat to a human operator, by the rule that fired"),
-            Self::WorkerRecords => ("WorkerRecords", Count, E::Worker, &[D::Result], Some(RECORD_RESULTS), true, "one SQS record handled by the worker, by what became of it"),
+            Self::Escalations => (
+                "Escalations",
+                Count,
+                E::Worker,
+                &[D::Reason],
+                Some(ESCALATION_REASONS),
+                true,
+                "one turn that sent the chat to a human operator, by the rule that fired",
+            ),
+            Self::WorkerRecords => {
+                ("WorkerRecords", Count, E::Worker, &[D::Result], Some(RECORD_RESULTS), true, "one SQS record handled by the worker, by what became of it")
+            }
             Self::RestCalls => ("RestCalls", Count, E::Worker, &[D::Method], None, false, "one Bitrix24 REST call, by method (reserved)"),
-            Self::PollerRecovered => ("PollerRecovered", Count, E::Poller, &[], None, false, "one customer message the poller found unanswered and queued again (reserved)"),
+            Self::PollerRecovered => {
+                ("PollerRecovered", Count, E::Poller, &[], None, false, "one customer message the poller found unanswered and queued again (reserved)")
+            }
             Self::PollerFailed => ("PollerFailed", Count, E::Poller, &[], None, false, "one poller run that failed (reserved)"),
             Self::RotationNothingStaged => {
                 ("RotationNothingStaged", Count, E::Rotator, &[], None, false, "one rotation step that found no AWSPENDING version to work on (reserved)")

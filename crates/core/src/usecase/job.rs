@@ -123,9 +123,9 @@ impl JobPolicy {
     pub fn after_failure_on_delivery(&self, delivery: u32, max_deliveries: u32, error: &ProcessError, received_at: DateTime<Utc>, now: DateTime<Utc>) -> Next {
         let failures = delivery.saturating_sub(1);
         match self.after_failure(failures, error, received_at, now) {
-            Next::Settle(_) if delivery >= max_deliveries => Next::GiveUp {
-                reason: format!("gave up on delivery {delivery}, the last the queue allows, after {delivery} failed attempt(s): {error}"),
-            },
+            Next::Settle(_) if delivery >= max_deliveries => {
+                Next::GiveUp { reason: format!("gave up on delivery {delivery}, the last the queue allows, after {delivery} failed attempt(s): {error}") }
+            }
             Next::Settle(Settle::Retry { failure, .. }) => Next::Settle(Settle::Retry { delay: self.delay(failures.saturating_add(1), false), failure }),
             other => other,
         }
