@@ -4,6 +4,8 @@
 //! - [`dynamo`]: every storage port on one DynamoDB table (`OLBRIDGE_TABLE`).
 //! - [`sqs`]: the queue's producer port on SQS FIFO (`OLBRIDGE_QUEUE_URL`) and the dead-letter
 //!   queue.
+//! - [`emf`]: metric values from core's catalogue as CloudWatch Embedded Metric Format lines on
+//!   stdout.
 //! - [`secrets`]: the one JSON secret (`OLBRIDGE_SECRET_ID`), cached with a TTL, read by explicit
 //!   version stage.
 //!
@@ -13,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod dynamo;
+pub mod emf;
 mod sdk_error;
 pub mod secrets;
 pub mod sqs;

@@ -13,6 +13,8 @@
 //! - [`bot`]: the bot contract on the wire and its HTTP adapter.
 //! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one chat's jobs as turns),
 //!   `job` (what becomes of a job after a turn), shared by the local runner and the Lambdas.
+//! - [`metrics`]: the metrics catalogue (names, units, dimensions) and the pure functions that
+//!   turn turns and received events into metric values; `infra/metrics.json` mirrors it.
 //! - [`config`]: the one typed configuration, loaded once from the environment.
 //! - [`deployment`]: what each Lambda function reads (the CDK stack's source of truth).
 //! - [`retry`]: the one retry helper.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod deployment;
 pub mod domain;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod retry;
 pub mod usecase;

@@ -109,6 +109,30 @@ impl JobPolicy {
         Next::Settle(self.retry(failures, error))
     }
 
+    /// [`Self::after_failure`] for a queue that counts deliveries, not failures, and dead-letters a
+    /// job after `max_deliveries` of them (SQS: `ApproximateReceiveCount` and the redrive policy's
+    /// `maxReceiveCount`). `delivery` is this delivery's number, from 1; the failures so far are
+    /// taken as `delivery - 1` (a delivery cut short by a crash, a busy turn or a failed record
+    /// ahead in the chat counts too: the count can only run ahead, so a turn is given up early,
+    /// never late).
+    ///
+    /// Two differences, both because the queue's receive limit ends every retry:
+    /// - on the last delivery a retry would dead-letter the job with the customer never told, so
+    ///   the turn is given up now instead;
+    /// - transient failures back off like the others (growing to [`Self::MAX_GIVE_UP_DELAY`])
+    ///   instead of staying at the schedule's last step, so the few deliveries span minutes of a
+    ///   portal outage, not seconds; the first retries stay quick.
+    pub fn after_failure_on_delivery(&self, delivery: u32, max_deliveries: u32, error: &ProcessError, received_at: DateTime<Utc>, now: DateTime<Utc>) -> Next {
+        let failures = delivery.saturating_sub(1);
+        match self.after_failure(failures, error, received_at, now) {
+            Next::Settle(_) if delivery >= max_deliveries => {
+                Next::GiveUp { reason: format!("gave up on delivery {delivery}, the last the queue allows, after {delivery} failed attempt(s): {error}") }
+            }
+            Next::Settle(Settle::Retry { failure, .. }) => Next::Settle(Settle::Retry { delay: self.delay(failures.saturating_add(1), false), failure }),
+            other => other,
+        }
+    }
+
     /// After giving up failed (attempt number `failures + 1`): retry later, resuming the give-up.
     pub fn after_failed_give_up(&self, failures: u32, error: &ProcessError) -> Settle {
         self.retry(failures.saturating_add(1), error)
@@ -211,6 +235,26 @@ mod tests {
         let p = policy();
         assert_eq!(p.mode(29), Mode::Process);
         assert!(matches!(p.mode(30), Mode::GiveUp { .. }));
+    }
+
+    #[test]
+    fn a_counted_queue_gives_up_on_its_last_delivery_and_spreads_transient_retries() {
+        let p = policy();
+        let transient = portal(PortalErrorKind::Retryable);
+        // Young transient failures are retried, backing off like any failure.
+        let delays: Vec<f64> = (1..=9)
+            .map(|delivery| match p.after_failure_on_delivery(delivery, 10, &transient, t(0), t(60)) {
+                Next::Settle(Settle::Retry { delay, failure: Some(_) }) => delay.as_secs_f64(),
+                other => panic!("delivery {delivery}: retry expected, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(delays, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]);
+        // The last delivery gives up rather than let the queue dead-letter it silently.
+        assert!(matches!(p.after_failure_on_delivery(10, 10, &transient, t(0), t(60)), Next::GiveUp { .. }));
+        // Otherwise the policy's own limits apply (5 failures here).
+        let auth = portal(PortalErrorKind::Auth);
+        assert!(matches!(p.after_failure_on_delivery(4, 10, &auth, t(0), t(1)), Next::Settle(_)));
+        assert!(matches!(p.after_failure_on_delivery(5, 10, &auth, t(0), t(1)), Next::GiveUp { .. }));
     }
 
     #[test]

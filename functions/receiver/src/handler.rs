@@ -1,0 +1,107 @@
+//! The receiver's routes, as one plain async function: `handle(deps, request) -> Response`.
+//!
+//! - `POST /bitrix/events` → core's `Receiver::receive`; 200 `{"status":"ok"}` for an event queued,
+//!   a duplicate or one we ignore; a refusal's status (`ReceiveError::status`) with
+//!   `{"error":"<code>"}` (`ReceiveError::code`) otherwise. API Gateway may hand the form body over
+//!   base64-encoded (`isBase64Encoded`); `lambda_http` decodes it before it reaches us.
+//! - `GET /health` → 200 at once: liveness of the function, nothing else (the stores have their own
+//!   CloudWatch metrics; a health check that calls DynamoDB would be billed per probe).
+//! - anything else → 404 `{"error":"not_found"}`.
+//!
+//! A named API Gateway stage (`/prod/bitrix/events`) is routed like the `$default` stage.
+//!
+//! Logging: refusals at DEBUG only (anyone on the internet can POST a forged event; a line each
+//! would let them bury the lines that matter, and the `Events` metric counts them per code); a
+//! store failure (503) is ours, so it is a WARN with its error. One EMF line per event.
+
+use std::sync::Arc;
+
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use olbridge_aws::emf::Emf;
+use olbridge_core::metrics;
+use olbridge_core::ports::Clock;
+use olbridge_core::usecase::receive::{InboundRequest, ReceiveError, Received, Receiver};
+use serde_json::{Value, json};
+use tracing::{debug, warn};
+
+/// Where Bitrix24 POSTs events.
+pub const EVENTS_PATH: &str = "/bitrix/events";
+/// The liveness probe.
+pub const HEALTH_PATH: &str = "/health";
+
+/// What the handler needs, built once per Lambda instance.
+#[derive(Clone)]
+pub struct ReceiverDeps {
+    /// Core's receive use case over its stores and the queue.
+    pub receiver: Receiver,
+    /// Time (the events' freshness window, the metrics' timestamps).
+    pub clock: Arc<dyn Clock>,
+    /// Where metrics go.
+    pub emf: Emf,
+}
+
+impl std::fmt::Debug for ReceiverDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverDeps").field("receiver", &self.receiver).finish_non_exhaustive()
+    }
+}
+
+/// Answers one request.
+pub async fn handle(deps: &ReceiverDeps, request: Request) -> Response<Body> {
+    match (request.method(), route(&request)) {
+        (&Method::POST, EVENTS_PATH) => event(deps, &request).await,
+        (&Method::GET, HEALTH_PATH) => respond(StatusCode::OK, &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
+        _ => respond(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
+    }
+}
+
+async fn event(deps: &ReceiverDeps, request: &Request) -> Response<Body> {
+    let inbound = InboundRequest { body: request.body().as_ref(), query: request.uri().query() };
+    let now = deps.clock.now();
+    let result = deps.receiver.receive(inbound, now).await;
+    deps.emf.emit(&[metrics::event(&result)], now, &[]);
+    match result {
+        Ok(received) => {
+            match &received {
+                Received::Enqueued(key) => debug!(key = %key, "event enqueued"),
+                Received::Duplicate(key) => debug!(key = %key, "duplicate event dropped"),
+                Received::Ignored(why) => debug!(reason = %why, "event ignored"),
+            }
+            respond(StatusCode::OK, &json!({"status": "ok"}))
+        }
+        Err(e) => {
+            if let ReceiveError::Store(cause) = &e {
+                warn!(error = %cause, "could not store an event; refused with 503 (Bitrix24 does not retry: the reconciliation poller will find it)");
+            } else {
+                debug!(code = e.code(), status = e.status(), error = %e, "event refused");
+            }
+            respond(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST), &json!({"error": e.code()}))
+        }
+    }
+}
+
+/// The request's path without a named API Gateway stage (`$default` has none).
+fn route(request: &Request) -> &str {
+    let path = request.uri().path();
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.as_deref(),
+        _ => None,
+    };
+    match stage {
+        Some(stage) if stage != "$default" => path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)).filter(|p| p.starts_with('/')).unwrap_or(path),
+        _ => path,
+    }
+}
+
+fn respond(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests;

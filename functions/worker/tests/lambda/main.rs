@@ -1,0 +1,10 @@
+//! The Lambda functions' handlers end to end, in process: the Bitrix24 emulator delivers events to
+//! the receiver's handler (behind a small HTTP front), the jobs it queues are handed to the
+//! worker's handler as SQS FIFO batches, and the worker answers through the emulator's REST API
+//! with a real HTTP bot. Storage is core's memory store, shared by both handlers as they share one
+//! DynamoDB table on AWS. Plus the dependency rules of the Lambda packages (`deps`).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod deps;
+mod support;
+mod worker;

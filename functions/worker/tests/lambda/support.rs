@@ -1,0 +1,247 @@
+//! The harness: emulator, test bot, receiver front, and the worker's dependencies.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use b24_emulator::{Emulator, EmulatorConfig, RateLimit};
+use chrono::{DateTime, Utc};
+use olbridge_aws::emf::{Captured, Emf};
+use olbridge_core::b24::imbot::{BotProperties, BotRegistration, BotType};
+use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan, WebhookBase};
+use olbridge_core::bot::http::HttpBot;
+use olbridge_core::domain::event::{Job, PortalEvent};
+use olbridge_core::domain::secret::Secret;
+use olbridge_core::memory::MemoryStore;
+use olbridge_core::ports::{Clock, JobSink, ManualClock, StoreResult, SystemClock};
+use olbridge_core::retry::RetryPolicy;
+use olbridge_core::usecase::job::JobPolicy;
+use olbridge_core::usecase::process::{Deps, ProcessSettings};
+use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
+use olbridge_receiver::ReceiverDeps;
+use olbridge_worker::visibility::{Visibility, VisibilityError};
+use olbridge_worker::{Invocation, WorkerDeps};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// The WhatsApp line `seed_demo` creates.
+pub const LINE: u64 = 3;
+const CLIENT_ID: &str = "lambda-test-client-id";
+
+/// What the receiver queued (its `JobSink`: SQS on AWS).
+#[derive(Debug, Default)]
+pub struct Jobs {
+    jobs: Mutex<Vec<Job>>,
+    arrived: Notify,
+}
+
+#[async_trait]
+impl JobSink for Jobs {
+    async fn send(&self, job: &Job, _now: DateTime<Utc>) -> StoreResult<()> {
+        self.jobs.lock().expect("lock").push(job.clone());
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+}
+
+/// Records the visibility changes the worker asks for.
+#[derive(Debug, Default)]
+pub struct FakeVisibility(pub Mutex<Vec<(String, Duration)>>);
+
+#[async_trait]
+impl Visibility for FakeVisibility {
+    async fn change(&self, receipt_handle: &str, after: Duration) -> Result<(), VisibilityError> {
+        self.0.lock().expect("lock").push((receipt_handle.to_owned(), after));
+        Ok(())
+    }
+}
+
+/// The bot: echoes; answers 204 to a text containing "silent"; takes 400 ms over one containing
+/// "slow".
+async fn bot(State(calls): State<Arc<AtomicU32>>, body: Bytes) -> Response {
+    calls.fetch_add(1, Ordering::SeqCst);
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let text = request["text"].as_str().unwrap_or_default().to_owned();
+    if text.contains("silent") {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if text.contains("slow") {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    axum::Json(json!({"reply_text": format!("echo: {text}")})).into_response()
+}
+
+/// The receiver Lambda behind a plain HTTP front, as API Gateway puts it.
+async fn front(State(deps): State<Arc<ReceiverDeps>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let uri = format!("/bitrix/events{}", query.map(|q| format!("?{q}")).unwrap_or_default());
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(lambda_http::Body::Binary(body.to_vec()))
+        .expect("a request");
+    let response = olbridge_receiver::handle(&deps, request).await;
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, response.body().as_ref().to_vec()).into_response()
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// A portal, a bot, the receiver and the worker.
+pub struct World {
+    pub emulator: Emulator,
+    pub bot_id: u64,
+    pub bot_calls: Arc<AtomicU32>,
+    pub jobs: Arc<Jobs>,
+    /// The worker's clock (the receiver's is the system's: the portal's `ts` is real time).
+    pub clock: ManualClock,
+    pub worker: Arc<WorkerDeps>,
+    pub visibility: Arc<FakeVisibility>,
+    pub worker_metrics: Captured,
+    pub receiver_metrics: Captured,
+    records: AtomicU32,
+}
+
+impl World {
+    pub async fn start() -> Self {
+        let emulator = Emulator::start(EmulatorConfig { rate: RateLimit { per_sec: 20.0, burst: 50.0 }, ..EmulatorConfig::default() }).await.expect("emulator");
+        let portal = emulator.seed_demo();
+        let bot_calls = Arc::new(AtomicU32::new(0));
+        let bot_addr = serve(Router::new().route("/bot", post(bot)).with_state(Arc::clone(&bot_calls))).await;
+
+        let store = Arc::new(MemoryStore::new());
+        let jobs = Arc::new(Jobs::default());
+        let webhook = WebhookBase::parse(&portal.webhook_url).expect("webhook");
+        let settings = ReceiveSettings {
+            application_token: None,
+            previous_tokens: Vec::new(),
+            bot_client_id: Some(Secret::new(CLIENT_ID)),
+            member_id: None,
+            domain: Some(webhook.domain().clone()),
+            bot_id: None,
+            ts_window: Duration::from_secs(300),
+            max_body_bytes: 256 * 1024,
+        };
+        let receiver = Receiver { pin: MemberPin::new(None, store.clone()), settings, idempotency: store.clone(), sink: jobs.clone(), chats: store.clone() };
+        let (receiver_emf, receiver_metrics) = Emf::capture();
+        let receiver = Arc::new(ReceiverDeps { receiver, clock: Arc::new(SystemClock), emf: receiver_emf });
+        let receiver_addr = serve(Router::new().route("/bitrix/events", post(front)).with_state(receiver)).await;
+
+        // One attempt per portal call: a fault fails the turn at once instead of being retried.
+        let options = ClientOptions { rate: RatePlan::new(18.0, 40), retry: RetryPolicy::none(), ..ClientOptions::default() };
+        let client = B24Client::new(webhook, options).expect("client");
+        let handler = format!("http://{receiver_addr}/bitrix/events");
+        let registration = BotRegistration {
+            code: "olbridge_lambda_test".into(),
+            kind: BotType::OpenLine,
+            openline: true,
+            event_message_add: handler.clone(),
+            event_welcome_message: handler.clone(),
+            event_bot_delete: handler,
+            properties: BotProperties { name: "Lambda test assistant".into(), ..BotProperties::default() },
+            client_id: Secret::new(CLIENT_ID),
+        };
+        let bot_id = client.imbot_register(&registration).await.expect("imbot.register");
+        emulator.attach_welcome_bot(LINE, bot_id.get()).expect("welcome bot");
+
+        let clock = ManualClock::new(Utc::now());
+        let mut settings = ProcessSettings::from_config(&olbridge_core::config::Config::from_map(&Default::default()).expect("defaults"));
+        settings.bot_timeout = Duration::from_secs(10);
+        settings.bot_retry = RetryPolicy::none();
+        let bot = HttpBot::new(format!("http://{bot_addr}/bot").parse().expect("url"), None, None, settings.bot_timeout).expect("bot");
+        let process = Deps {
+            idempotency: store.clone(),
+            chats: store.clone(),
+            profiles: store.clone(),
+            log: store.clone(),
+            portal: Arc::new(BotPortal::new(client, bot_id, Secret::new(CLIENT_ID))),
+            bot: Arc::new(bot),
+            clock: Arc::new(clock.clone()),
+            settings,
+        };
+        let policy = JobPolicy {
+            max_failures: 5,
+            max_interruptions: 30,
+            patience: Duration::from_secs(3600),
+            backoff: RetryPolicy::exponential(6, Duration::from_millis(500), Duration::from_secs(8)).with_jitter(0.0),
+        };
+        let visibility = Arc::new(FakeVisibility::default());
+        let (worker_emf, worker_metrics) = Emf::capture();
+        let worker = Arc::new(WorkerDeps::new(process, policy, visibility.clone(), worker_emf));
+        Self { emulator, bot_id: bot_id.get(), bot_calls, jobs, clock, worker, visibility, worker_metrics, receiver_metrics, records: AtomicU32::new(0) }
+    }
+
+    /// A customer writes on the WhatsApp line; returns the job the receiver queued for the message
+    /// (the bot joining a new chat is queued too, as its own job: the tests leave it out).
+    pub async fn customer_writes(&self, phone: &str, text: &str) -> Job {
+        self.emulator.customer_writes(LINE, phone, text).await.expect("customer writes");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let is_it = |j: &Job| matches!(&j.event, PortalEvent::Message(m) if m.text == text);
+        loop {
+            let arrived = self.jobs.arrived.notified();
+            if let Some(job) = self.jobs.jobs.lock().expect("lock").iter().find(|j| is_it(j)) {
+                return job.clone();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the receiver queued nothing for {text:?}");
+            let _ = tokio::time::timeout(Duration::from_millis(200), arrived).await;
+        }
+    }
+
+    /// An SQS FIFO record of `job`, delivered for the `receives`-th time: (message id, record).
+    pub fn record(&self, job: &Job, receives: u32) -> (String, SqsMessage) {
+        let n = self.records.fetch_add(1, Ordering::SeqCst);
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("msg-{n}"));
+        m.receipt_handle = Some(format!("receipt-{n}"));
+        m.body = Some(serde_json::to_string(job).expect("json"));
+        m.attributes.insert("MessageGroupId".into(), job.group.as_str().to_owned());
+        m.attributes.insert("MessageDeduplicationId".into(), job.key.as_str().to_owned());
+        m.attributes.insert("ApproximateReceiveCount".into(), receives.to_string());
+        (format!("msg-{n}"), m)
+    }
+
+    /// A batch of records.
+    pub fn batch(records: impl IntoIterator<Item = SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = records.into_iter().collect();
+        event
+    }
+
+    /// An invocation that Lambda stops 60 s (of the worker's clock) from now.
+    pub fn invocation(&self, request_id: &str) -> Invocation {
+        Invocation { request_id: request_id.into(), deadline: Some(self.clock.now() + chrono::Duration::seconds(60)) }
+    }
+
+    /// Runs the worker's handler; returns the reported message ids.
+    pub async fn work(&self, event: SqsEvent, request_id: &str) -> Vec<String> {
+        let response = olbridge_worker::handle(&self.worker, event, &self.invocation(request_id)).await;
+        response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    }
+
+    /// What the customer's WhatsApp shows from our bot.
+    pub fn bot_messages(&self, phone: &str) -> Vec<String> {
+        self.emulator.customer_inbox(phone).into_iter().filter(|m| m.author_id == self.bot_id).map(|m| m.text).collect()
+    }
+
+    /// How many values of `name` with dimension value `value` the worker wrote.
+    pub fn worker_metric(&self, name: &str, value: &str) -> usize {
+        self.worker_metrics.readings().iter().filter(|r| r.name == name && r.dimensions.iter().any(|(_, v)| v == value)).count()
+    }
+}
