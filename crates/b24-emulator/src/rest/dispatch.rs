@@ -72,14 +72,31 @@ impl Output {
         Output { result: v.into(), total: None, next: None }
     }
 
-    /// A page of at most 50 items starting at `start` (v1 list methods).
-    pub fn page(items: Vec<Value>, start: u64) -> Output {
+    /// A page of a v1 `start`-paged list (SRC `IRestService::getNavData`/`setNavData`): 50 items per page.
+    ///
+    /// `start >= 0` selects page `start / 50 + 1` (so `start` is rounded down to a multiple of 50), with `total`
+    /// and, when another page exists, `next`. `start < 0` (`-1`, DOC `settings/performance/huge-data.md`) skips
+    /// counting: the first 50 items, `total` 0 and no `next`.
+    pub fn page(items: Vec<Value>, start: i64) -> Output {
+        if start < 0 {
+            let page: Vec<Value> = items.into_iter().take(PAGE_SIZE).collect();
+            return Output { result: Value::Array(page), total: Some(0), next: None };
+        }
         let total = items.len() as u64;
-        let start = start.min(total);
-        let page: Vec<Value> = items.into_iter().skip(start as usize).take(50).collect();
-        let end = start + page.len() as u64;
+        let first = (start.unsigned_abs() / PAGE_SIZE as u64) * PAGE_SIZE as u64;
+        let first = first.min(total);
+        let page: Vec<Value> = items.into_iter().skip(first as usize).take(PAGE_SIZE).collect();
+        let end = first + page.len() as u64;
         Output { result: Value::Array(page), total: Some(total), next: (end < total).then_some(end) }
     }
+}
+
+/// Items per page of `start`-paged lists (SRC `IRestService::LIST_LIMIT`).
+const PAGE_SIZE: usize = 50;
+
+/// The `start` parameter as PHP's `intval` reads it (SRC `CRestServer::processCall`); 0 when absent.
+pub(crate) fn start_param(p: &Param) -> i64 {
+    p.get_ci("start").and_then(Param::int).unwrap_or(0)
 }
 
 /// Finds a method (names are case-insensitive).
