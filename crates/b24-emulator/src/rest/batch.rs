@@ -1,9 +1,15 @@
 //! `batch`: up to 50 commands in one request, with `$result[cmd][...]` references (contract §2.3).
 //!
 //! Commands run in the order given (the parameter tree keeps insertion order), each through the normal
-//! dispatch path (scope check, injected faults, handler) and each is recorded with `in_batch = true`. The batch
-//! itself counts as one request for the rate limiter and always answers HTTP 200; failures are reported per
-//! command in `result_error`. Empty maps are `[]`, as PHP encodes them.
+//! dispatch path (scope check, injected faults, operating-time check, handler) and each is recorded with
+//! `in_batch = true`. The batch itself counts as one request for the rate limiter and always answers HTTP 200;
+//! failures are reported per command in `result_error`. Empty maps are `[]`, as PHP encodes them.
+//!
+//! More than 50 commands: the first 50 run and every further one gets `ERROR_BATCH_LENGTH_EXCEEDED` "Max batch
+//! length exceeded" in `result_error` (with `halt`, the first extra one stops the batch). That is SRC
+//! `CRestProvider::methodsBatch` (`if(($cnt++) < \CRestUtil::BATCH_MAX_LENGTH) ... else $res = array('error' =>
+//! self::ERROR_BATCH_LENGTH_EXCEEDED, 'error_description' => 'Max batch length exceeded')`); the docs' error
+//! table (HTTP 400 for the whole call) describes no code path of the source.
 
 use super::dispatch::{Ctx, Output, execute};
 use super::envelope::{Timing, error_body, php_map, time_object};
@@ -34,14 +40,18 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         None => Vec::new(),
         Some(_) => return Err(ApiError::bad("INVALID_REQUEST", "Parameter 'cmd' must be an array")),
     };
-    if cmds.len() > MAX_COMMANDS {
-        return Err(ApiError::bad("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded"));
-    }
     let tz = ctx.portal().ident.tz;
     let mut res = Results { result: Map::new(), total: Map::new(), next: Map::new() };
     let mut errors = Map::new();
     let mut times = Map::new();
-    for (key, cmd) in cmds {
+    for (n, (key, cmd)) in cmds.into_iter().enumerate() {
+        if n >= MAX_COMMANDS {
+            errors.insert(key, error_body(&length_exceeded()));
+            if halt {
+                break;
+            }
+            continue;
+        }
         let started = Instant::now();
         let at = Utc::now();
         let (name, params, outcome) = run_one(ctx, cmd, &res);
@@ -86,6 +96,10 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         "result_next": php_map(res.next),
         "result_time": php_map(times),
     })))
+}
+
+fn length_exceeded() -> ApiError {
+    ApiError::bad("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
 }
 
 fn not_allowed() -> ApiError {
