@@ -4,11 +4,12 @@
 //! in the same process need no HTTP round trip to drive the portal.
 
 use crate::api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine};
-use crate::config::{EmulatorConfig, RateLimit};
+use crate::config::{EmulatorConfig, OperatingLimit, RateLimit};
 use crate::events::{self, EventSink};
 use crate::faults::Fault;
 use crate::record::{EventDelivery, RecordedCall};
 use crate::rest::errors::ApiError;
+use crate::rest::operating::OperatingUsage;
 use crate::rest::ratelimit::Bucket;
 use crate::shared::Shared;
 use crate::state::messages::Post;
@@ -59,8 +60,11 @@ impl Emulator {
             enforce_extranet_support: config.enforce_extranet_support,
             expose_connector_phones: config.expose_connector_phones,
         };
+        let clock = Arc::new(crate::clock::Clock::default());
         let shared = Arc::new(Shared {
-            portal: Mutex::new(Portal::new(ident, sink)),
+            portal: Mutex::new(Portal::new(ident, sink, clock.clone())),
+            operating: Mutex::new(crate::rest::operating::Operating::new(config.operating.clone())),
+            clock,
             recorder: Default::default(),
             faults: Default::default(),
             bucket: Mutex::new(Bucket::new(config.rate, Instant::now())),
@@ -234,6 +238,40 @@ impl Emulator {
     /// Changes the leaky bucket at runtime.
     pub fn set_rate_limit(&self, rate: RateLimit) {
         self.shared.bucket().set_rate(rate, Instant::now());
+    }
+
+    /// Moves the portal clock forward: operating-time windows, `im.v2.Event.*` retention, timed delivery outages
+    /// and the dates of what happens next all see the later time. No sleeping needed.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// The operating-time accounting in force.
+    pub fn operating_limit(&self) -> OperatingLimit {
+        self.shared.operating().limit().clone()
+    }
+
+    /// Replaces the operating-time accounting (usage so far is kept).
+    pub fn set_operating_limit(&self, limit: OperatingLimit) {
+        self.shared.operating().set_limit(limit);
+    }
+
+    /// Sets what one successful call of `method` is charged.
+    pub fn set_method_cost(&self, method: &str, cost: Duration) {
+        let mut op = self.shared.operating();
+        let mut limit = op.limit().clone();
+        limit.costs.insert(method.to_ascii_lowercase(), cost);
+        op.set_limit(limit);
+    }
+
+    /// Operating time counted per webhook and method in the current window.
+    pub fn operating_usage(&self) -> Vec<OperatingUsage> {
+        self.shared.operating().usage(self.shared.clock.secs())
+    }
+
+    /// Forgets all counted operating time.
+    pub fn reset_operating(&self) {
+        self.shared.operating().clear();
     }
 
     /// Number of queued events not yet attempted.

@@ -11,7 +11,7 @@
 //! self::ERROR_BATCH_LENGTH_EXCEEDED, 'error_description' => 'Max batch length exceeded')`); the docs' error
 //! table (HTTP 400 for the whole call) describes no code path of the source.
 
-use super::dispatch::{Ctx, Output, execute};
+use super::dispatch::{Ctx, Output, execute, figures};
 use super::envelope::{Timing, error_body, php_map, time_object};
 use super::errors::ApiError;
 use super::params::{DEFAULT_LIMITS, Param, parse_query};
@@ -55,6 +55,7 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         let started = Instant::now();
         let at = Utc::now();
         let (name, params, outcome) = run_one(ctx, cmd, &res);
+        let method = name.clone();
         let latency = started.elapsed();
         ctx.shared.recorder.call(RecordedCall {
             method: name,
@@ -75,7 +76,8 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
                 if let Some(n) = o.next {
                     res.next.insert(key.clone(), json!(n));
                 }
-                times.insert(key, time_object(Timing { start: at, elapsed: latency }, tz, false));
+                let operating = figures(ctx, &method);
+                times.insert(key, time_object(Timing { start: at, elapsed: latency }, tz, Some(operating)));
             }
             Err(mut e) => {
                 // The documented example shows scope errors inside a batch with an empty description.
@@ -121,7 +123,7 @@ fn run_one(ctx: &Ctx<'_>, cmd: &Param, res: &Results) -> (String, Value, Result<
     if method.eq_ignore_ascii_case("batch") {
         return (method, params_json, Err(not_allowed()));
     }
-    let sub = Ctx { shared: ctx.shared, auth: ctx.auth, in_batch: true, extra_delay: Default::default() };
+    let sub = Ctx { shared: ctx.shared, auth: ctx.auth, in_batch: true, extra_delay: Default::default(), hit: ctx.hit };
     let (name, outcome) = execute(&sub, &method, params);
     if let Some(d) = ctx.shared.faults.take_delay(&name) {
         ctx.extra_delay.set(ctx.extra_delay.get().saturating_add(d));

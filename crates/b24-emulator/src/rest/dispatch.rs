@@ -5,6 +5,7 @@
 //! return. Being synchronous lets `batch` run its commands through exactly the same path.
 
 use super::errors::ApiError;
+use super::operating::{Figures, Hit, blocked_error};
 use super::params::Param;
 use crate::shared::Shared;
 use serde_json::Value;
@@ -38,6 +39,8 @@ pub(crate) struct MethodDef {
 pub(crate) struct Auth {
     pub user_id: u64,
     pub scopes: BTreeSet<String>,
+    /// `<user id>/<code>`: whose operating time a call is charged to.
+    pub webhook: String,
 }
 
 /// Everything a handler may use.
@@ -48,6 +51,8 @@ pub(crate) struct Ctx<'a> {
     pub in_batch: bool,
     /// Delays injected into batch commands, slept by the router after the batch.
     pub extra_delay: Cell<Duration>,
+    /// The HTTP request this call belongs to (operating-time charges).
+    pub hit: &'a Hit,
 }
 
 impl Ctx<'_> {
@@ -115,6 +120,11 @@ pub(crate) fn execute(ctx: &Ctx<'_>, method: &str, params: Param) -> (String, Re
     {
         return (name, Err(ApiError::insufficient_scope()));
     }
+    let counted = !def.name.eq_ignore_ascii_case("batch");
+    let now = ctx.shared.clock.secs();
+    if counted && ctx.shared.operating().blocked(&ctx.auth.webhook, def.name, now, ctx.hit) {
+        return (name, Err(blocked_error()));
+    }
     if let Some((code, description, status)) = ctx.shared.faults.take_error(def.name) {
         return (name, Err(ApiError { status, code, description }));
     }
@@ -122,5 +132,15 @@ pub(crate) fn execute(ctx: &Ctx<'_>, method: &str, params: Param) -> (String, Re
         Keys::Upper => params.upper_keys(),
         Keys::AsIs => params,
     };
-    (name, (def.handler)(ctx, &params))
+    let outcome = (def.handler)(ctx, &params);
+    if counted && outcome.is_ok() {
+        let cost = ctx.shared.operating().cost(def.name);
+        ctx.hit.charge(def.name, now, cost);
+    }
+    (name, outcome)
+}
+
+/// The `time.operating*` figures of `method` for this request.
+pub(crate) fn figures(ctx: &Ctx<'_>, method: &str) -> Figures {
+    ctx.shared.operating().figures(&ctx.auth.webhook, method, ctx.shared.clock.secs(), ctx.hit)
 }

@@ -1,6 +1,7 @@
 //! Success and error envelopes, and the `time` object every response carries (contract §1.2, §1.4).
 
 use super::errors::ApiError;
+use super::operating::Figures;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -23,9 +24,9 @@ pub fn iso(t: DateTime<Utc>, tz: FixedOffset) -> String {
     t.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-/// The `time` object. `operating*` keys are included for top-level calls, left out inside batch results
-/// (as in the documented batch example).
-pub fn time_object(t: Timing, tz: FixedOffset, with_operating: bool) -> Value {
+/// The `time` object, with `operating_reset_at` and `operating` when given (every successful call on a cloud
+/// portal, batch commands included: SRC `CRestServer::appendDebugInfo` runs for `CRestServerBatchItem` too).
+pub(crate) fn time_object(t: Timing, tz: FixedOffset, operating: Option<Figures>) -> Value {
     let finish = t.start + chrono::Duration::from_std(t.elapsed).unwrap_or_default();
     let dur = t.elapsed.as_secs_f64();
     let mut m = Map::new();
@@ -35,9 +36,10 @@ pub fn time_object(t: Timing, tz: FixedOffset, with_operating: bool) -> Value {
     m.insert("processing".into(), json!(dur));
     m.insert("date_start".into(), json!(iso(t.start, tz)));
     m.insert("date_finish".into(), json!(iso(finish, tz)));
-    if with_operating {
-        m.insert("operating_reset_at".into(), json!(t.start.timestamp() + 600));
-        m.insert("operating".into(), json!(0));
+    if let Some(f) = operating {
+        m.insert("operating_reset_at".into(), json!(f.reset_at));
+        // The docs print an idle method's figure as the integer 0.
+        m.insert("operating".into(), if f.operating == 0.0 { json!(0) } else { json!(f.operating) });
     }
     Value::Object(m)
 }

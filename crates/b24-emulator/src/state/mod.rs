@@ -17,11 +17,13 @@ pub(crate) mod openlines;
 pub(crate) mod seed;
 pub(crate) mod views;
 
+use crate::clock::Clock;
 use crate::events::EventSink;
-use chrono::{FixedOffset, Utc};
+use chrono::FixedOffset;
 use model::{App, Bot, Chat, Command, Line, Message, Session, Time, User, Webhook};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Portal-wide facts that events and responses repeat.
 #[derive(Clone, Debug)]
@@ -104,6 +106,7 @@ pub(crate) struct Portal {
     /// (smaller user id, larger user id) → private chat.
     pub private_chats: HashMap<(u64, u64), u64>,
     pub events: EventSink,
+    pub clock: Arc<Clock>,
 }
 
 /// Random lowercase alphanumerics (webhook codes, tokens).
@@ -127,7 +130,7 @@ pub(crate) fn random_uuid() -> String {
 }
 
 impl Portal {
-    pub fn new(ident: Identity, events: EventSink) -> Portal {
+    pub fn new(ident: Identity, events: EventSink, clock: Arc<Clock>) -> Portal {
         Portal {
             ident,
             users: BTreeMap::new(),
@@ -145,11 +148,12 @@ impl Portal {
             lines_chats: HashMap::new(),
             private_chats: HashMap::new(),
             events,
+            clock,
         }
     }
 
     pub fn now(&self) -> Time {
-        Utc::now().with_timezone(&self.ident.tz)
+        self.clock.now().with_timezone(&self.ident.tz)
     }
 
     pub fn next_user_id(&self) -> u64 {

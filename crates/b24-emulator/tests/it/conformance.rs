@@ -22,7 +22,16 @@ async fn batch_matches_fixtures() {
     let cmd = json!({"get_user": "user.current", "get_department": "department.get?ID=$result[get_user][UF_DEPARTMENT][0]"});
     let (status, body) = p.call_at(&hook, "batch", json!({"halt": 0, "cmd": cmd})).await;
     assert_eq!(status, 200);
-    assert_shape(&fixture("batch_success.json"), &body, Rules { extra: &["time.operating_reset_at", "time.operating"], ..Rules::default() });
+    // The doc's batch example predates the operating keys; SRC appendDebugInfo adds them to every command too.
+    let extra = [
+        "time.operating_reset_at",
+        "time.operating",
+        "result.result_time.get_user.operating_reset_at",
+        "result.result_time.get_user.operating",
+        "result.result_time.get_department.operating_reset_at",
+        "result.result_time.get_department.operating",
+    ];
+    assert_shape(&fixture("batch_success.json"), &body, Rules { extra: &extra, ..Rules::default() });
     let restricted = p.emu.add_webhook(p.demo.service_user_id, &["im"]);
     let (status, body) = p.call_at(&restricted, "batch", json!({"halt": 0, "cmd": cmd})).await;
     assert_eq!(status, 200);

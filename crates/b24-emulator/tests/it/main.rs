@@ -14,6 +14,7 @@ mod crm;
 mod faults;
 mod malformed;
 mod openlines;
+mod operating;
 mod rest_basics;
 mod shape;
 mod v2;

@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 
 use super::process::ProcessError;
 use crate::config::Config;
-use crate::domain::ids::DedupKey;
 use crate::domain::event::PortalEvent;
+use crate::domain::ids::DedupKey;
 use crate::domain::turn::HandoffReason;
 use crate::ports::{ChatMode, ChatStore, DeadLetters, IdempotencyStore, Settle, StoreError};
 use crate::retry::RetryPolicy;
