@@ -6,7 +6,7 @@
 use crate::api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine};
 use crate::config::{EmulatorConfig, OperatingLimit, RateLimit};
 use crate::events::{self, EventSink};
-use crate::faults::Fault;
+use crate::faults::{DeliveryOutage, Fault};
 use crate::record::{EventDelivery, RecordedCall};
 use crate::rest::errors::ApiError;
 use crate::rest::operating::OperatingUsage;
@@ -233,6 +233,24 @@ impl Emulator {
     /// Removes all pending faults.
     pub fn clear_faults(&self) {
         self.shared.faults.clear();
+    }
+
+    /// Takes the event handler offline: every delivery fails (connection refused, or a status such as 503)
+    /// without reaching it, is recorded as failed and never retried, for the given time or until
+    /// [`Emulator::bring_handler_online`].
+    pub fn take_handler_offline(&self, outage: DeliveryOutage) {
+        self.shared.faults.set_outage(outage, self.shared.clock.secs());
+    }
+
+    /// Ends an outage started by [`Emulator::take_handler_offline`].
+    pub fn bring_handler_online(&self) {
+        self.shared.faults.clear_outage();
+    }
+
+    /// Drops every `n`th delivery of `event` (`None` for all events) from now on, deterministically (the
+    /// `n`th, `2n`th, ...); `n == 0` stops.
+    pub fn drop_every_nth_delivery(&self, n: u32, event: Option<&str>) {
+        self.shared.faults.set_drop_every(n, event.unwrap_or("*"));
     }
 
     /// Changes the leaky bucket at runtime.

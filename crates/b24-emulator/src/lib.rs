@@ -42,7 +42,7 @@ mod state;
 pub use api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine, SnapshotMessage, WelcomeBotJoin, WelcomeBotLeft};
 pub use config::{EmulatorConfig, OperatingLimit, RateLimit};
 pub use emulator::Emulator;
-pub use faults::{Fault, FaultKind};
+pub use faults::{DeliveryOutage, Fault, FaultKind, OutageFailure};
 pub use record::{EventDelivery, RecordedCall};
 pub use rest::operating::OperatingUsage;
 

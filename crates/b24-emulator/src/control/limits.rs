@@ -3,7 +3,7 @@
 
 use super::{S, bad_json, body, err, ok};
 use crate::config::RateLimit;
-use crate::faults::FaultSpec;
+use crate::faults::{DeliveryOutage, FaultSpec, OutageFailure};
 use crate::rest::errors::ApiError;
 use crate::shared::Shared;
 use axum::Router;
@@ -22,6 +22,8 @@ pub(super) fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/rate-limit", put(set_rate).get(get_rate))
         .route("/_emulator/operating", get(get_operating).put(set_operating).delete(reset_operating))
         .route("/_emulator/clock/advance", post(advance_clock))
+        .route("/_emulator/deliveries/outage", post(start_outage).delete(end_outage))
+        .route("/_emulator/deliveries/drop-every", post(drop_every).delete(stop_dropping))
 }
 
 async fn add_fault(State(s): S, raw: String) -> Response {
@@ -147,4 +149,66 @@ async fn advance_clock(State(s): S, raw: String) -> Response {
         }
         Err(e) => err(e),
     }
+}
+
+#[derive(Deserialize)]
+struct OutageIn {
+    /// `refused` (default) or `status`.
+    #[serde(default)]
+    failure: Option<String>,
+    #[serde(default = "s503")]
+    status: u16,
+    duration_ms: Option<u64>,
+    url_prefix: Option<String>,
+}
+
+fn s503() -> u16 {
+    503
+}
+
+/// `{"failure": "refused" | "status", "status": 503, "duration_ms": 5000, "url_prefix": "http://..."}`.
+async fn start_outage(State(s): S, raw: String) -> Response {
+    let b: OutageIn = match body(&raw) {
+        Ok(b) => b,
+        Err(e) => return bad_json(e),
+    };
+    let failure = match b.failure.as_deref() {
+        None | Some("refused") => OutageFailure::ConnectionRefused,
+        Some("status") => OutageFailure::Status(b.status),
+        Some(_) => return err(ApiError::bad("INVALID_REQUEST", "failure must be refused or status")),
+    };
+    let outage = DeliveryOutage { failure, duration: b.duration_ms.map(Duration::from_millis), url_prefix: b.url_prefix };
+    s.faults.set_outage(outage, s.clock.secs());
+    ok(json!({"ok": true}))
+}
+
+async fn end_outage(State(s): S) -> Response {
+    s.faults.clear_outage();
+    ok(json!({"ok": true}))
+}
+
+#[derive(Deserialize)]
+struct DropEveryIn {
+    n: u32,
+    #[serde(default = "star")]
+    event: String,
+}
+
+fn star() -> String {
+    "*".to_owned()
+}
+
+/// `{"n": 3, "event": "ONIMBOTMESSAGEADD"}`: drops the 3rd, 6th, ... delivery from now on.
+async fn drop_every(State(s): S, raw: String) -> Response {
+    let b: DropEveryIn = match body(&raw) {
+        Ok(b) => b,
+        Err(e) => return bad_json(e),
+    };
+    s.faults.set_drop_every(b.n, &b.event);
+    ok(json!({"ok": true}))
+}
+
+async fn stop_dropping(State(s): S) -> Response {
+    s.faults.set_drop_every(0, "*");
+    ok(json!({"ok": true}))
 }
