@@ -142,6 +142,9 @@ pub struct EmulatorConfig {
     pub max_body_bytes: usize,
     /// Per-method operating-time accounting (`time.operating`, 429 `OPERATION_TIME_LIMIT`).
     pub operating: OperatingLimit,
+    /// Whether `im.v2.Event.*` user logs include Open Lines chats the user belongs to (UNCONFIRMED, contract
+    /// §3.4 and §10 item 5). On by default.
+    pub im_v2_events_include_openlines: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -159,6 +162,7 @@ impl Default for EmulatorConfig {
             expose_connector_phones: false,
             max_body_bytes: 2 * 1024 * 1024,
             operating: OperatingLimit::default(),
+            im_v2_events_include_openlines: true,
         }
     }
 }

@@ -59,6 +59,7 @@ impl Emulator {
             v2_app_token: config.v2_application_token.clone().unwrap_or_else(|| random_hex(32)),
             enforce_extranet_support: config.enforce_extranet_support,
             expose_connector_phones: config.expose_connector_phones,
+            im_v2_openlines: config.im_v2_events_include_openlines,
         };
         let clock = Arc::new(crate::clock::Clock::default());
         let shared = Arc::new(Shared {
@@ -358,8 +359,10 @@ pub(crate) fn operator_writes(shared: &Shared, chat_id: u64, user_id: u64, text:
     if text.trim().is_empty() {
         return Err(ApiError::bad("MESSAGE_EMPTY", "Message can't be empty"));
     }
-    let chat = portal.chats.get_mut(&chat_id).ok_or_else(|| ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"))?;
-    chat.add_member(user_id);
+    if !portal.chats.contains_key(&chat_id) {
+        return Err(ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"));
+    }
+    portal.add_chat_member(chat_id, user_id);
     portal.employee_writes(chat_id, user_id, Post::text(chat_id, user_id, text))
 }
 

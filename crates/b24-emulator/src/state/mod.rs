@@ -15,12 +15,13 @@ pub(crate) mod messages;
 pub(crate) mod model;
 pub(crate) mod openlines;
 pub(crate) mod seed;
+pub(crate) mod user_events;
 pub(crate) mod views;
 
 use crate::clock::Clock;
 use crate::events::EventSink;
 use chrono::FixedOffset;
-use model::{App, Bot, Chat, Command, Line, Message, Session, Time, User, Webhook};
+use model::{App, Bot, Chat, Command, Line, Message, Session, Time, User, UserLog, Webhook};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub(crate) struct Identity {
     pub v2_app_token: String,
     pub enforce_extranet_support: bool,
     pub expose_connector_phones: bool,
+    /// Whether `im.v2.Event.*` logs Open Lines chats (UNCONFIRMED).
+    pub im_v2_openlines: bool,
 }
 
 /// Monotonic id sequences. They start at different, realistic-looking bases so that a client mixing up a chat
@@ -105,6 +108,8 @@ pub(crate) struct Portal {
     pub lines_chats: HashMap<(u64, u64), u64>,
     /// (smaller user id, larger user id) → private chat.
     pub private_chats: HashMap<(u64, u64), u64>,
+    /// `im.v2.Event.*` logs by user.
+    pub user_events: HashMap<u64, UserLog>,
     pub events: EventSink,
     pub clock: Arc<Clock>,
 }
@@ -147,6 +152,7 @@ impl Portal {
             connector_users: HashMap::new(),
             lines_chats: HashMap::new(),
             private_chats: HashMap::new(),
+            user_events: HashMap::new(),
             events,
             clock,
         }

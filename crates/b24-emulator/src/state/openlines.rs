@@ -158,9 +158,9 @@ impl Portal {
         }
         if let Some(c) = self.chats.get_mut(&chat_id) {
             c.owner = user;
-            if user > 0 {
-                c.add_member(user);
-            }
+        }
+        if user > 0 {
+            self.add_chat_member(chat_id, user);
         }
     }
 

@@ -12,6 +12,7 @@ mod conformance;
 mod control_api;
 mod crm;
 mod faults;
+mod im_v2;
 mod malformed;
 mod openlines;
 mod operating;
