@@ -7,7 +7,7 @@
 
 use super::OutEvent;
 use crate::state::Portal;
-use crate::state::model::Message;
+use crate::state::model::{Command, Message};
 use crate::state::views;
 use serde_json::{Value, json};
 
@@ -79,6 +79,21 @@ pub(crate) fn join_data(p: &Portal, bot_id: u64, chat_id: u64, by_user: u64, fet
 /// `data` of `ONIMBOTV2DELETE`: only `bot` (DOC: "the last event the bot will receive").
 pub(crate) fn delete_data(p: &Portal, bot_id: u64, fetch: bool) -> Value {
     json!({"bot": bot_value(p, bot_id, fetch)})
+}
+
+/// `data` of `ONIMBOTV2COMMANDADD` (DOC `imbot.v2/events/events.md`): `bot`, `command{id, command, params,
+/// context}`, `message` (the one carrying the command), `chat`, `user`, `language`.
+pub(crate) fn command_data(p: &Portal, bot_id: u64, cmd: &Command, params: &str, msg: &Message, fetch: bool) -> Value {
+    let chat = p.chats.get(&msg.chat_id).map_or(Value::Null, |c| views::chat_v2(p, c));
+    let user = p.user(msg.author_id).map_or(Value::Null, |u| views::user_v2(p, u));
+    json!({
+        "bot": bot_value(p, bot_id, fetch),
+        "command": {"id": cmd.id, "command": format!("/{}", cmd.command), "params": params, "context": "keyboard"},
+        "message": message_v2(p, msg),
+        "chat": chat,
+        "user": user,
+        "language": p.ident.language,
+    })
 }
 
 /// A webhook-mode delivery.
