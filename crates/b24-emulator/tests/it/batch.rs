@@ -32,7 +32,8 @@ async fn array_cmd_form_encoding_and_halt() {
     let (status, body) = p.raw("batch", "application/x-www-form-urlencoded", body).await;
     assert_eq!(status, 200, "batch answers 200 even when commands fail");
     let r = &body["result"];
-    assert_eq!(r["result"]["0"], json!(["crm", "im", "imbot", "imopenlines"]));
+    // PHP json_encode: result keys 0.. in order make a list.
+    assert_eq!(r["result"][0], json!(["crm", "im", "imbot", "imopenlines"]));
     assert_eq!(r["result_error"]["1"], json!({"error": "", "error_description": "Not found"}));
     assert!(r["result"].get("2").is_none(), "halt stops at the first error: {r}");
     let (_, body) = p.call("batch", json!({"halt": false, "cmd": ["crm.lead.get?id=999999", "scope"]})).await;
@@ -68,8 +69,7 @@ async fn more_than_fifty_runs_fifty_and_reports_the_rest() {
     let (status, body) = p.call("batch", json!({"cmd": cmds})).await;
     assert_eq!(status, 200, "{body}");
     let r = &body["result"];
-    assert_eq!(r["result"].as_object().map(|o| o.len()), Some(50));
-    assert!(r["result"].get("49").is_some() && r["result"].get("50").is_none());
+    assert_eq!(r["result"].as_array().map(Vec::len), Some(50), "keys 0..49: a JSON list, as PHP encodes it");
     let errors = r["result_error"].as_object().cloned().unwrap_or_default();
     assert_eq!(errors.keys().cloned().collect::<Vec<_>>(), (50..60).map(|i| i.to_string()).collect::<Vec<_>>());
     assert!(errors.values().all(|e| *e == json!({"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"})));
@@ -80,6 +80,6 @@ async fn more_than_fifty_runs_fifty_and_reports_the_rest() {
     let scopes: Vec<Value> = (0..55).map(|_| json!("scope")).collect();
     let (status, body) = p.call("batch", json!({"halt": 1, "cmd": scopes})).await;
     assert_eq!(status, 200);
-    assert_eq!(body["result"]["result"].as_object().map(|o| o.len()), Some(50));
+    assert_eq!(body["result"]["result"].as_array().map(Vec::len), Some(50));
     assert_eq!(body["result"]["result_error"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["50".to_owned()]));
 }

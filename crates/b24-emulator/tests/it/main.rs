@@ -7,6 +7,7 @@
 
 mod batch;
 mod bots;
+mod clients;
 mod common;
 mod conformance;
 mod control_api;
