@@ -15,13 +15,15 @@
 //! * [`emulator`] — [`Emulator`], the handle tests use (start on port 0, seed, drive customers, inspect).
 //! * `api` — plain data types of the Rust and control APIs ([`NewLine`], [`ChatSnapshot`], ...).
 //! * `state` — the portal model behind one `std::sync::Mutex` (never held across `.await`): users, lines, chats,
-//!   sessions, messages, bots, CRM; Open Lines rules live in `state::openlines` and `state::messages`.
+//!   sessions, messages, bots, CRM; Open Lines rules live in `state::openlines` and `state::messages`, the
+//!   `im.v2.Event.*` logs in `state::user_events`.
 //! * `rest` — `/rest/<user>/<code>/<method>`: PHP-array parameter parser, envelopes, errors, rate limit,
 //!   per-method operating time, `batch`.
 //! * `methods` — the REST methods (`im`, `imbot`, `imbot.v2`, `imopenlines`, `crm`, misc).
 //! * `events` — outbound events: payloads (v1, v2), PHP `http_build_query` encoding, ordered async delivery.
-//! * `control` — the JSON control API under `/_emulator/` for tests, demos and manual use.
-//! * [`faults`] — injected errors, delays and dropped deliveries. [`record`] — recordings of calls and deliveries.
+//! * `control` — the JSON control API under `/_emulator/` for tests, demos and manual use (`control::limits`:
+//!   faults, rate limit, operating time, clock, delivery outages).
+//! * [`faults`] — injected errors, delays, dropped deliveries, handler outages. [`record`] — recordings of calls and deliveries.
 
 #![warn(missing_docs)]
 
