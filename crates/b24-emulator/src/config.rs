@@ -3,6 +3,7 @@
 //! Everything the contract marks UNCONFIRMED that changes what a client sees is a field here (or a per-bot /
 //! per-line setting reachable through the Rust and control APIs), so a test can pin the assumption it relies on.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -33,6 +34,86 @@ impl Default for RateLimit {
     }
 }
 
+/// Per-method operating-time accounting (contract §2.2; SRC `Bitrix\Rest\Engine\Access\LoadLimiter`).
+///
+/// What each successful call is charged comes from [`OperatingLimit::cost_of`]: `costs` first, then the
+/// built-in table ([`OperatingLimit::builtin_cost`]). See the crate README for the numbers and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatingLimit {
+    /// Account and enforce at all (off: `time.operating` is always 0 and nothing is refused).
+    pub enabled: bool,
+    /// The limit per webhook and method in the window (DOC example and 2024 docs: 480 s; SRC default 420 s;
+    /// the current cloud value is UNCONFIRMED, contract §10 item 11).
+    pub limit: Duration,
+    /// Bucket length (SRC `$bucketSize = 60`).
+    pub bucket: Duration,
+    /// Buckets in the window (SRC `$bucketCount = 10`).
+    pub buckets: u32,
+    /// A method's charges within one request are stored only when their sum exceeds this
+    /// (SRC `$minimalFixTime = 0.1`). `Duration::ZERO` counts every call.
+    pub min_counted: Duration,
+    /// Per-method charges overriding the built-in table (method names case-insensitive).
+    pub costs: BTreeMap<String, Duration>,
+}
+
+impl Default for OperatingLimit {
+    fn default() -> Self {
+        OperatingLimit {
+            enabled: true,
+            limit: Duration::from_secs(480),
+            bucket: Duration::from_secs(60),
+            buckets: 10,
+            min_counted: Duration::from_millis(100),
+            costs: BTreeMap::new(),
+        }
+    }
+}
+
+impl OperatingLimit {
+    /// What one successful call of `method` is charged: an override from `costs`, else the built-in table.
+    pub fn cost_of(&self, method: &str) -> Duration {
+        self.costs.iter().find(|(m, _)| m.eq_ignore_ascii_case(method)).map_or_else(|| Self::builtin_cost(method), |(_, d)| *d)
+    }
+
+    /// The built-in table: 200 ms for CRM lists, 120 ms for message-history and recent-chat reads, 50 ms for
+    /// writes (send, add, update, register, session changes), 30 ms for event polling, 10 ms for the rest.
+    pub fn builtin_cost(method: &str) -> Duration {
+        let m = method.to_ascii_lowercase();
+        let ms = if m.starts_with("crm.") && m.ends_with(".list") {
+            200
+        } else if ["im.recent.list", "im.recent.get", "im.dialog.messages.get", "imopenlines.session.history.get", "imopenlines.dialog.get"]
+            .contains(&m.as_str())
+        {
+            120
+        } else if m.ends_with("event.get") {
+            30
+        } else if [
+            ".add",
+            ".update",
+            ".send",
+            ".register",
+            ".unregister",
+            ".transfer",
+            ".finish",
+            ".operator",
+            ".answer",
+            ".skip",
+            ".notify",
+            ".sendtyping",
+            ".writing",
+            ".read",
+        ]
+        .iter()
+        .any(|suffix| m.ends_with(suffix))
+        {
+            50
+        } else {
+            10
+        };
+        Duration::from_millis(ms)
+    }
+}
+
 /// How the emulator is started.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
@@ -59,6 +140,11 @@ pub struct EmulatorConfig {
     pub expose_connector_phones: bool,
     /// Largest accepted request body; bigger bodies get HTTP 413.
     pub max_body_bytes: usize,
+    /// Per-method operating-time accounting (`time.operating`, 429 `OPERATION_TIME_LIMIT`).
+    pub operating: OperatingLimit,
+    /// Whether `im.v2.Event.*` user logs include Open Lines chats the user belongs to (UNCONFIRMED, contract
+    /// §3.4 and §10 item 5). On by default.
+    pub im_v2_events_include_openlines: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +161,8 @@ impl Default for EmulatorConfig {
             enforce_extranet_support: false,
             expose_connector_phones: false,
             max_body_bytes: 2 * 1024 * 1024,
+            operating: OperatingLimit::default(),
+            im_v2_events_include_openlines: true,
         }
     }
 }

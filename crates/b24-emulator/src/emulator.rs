@@ -4,11 +4,12 @@
 //! in the same process need no HTTP round trip to drive the portal.
 
 use crate::api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine};
-use crate::config::{EmulatorConfig, RateLimit};
+use crate::config::{EmulatorConfig, OperatingLimit, RateLimit};
 use crate::events::{self, EventSink};
-use crate::faults::Fault;
+use crate::faults::{DeliveryOutage, Fault};
 use crate::record::{EventDelivery, RecordedCall};
 use crate::rest::errors::ApiError;
+use crate::rest::operating::OperatingUsage;
 use crate::rest::ratelimit::Bucket;
 use crate::shared::Shared;
 use crate::state::messages::Post;
@@ -58,9 +59,13 @@ impl Emulator {
             v2_app_token: config.v2_application_token.clone().unwrap_or_else(|| random_hex(32)),
             enforce_extranet_support: config.enforce_extranet_support,
             expose_connector_phones: config.expose_connector_phones,
+            im_v2_openlines: config.im_v2_events_include_openlines,
         };
+        let clock = Arc::new(crate::clock::Clock::default());
         let shared = Arc::new(Shared {
-            portal: Mutex::new(Portal::new(ident, sink)),
+            portal: Mutex::new(Portal::new(ident, sink, clock.clone())),
+            operating: Mutex::new(crate::rest::operating::Operating::new(config.operating.clone())),
+            clock,
             recorder: Default::default(),
             faults: Default::default(),
             bucket: Mutex::new(Bucket::new(config.rate, Instant::now())),
@@ -231,9 +236,61 @@ impl Emulator {
         self.shared.faults.clear();
     }
 
+    /// Takes the event handler offline: every delivery fails (connection refused, or a status such as 503)
+    /// without reaching it, is recorded as failed and never retried, for the given time or until
+    /// [`Emulator::bring_handler_online`].
+    pub fn take_handler_offline(&self, outage: DeliveryOutage) {
+        self.shared.faults.set_outage(outage, self.shared.clock.secs());
+    }
+
+    /// Ends an outage started by [`Emulator::take_handler_offline`].
+    pub fn bring_handler_online(&self) {
+        self.shared.faults.clear_outage();
+    }
+
+    /// Drops every `n`th delivery of `event` (`None` for all events) from now on, deterministically (the
+    /// `n`th, `2n`th, ...); `n == 0` stops.
+    pub fn drop_every_nth_delivery(&self, n: u32, event: Option<&str>) {
+        self.shared.faults.set_drop_every(n, event.unwrap_or("*"));
+    }
+
     /// Changes the leaky bucket at runtime.
     pub fn set_rate_limit(&self, rate: RateLimit) {
         self.shared.bucket().set_rate(rate, Instant::now());
+    }
+
+    /// Moves the portal clock forward: operating-time windows, `im.v2.Event.*` retention, timed delivery outages
+    /// and the dates of what happens next all see the later time. No sleeping needed.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// The operating-time accounting in force.
+    pub fn operating_limit(&self) -> OperatingLimit {
+        self.shared.operating().limit().clone()
+    }
+
+    /// Replaces the operating-time accounting (usage so far is kept).
+    pub fn set_operating_limit(&self, limit: OperatingLimit) {
+        self.shared.operating().set_limit(limit);
+    }
+
+    /// Sets what one successful call of `method` is charged.
+    pub fn set_method_cost(&self, method: &str, cost: Duration) {
+        let mut op = self.shared.operating();
+        let mut limit = op.limit().clone();
+        limit.costs.insert(method.to_ascii_lowercase(), cost);
+        op.set_limit(limit);
+    }
+
+    /// Operating time counted per webhook and method in the current window.
+    pub fn operating_usage(&self) -> Vec<OperatingUsage> {
+        self.shared.operating().usage(self.shared.clock.secs())
+    }
+
+    /// Forgets all counted operating time.
+    pub fn reset_operating(&self) {
+        self.shared.operating().clear();
     }
 
     /// Number of queued events not yet attempted.
@@ -302,8 +359,10 @@ pub(crate) fn operator_writes(shared: &Shared, chat_id: u64, user_id: u64, text:
     if text.trim().is_empty() {
         return Err(ApiError::bad("MESSAGE_EMPTY", "Message can't be empty"));
     }
-    let chat = portal.chats.get_mut(&chat_id).ok_or_else(|| ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"))?;
-    chat.add_member(user_id);
+    if !portal.chats.contains_key(&chat_id) {
+        return Err(ApiError::new(404, "CHAT_NOT_FOUND", "Chat not found"));
+    }
+    portal.add_chat_member(chat_id, user_id);
     portal.employee_writes(chat_id, user_id, Post::text(chat_id, user_id, text))
 }
 

@@ -1,4 +1,8 @@
-//! Fault injection: make the next N calls of a method fail or slow down, or drop the next N event deliveries.
+//! Fault injection: make the next N calls of a method fail or slow down, drop the next N event deliveries, take
+//! the event handler "offline" for a while, or drop every Nth delivery.
+//!
+//! Offline and dropped deliveries are recorded as failed attempts and never retried, as Bitrix24's queue server
+//! does with a handler that is down (contract §3.3): that is what recovery tests need to provoke.
 //!
 //! The bridge's retry, backoff and reconciliation paths are only trustworthy if tests can provoke the failures
 //! Bitrix24 really produces (`QUERY_LIMIT_EXCEEDED`, `OPERATION_TIME_LIMIT`, `expired_token`, lost events...).
@@ -107,10 +111,46 @@ impl FaultSpec {
     }
 }
 
+/// How deliveries fail while the handler is offline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutageFailure {
+    /// As if nothing listened: recorded as a transport error, no status.
+    ConnectionRefused,
+    /// As if a proxy in front of the handler answered with this status (e.g. 502, 503).
+    Status(u16),
+}
+
+/// The bridge's event handler is down: deliveries to it fail without reaching it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryOutage {
+    /// How each delivery fails.
+    pub failure: OutageFailure,
+    /// How long, on the portal clock ([`crate::Emulator::advance_clock`] shortens it); `None` until cleared.
+    pub duration: Option<Duration>,
+    /// Only handlers whose URL starts with this; `None` for every handler.
+    pub url_prefix: Option<String>,
+}
+
+#[derive(Debug)]
+struct ActiveOutage {
+    outage: DeliveryOutage,
+    until: Option<f64>,
+}
+
+#[derive(Debug)]
+struct DropEvery {
+    n: u32,
+    event: String,
+    seen: u32,
+}
+
 /// Pending faults.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pending: Mutex<Vec<Fault>>,
+    outage: Mutex<Option<ActiveOutage>>,
+    drop_every: Mutex<Option<DropEvery>>,
 }
 
 fn matches(pattern: &str, name: &str) -> bool {
@@ -168,6 +208,40 @@ impl Faults {
     pub(crate) fn take_drop(&self, event: &str) -> bool {
         self.take(event, |k| matches!(k, FaultKind::DropDelivery)).is_some()
     }
+
+    /// Starts an outage at `now` (portal clock, Unix seconds), replacing any other.
+    pub(crate) fn set_outage(&self, outage: DeliveryOutage, now: f64) {
+        let until = outage.duration.map(|d| now + d.as_secs_f64());
+        *self.outage.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveOutage { outage, until });
+    }
+
+    pub(crate) fn clear_outage(&self) {
+        *self.outage.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How a delivery to `url` fails now, if the handler is offline.
+    pub(crate) fn outage_for(&self, url: &str, now: f64) -> Option<OutageFailure> {
+        let mut slot = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|a| a.until.is_some_and(|u| now >= u)) {
+            *slot = None;
+        }
+        let a = slot.as_ref()?;
+        a.outage.url_prefix.as_deref().is_none_or(|p| url.starts_with(p)).then_some(a.outage.failure)
+    }
+
+    /// Drops every `n`th delivery of `event` (`*` for all) from now on; `n == 0` stops.
+    pub(crate) fn set_drop_every(&self, n: u32, event: &str) {
+        let v = (n > 0).then(|| DropEvery { n, event: event.to_owned(), seen: 0 });
+        *self.drop_every.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// Counts a delivery of `event`; `Some(n)` when it is an `n`th one to drop.
+    pub(crate) fn nth_drop(&self, event: &str) -> Option<u32> {
+        let mut slot = self.drop_every.lock().unwrap_or_else(|e| e.into_inner());
+        let d = slot.as_mut().filter(|d| matches(&d.event, event))?;
+        d.seen += 1;
+        (d.seen % d.n == 0).then_some(d.n)
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +259,17 @@ mod tests {
         assert!(f.take_error("imbot.message.add").is_none());
         assert!(f.take_drop("ONIMBOTJOINCHAT"));
         assert!(!f.take_drop("ONIMBOTJOINCHAT"));
+    }
+
+    #[test]
+    fn every_third_delivery_is_dropped_and_outages_end() {
+        let f = Faults::default();
+        f.set_drop_every(3, "*");
+        let dropped: Vec<bool> = (0..7).map(|_| f.nth_drop("ONIMBOTMESSAGEADD").is_some()).collect();
+        assert_eq!(dropped, [false, false, true, false, false, true, false]);
+        let outage = DeliveryOutage { failure: OutageFailure::Status(503), duration: Some(Duration::from_secs(10)), url_prefix: None };
+        f.set_outage(outage, 100.0);
+        assert_eq!(f.outage_for("http://x/", 105.0), Some(OutageFailure::Status(503)));
+        assert_eq!(f.outage_for("http://x/", 110.0), None);
     }
 }

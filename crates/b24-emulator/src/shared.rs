@@ -1,9 +1,11 @@
 //! What the HTTP handlers, the dispatcher and the [`crate::Emulator`] handle share.
 
+use crate::clock::Clock;
 use crate::config::EmulatorConfig;
 use crate::events::Idle;
 use crate::faults::Faults;
 use crate::record::Recorder;
+use crate::rest::operating::Operating;
 use crate::rest::ratelimit::Bucket;
 use crate::state::Portal;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,6 +16,8 @@ pub(crate) struct Shared {
     pub recorder: Recorder,
     pub faults: Faults,
     pub bucket: Mutex<Bucket>,
+    pub operating: Mutex<Operating>,
+    pub clock: Arc<Clock>,
     pub idle: Arc<Idle>,
     pub config: EmulatorConfig,
     pub base_url: String,
@@ -28,5 +32,9 @@ impl Shared {
 
     pub(crate) fn bucket(&self) -> MutexGuard<'_, Bucket> {
         self.bucket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn operating(&self) -> MutexGuard<'_, Operating> {
+        self.operating.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod form;
 pub(crate) mod v1;
 pub(crate) mod v2;
 
+use crate::faults::OutageFailure;
 use crate::record::EventDelivery;
 use crate::shared::Shared;
 use chrono::Utc;
@@ -137,6 +138,23 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, ev: OutEvent) {
     let mut rec = EventDelivery { event: ev.event.clone(), url: ev.url.clone(), body: body.clone(), status: None, error: None, at, bot_id: ev.bot_id };
     if shared.faults.take_drop(&ev.event) {
         rec.error = Some("dropped by fault injection".to_owned());
+        shared.recorder.delivery(rec);
+        return;
+    }
+    if let Some(n) = shared.faults.nth_drop(&ev.event) {
+        rec.error = Some(format!("dropped by fault injection (one in every {n} deliveries)"));
+        shared.recorder.delivery(rec);
+        return;
+    }
+    // The handler is offline: the attempt fails without reaching it, and is not retried.
+    if let Some(failure) = shared.faults.outage_for(&ev.url, shared.clock.secs()) {
+        match failure {
+            OutageFailure::ConnectionRefused => rec.error = Some("transport error: connection refused (handler offline)".to_owned()),
+            OutageFailure::Status(code) => {
+                rec.status = Some(code);
+                rec.error = Some(format!("handler answered HTTP {code}"));
+            }
+        }
         shared.recorder.delivery(rec);
         return;
     }

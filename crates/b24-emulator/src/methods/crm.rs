@@ -5,7 +5,7 @@
 //! (crm ≥ 23.100.0). Entity errors have an empty `error` code and the meaning in the description.
 
 use super::text;
-use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
+use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output, start_param};
 use crate::rest::envelope::iso;
 use crate::rest::errors::ApiError;
 use crate::rest::params::Param;
@@ -100,7 +100,7 @@ fn list(ctx: &Ctx<'_>, p: &Param, et: EntityType) -> Result<Output, ApiError> {
         .get_ci("select")
         .map(|s| if s.is_container() { s.values().iter().filter_map(|v| v.text()).collect() } else { s.text().into_iter().collect() })
         .unwrap_or_default();
-    let start = p.get_ci("start").and_then(Param::int).filter(|n| *n > 0).unwrap_or(0).unsigned_abs();
+    let start = start_param(p);
     let conditions: Vec<(String, Value)> = filter.map(|f| f.entries().into_iter().map(|(k, v)| (k, v.to_json())).collect()).unwrap_or_default();
     let desc = order.and_then(|o| o.get_ci("ID").and_then(Param::text)).is_some_and(|d| d.eq_ignore_ascii_case("desc"));
     let portal = ctx.portal();
@@ -133,7 +133,7 @@ fn comment_list(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let filter = map_or_error(p, "filter")?.unwrap_or_else(Param::empty);
     let et = filter.get_ci("ENTITY_TYPE").and_then(Param::text).and_then(|t| EntityType::parse(&t));
     let eid = filter.get_ci("ENTITY_ID").and_then(Param::int).map(i64::unsigned_abs);
-    let start = p.get_ci("start").and_then(Param::int).filter(|n| *n > 0).unwrap_or(0).unsigned_abs();
+    let start = start_param(p);
     let portal = ctx.portal();
     let tz = portal.ident.tz;
     let items: Vec<Value> = portal

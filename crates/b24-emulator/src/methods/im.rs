@@ -1,8 +1,10 @@
 //! `im.*`: what the webhook's user (the Phase 1 "operator polling" service user) can see and do.
 //!
 //! `im.recent.*` list the chats the caller is a member of, plus Open Lines chats of lines whose queue includes
-//! the caller (queue operators see their lines' chats). `im.dialog.messages.get` follows SRC `im_rest.php`:
-//! `CHAT_ID` or `DIALOG_ID`, `FIRST_ID` wins over `LAST_ID`, ids must be digit strings, `LIMIT` ≤ 50, newest first.
+//! the caller (queue operators see their lines' chats). `im.dialog.messages.get` follows SRC `im_rest.php` and
+//! `Chat::getMessages`: `CHAT_ID` or `DIALOG_ID`, `FIRST_ID` wins over `LAST_ID`, ids must be digit strings,
+//! `LIMIT` ≤ 50 (default 20); newest first, except after `FIRST_ID` (oldest first). Not modelled: the extra
+//! messages a reader with unread messages gets when neither id is given.
 
 use super::{chat_of_dialog, is_dialog_id, json_param, pos_int, text, within_block_limit, yes};
 use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
@@ -83,7 +85,9 @@ fn recent_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let portal = ctx.portal();
     let caller = ctx.user();
     let since = text(p, "LAST_SYNC_DATE").or_else(|| text(p, "LAST_UPDATE"));
-    let since = since.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+    // DOC: changes since that date, at most 7 days back.
+    let week_ago = portal.now() - chrono::Duration::days(7);
+    let since = since.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok()).map(|s| s.max(week_ago));
     let items: Vec<Value> = visible_chats(&portal, caller, p, yes(p, "ONLY_OPENLINES"))
         .into_iter()
         .filter_map(|id| portal.chats.get(&id))
@@ -130,12 +134,13 @@ fn messages_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let limit = p.get("LIMIT").and_then(Param::int).map_or(20, |l| if l <= 0 { 20 } else { l.min(50) }) as usize;
     let Some(chat) = portal.chats.get(&chat_id) else { return Err(denied()) };
     let ids = &chat.message_ids;
-    let mut picked: Vec<u64> = match (first, last) {
+    // SRC Chat::getMessages: FIRST_ID selects the oldest `limit` newer messages with no ORDER BY on the result
+    // (ascending ids); otherwise `ID DESC`, newest first (as the doc example shows).
+    let picked: Vec<u64> = match (first, last) {
         (Some(f), _) => ids.iter().copied().filter(|id| *id > f).take(limit).collect(),
         (None, Some(l)) if l > 0 => ids.iter().rev().copied().filter(|id| *id < l).take(limit).collect(),
         _ => ids.iter().rev().copied().take(limit).collect(),
     };
-    picked.sort_unstable_by(|a, b| b.cmp(a));
     let msgs: Vec<&crate::state::model::Message> = picked.iter().filter_map(|id| portal.messages.get(id)).collect();
     let mut authors: Vec<u64> = msgs.iter().map(|m| m.author_id).filter(|a| *a > 0).collect();
     authors.sort_unstable();

@@ -1,6 +1,7 @@
 //! Chatbots 2.0 (`imbot.v2.*`, contract §4.8, §3.7): camelCase parameters, `botToken` authenticates the bot on
 //! webhook calls, events either POSTed (`eventMode: webhook`) or queued for `imbot.v2.Event.get` (`fetch`, the
-//! default). `offset=N` acknowledges (drops) every queued event with `eventId < N`.
+//! default). `offset=N` acknowledges (drops) every queued event with `eventId < N`. Registration is idempotent
+//! per application (`botToken`) and code; `Command.register` per bot and command.
 
 use super::imbot::{normalize_keyboard, remove_bot, valid_handler};
 use crate::rest::dispatch::{Ctx, Keys, MethodDef, Output};
@@ -8,7 +9,7 @@ use crate::rest::errors::ApiError;
 use crate::rest::params::Param;
 use crate::state::Portal;
 use crate::state::messages::Post;
-use crate::state::model::{Bot, EventMode, V2Bot};
+use crate::state::model::{Bot, Command, EventMode, V2Bot};
 use crate::state::seed::BotUser;
 use crate::state::views;
 use serde_json::{Value, json};
@@ -19,6 +20,7 @@ pub(crate) static METHODS: &[MethodDef] = &[
     MethodDef { name: "imbot.v2.Chat.Message.send", scope: Some("imbot"), keys: Keys::AsIs, handler: message_send },
     MethodDef { name: "imbot.v2.Chat.InputAction.notify", scope: Some("imbot"), keys: Keys::AsIs, handler: input_action },
     MethodDef { name: "imbot.v2.Event.get", scope: Some("imbot"), keys: Keys::AsIs, handler: event_get },
+    MethodDef { name: "imbot.v2.Command.register", scope: Some("imbot"), keys: Keys::AsIs, handler: command_register },
 ];
 
 const MAX_TEXT: usize = 20_000;
@@ -90,8 +92,13 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     }
     let app_id = format!("v2:{token}");
     let mut portal = ctx.portal();
-    if portal.bots.values().any(|b| b.app_id == app_id && b.code == code) {
-        return Err(ApiError::bad("BOT_CODE_ALREADY_TAKEN", "Bot code is already taken"));
+    // DOC bot-register.md: idempotent per application and code (the existing bot, unchanged); the same code
+    // from another application (another botToken) is BOT_CODE_ALREADY_TAKEN.
+    if let Some(existing) = portal.bots.values().find(|b| b.v2.is_some() && b.code == code).map(|b| (b.id, b.app_id.clone())) {
+        if existing.1 != app_id {
+            return Err(ApiError::bad("BOT_CODE_ALREADY_TAKEN", "Bot code is already taken"));
+        }
+        return Ok(Output::of(registered(&portal, existing.0)));
     }
     if portal.bots.values().filter(|b| b.app_id == app_id).count() >= 100 {
         return Err(ApiError::bad("BOT_LIMIT_EXCEEDED", "Bot limit exceeded"));
@@ -128,9 +135,61 @@ fn register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
             count_command: 0,
         },
     );
-    let bot = portal.bots.get(&id).map(|b| views::bot_v2(&portal, b)).unwrap_or(Value::Null);
-    let user = portal.user(id).map(|u| views::user_v2(&portal, u)).unwrap_or(Value::Null);
-    Ok(Output::of(json!({"bot": bot, "users": [user]})))
+    Ok(Output::of(registered(&portal, id)))
+}
+
+/// `{bot, users}` of `imbot.v2.Bot.register`: the bot in the owner's extended format (with `appId`).
+fn registered(portal: &Portal, id: u64) -> Value {
+    let mut bot = portal.bots.get(&id).map(|b| views::bot_v2(portal, b)).unwrap_or(Value::Null);
+    if let (Some(o), Some(b)) = (bot.as_object_mut(), portal.bots.get(&id)) {
+        o.insert("appId".into(), json!(b.app_id));
+    }
+    let user = portal.user(id).map(|u| views::user_v2(portal, u)).unwrap_or(Value::Null);
+    json!({"bot": bot, "users": [user]})
+}
+
+/// `imbot.v2.Command.register` (DOC `commands/command-register.md`): `fields{command, title, params, common,
+/// hidden, extranetSupport}` (the old flat form, accepted until 2026-09-30, too); idempotent per bot and command.
+fn command_register(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let mut portal = ctx.portal();
+    let bot = authorize(&portal, p)?;
+    let fields = p.get("fields").filter(|f| f.is_container()).unwrap_or(p);
+    let command = match fields.get("command") {
+        None => return Err(ApiError::bad("COMMAND_REQUIRED", "Command is required")),
+        Some(c) if c.is_container() => return Err(ApiError::bad("COMMAND_NAME_INVALID", "Command name is invalid")),
+        Some(c) => c.text().unwrap_or_default().trim().trim_start_matches('/').to_owned(),
+    };
+    if command.is_empty() {
+        return Err(ApiError::bad("COMMAND_REQUIRED", "Command is required"));
+    }
+    let hidden = flag(fields.get("hidden")).unwrap_or(false);
+    if !hidden && fields.get("title").is_none_or(Param::is_php_empty) {
+        return Err(ApiError::bad("COMMAND_TITLE_REQUIRED", "Command title is required"));
+    }
+    let app_id = portal.bots.get(&bot).map(|b| b.app_id.clone()).unwrap_or_default();
+    let id = match portal.commands.values().find(|c| c.bot_id == bot && c.command == command).map(|c| c.id) {
+        Some(id) => id,
+        None => {
+            let id = portal.ids.command();
+            let cmd = Command {
+                id,
+                bot_id: bot,
+                app_id,
+                command,
+                common: flag(fields.get("common")).unwrap_or(false),
+                hidden,
+                extranet_support: flag(fields.get("extranetSupport")).unwrap_or(false),
+            };
+            portal.commands.insert(id, cmd);
+            if let Some(b) = portal.bots.get_mut(&bot) {
+                b.count_command += 1;
+            }
+            id
+        }
+    };
+    let c = portal.commands.get(&id).cloned().ok_or_else(ApiError::internal)?;
+    Ok(Output::of(json!({"command": {"id": c.id, "botId": c.bot_id, "command": format!("/{}", c.command), "common": c.common,
+        "hidden": c.hidden, "extranetSupport": c.extranet_support}})))
 }
 
 fn unregister(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
@@ -188,11 +247,20 @@ fn input_action(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     Ok(Output::of(true))
 }
 
+/// `imbot.v2.Event.get`: the bot's queue, merged with the webhook user's `im.v2` log when `withUserEvents`
+/// (which needs scope `im` and an `im.v2.Event.subscribe`); one `offset` acknowledges both.
 fn event_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
+    let (offset, limit) = super::im_v2::paging(p);
+    let with_user = flag(p.get("withUserEvents")).unwrap_or(false);
     let mut portal = ctx.portal();
     let bot = authorize(&portal, p)?;
-    let offset = p.get("offset").and_then(Param::int).filter(|n| *n > 0).map(i64::unsigned_abs);
-    let limit = p.get("limit").and_then(Param::int).map_or(100, |n| n.clamp(1, 1000)) as usize;
+    if with_user && !ctx.auth.scopes.contains("im") {
+        // The docs give the status only as "400, 403" for all errors; 403 for a missing scope (UNCONFIRMED).
+        return Err(ApiError::forbidden("SCOPE_ERROR", "Scope error"));
+    }
+    if with_user && !portal.is_subscribed(ctx.user()) {
+        return Err(ApiError::bad("USER_NOT_SUBSCRIBED", "User not subscribed"));
+    }
     let tz = portal.ident.tz;
     let Some(v2) = portal.bots.get_mut(&bot).and_then(|b| b.v2.as_mut()) else {
         return Err(ApiError::bad("BOT_NOT_FOUND", "Bot not found"));
@@ -204,13 +272,11 @@ fn event_get(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     if let Some(o) = offset {
         v2.queue.retain(|e| e.id >= o);
     }
-    let events: Vec<Value> = v2
-        .queue
-        .iter()
-        .take(limit)
-        .map(|e| json!({"eventId": e.id, "type": e.kind, "date": crate::rest::envelope::iso(e.date.to_utc(), tz), "data": e.data}))
-        .collect();
-    let has_more = v2.queue.len() > limit;
-    let next = v2.queue.iter().take(limit).next_back().map_or(offset.unwrap_or(0), |e| e.id.saturating_add(1));
-    Ok(Output::of(json!({"events": events, "nextOffset": next, "hasMore": has_more})))
+    let mut records: Vec<_> = v2.queue.iter().cloned().collect();
+    if with_user {
+        portal.ack_user_events(ctx.user(), offset);
+        records.extend(portal.user_event_records(ctx.user()));
+        records.sort_by_key(|e| e.id);
+    }
+    Ok(Output::of(super::im_v2::page(&records, offset, limit, tz)))
 }

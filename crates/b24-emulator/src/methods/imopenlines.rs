@@ -180,7 +180,8 @@ fn op_transfer(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let chat = chat_param(p).ok_or_else(chat_id_empty)?;
     let to = transfer_target(p)?;
     let mut portal = ctx.portal();
-    if !portal.can_access(chat, ctx.user()) {
+    // SRC Operator::transfer: no access, or a transfer to the caller itself, fails (OPERATOR_WRONG).
+    if !portal.can_access(chat, ctx.user()) || matches!(to, TransferTo::User(u) if u == ctx.user()) {
         return Err(ApiError::bad("OPERATOR_WRONG", "You can not redirect to this operator"));
     }
     portal.transfer(chat, to)?;

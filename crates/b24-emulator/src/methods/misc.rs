@@ -50,7 +50,7 @@ fn department_get(_ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     let all = vec![json!({"ID": "1", "NAME": "Company", "SORT": 500})];
     let want = p.get("ID").and_then(Param::text);
     let items: Vec<serde_json::Value> = all.into_iter().filter(|d| want.as_deref().is_none_or(|w| d["ID"] == w)).collect();
-    Ok(Output::page(items, 0))
+    Ok(Output::page(items, crate::rest::dispatch::start_param(p)))
 }
 
 /// `event.bind` (and `event.get`) need an application context (contract §3.5; the code is UNCONFIRMED).

@@ -1,11 +1,12 @@
 //! REST methods, one module per family, each exporting a `METHODS` table.
 //!
-//! [`misc`] (`scope`, `profile`, `batch`, `event.bind`), [`im`], [`imbot`] (v1 chatbots), [`imbot_v2`]
+//! [`misc`] (`scope`, `profile`, `batch`, `event.bind`), [`im`], [`im_v2`] (`im.v2.Event.*`), [`imbot`] (v1 chatbots), [`imbot_v2`]
 //! (Chatbots 2.0), [`imopenlines`] (sessions, operators, lines, dialogs) and [`crm`]. Parameters and errors follow
 //! the contract's per-method tables; value types follow each method's documented example.
 
 pub(crate) mod crm;
 pub(crate) mod im;
+pub(crate) mod im_v2;
 pub(crate) mod imbot;
 pub(crate) mod imbot_v2;
 pub(crate) mod imopenlines;
@@ -20,7 +21,7 @@ use serde_json::Value;
 
 /// Every method.
 pub(crate) fn all() -> impl Iterator<Item = &'static MethodDef> {
-    misc::METHODS.iter().chain(im::METHODS).chain(imbot::METHODS).chain(imbot_v2::METHODS).chain(imopenlines::METHODS).chain(crm::METHODS)
+    misc::METHODS.iter().chain(im::METHODS).chain(im_v2::METHODS).chain(imbot::METHODS).chain(imbot_v2::METHODS).chain(imopenlines::METHODS).chain(crm::METHODS)
 }
 
 /// A positive integer parameter (PHP `intval(...) > 0`), else `None`.

@@ -1,11 +1,17 @@
 //! `batch`: up to 50 commands in one request, with `$result[cmd][...]` references (contract §2.3).
 //!
 //! Commands run in the order given (the parameter tree keeps insertion order), each through the normal
-//! dispatch path (scope check, injected faults, handler) and each is recorded with `in_batch = true`. The batch
-//! itself counts as one request for the rate limiter and always answers HTTP 200; failures are reported per
-//! command in `result_error`. Empty maps are `[]`, as PHP encodes them.
+//! dispatch path (scope check, injected faults, operating-time check, handler) and each is recorded with
+//! `in_batch = true`. The batch itself counts as one request for the rate limiter and always answers HTTP 200;
+//! failures are reported per command in `result_error`. Empty maps are `[]`, as PHP encodes them.
+//!
+//! More than 50 commands: the first 50 run and every further one gets `ERROR_BATCH_LENGTH_EXCEEDED` "Max batch
+//! length exceeded" in `result_error` (with `halt`, the first extra one stops the batch). That is SRC
+//! `CRestProvider::methodsBatch` (`if(($cnt++) < \CRestUtil::BATCH_MAX_LENGTH) ... else $res = array('error' =>
+//! self::ERROR_BATCH_LENGTH_EXCEEDED, 'error_description' => 'Max batch length exceeded')`); the docs' error
+//! table (HTTP 400 for the whole call) describes no code path of the source.
 
-use super::dispatch::{Ctx, Output, execute};
+use super::dispatch::{Ctx, Output, execute, figures};
 use super::envelope::{Timing, error_body, php_map, time_object};
 use super::errors::ApiError;
 use super::params::{DEFAULT_LIMITS, Param, parse_query};
@@ -34,17 +40,22 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
         None => Vec::new(),
         Some(_) => return Err(ApiError::bad("INVALID_REQUEST", "Parameter 'cmd' must be an array")),
     };
-    if cmds.len() > MAX_COMMANDS {
-        return Err(ApiError::bad("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded"));
-    }
     let tz = ctx.portal().ident.tz;
     let mut res = Results { result: Map::new(), total: Map::new(), next: Map::new() };
     let mut errors = Map::new();
     let mut times = Map::new();
-    for (key, cmd) in cmds {
+    for (n, (key, cmd)) in cmds.into_iter().enumerate() {
+        if n >= MAX_COMMANDS {
+            errors.insert(key, error_body(&length_exceeded()));
+            if halt {
+                break;
+            }
+            continue;
+        }
         let started = Instant::now();
         let at = Utc::now();
         let (name, params, outcome) = run_one(ctx, cmd, &res);
+        let method = name.clone();
         let latency = started.elapsed();
         ctx.shared.recorder.call(RecordedCall {
             method: name,
@@ -65,7 +76,8 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
                 if let Some(n) = o.next {
                     res.next.insert(key.clone(), json!(n));
                 }
-                times.insert(key, time_object(Timing { start: at, elapsed: latency }, tz, false));
+                let operating = figures(ctx, &method);
+                times.insert(key, time_object(Timing { start: at, elapsed: latency }, tz, Some(operating)));
             }
             Err(mut e) => {
                 // The documented example shows scope errors inside a batch with an empty description.
@@ -88,6 +100,10 @@ pub(crate) fn batch(ctx: &Ctx<'_>, p: &Param) -> Result<Output, ApiError> {
     })))
 }
 
+fn length_exceeded() -> ApiError {
+    ApiError::bad("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
+}
+
 fn not_allowed() -> ApiError {
     ApiError::new(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
 }
@@ -107,7 +123,7 @@ fn run_one(ctx: &Ctx<'_>, cmd: &Param, res: &Results) -> (String, Value, Result<
     if method.eq_ignore_ascii_case("batch") {
         return (method, params_json, Err(not_allowed()));
     }
-    let sub = Ctx { shared: ctx.shared, auth: ctx.auth, in_batch: true, extra_delay: Default::default() };
+    let sub = Ctx { shared: ctx.shared, auth: ctx.auth, in_batch: true, extra_delay: Default::default(), hit: ctx.hit };
     let (name, outcome) = execute(&sub, &method, params);
     if let Some(d) = ctx.shared.faults.take_delay(&name) {
         ctx.extra_delay.set(ctx.extra_delay.get().saturating_add(d));

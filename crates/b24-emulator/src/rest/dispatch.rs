@@ -5,6 +5,7 @@
 //! return. Being synchronous lets `batch` run its commands through exactly the same path.
 
 use super::errors::ApiError;
+use super::operating::{Figures, Hit, blocked_error};
 use super::params::Param;
 use crate::shared::Shared;
 use serde_json::Value;
@@ -38,6 +39,8 @@ pub(crate) struct MethodDef {
 pub(crate) struct Auth {
     pub user_id: u64,
     pub scopes: BTreeSet<String>,
+    /// `<user id>/<code>`: whose operating time a call is charged to.
+    pub webhook: String,
 }
 
 /// Everything a handler may use.
@@ -48,6 +51,8 @@ pub(crate) struct Ctx<'a> {
     pub in_batch: bool,
     /// Delays injected into batch commands, slept by the router after the batch.
     pub extra_delay: Cell<Duration>,
+    /// The HTTP request this call belongs to (operating-time charges).
+    pub hit: &'a Hit,
 }
 
 impl Ctx<'_> {
@@ -72,14 +77,31 @@ impl Output {
         Output { result: v.into(), total: None, next: None }
     }
 
-    /// A page of at most 50 items starting at `start` (v1 list methods).
-    pub fn page(items: Vec<Value>, start: u64) -> Output {
+    /// A page of a v1 `start`-paged list (SRC `IRestService::getNavData`/`setNavData`): 50 items per page.
+    ///
+    /// `start >= 0` selects page `start / 50 + 1` (so `start` is rounded down to a multiple of 50), with `total`
+    /// and, when another page exists, `next`. `start < 0` (`-1`, DOC `settings/performance/huge-data.md`) skips
+    /// counting: the first 50 items, `total` 0 and no `next`.
+    pub fn page(items: Vec<Value>, start: i64) -> Output {
+        if start < 0 {
+            let page: Vec<Value> = items.into_iter().take(PAGE_SIZE).collect();
+            return Output { result: Value::Array(page), total: Some(0), next: None };
+        }
         let total = items.len() as u64;
-        let start = start.min(total);
-        let page: Vec<Value> = items.into_iter().skip(start as usize).take(50).collect();
-        let end = start + page.len() as u64;
+        let first = (start.unsigned_abs() / PAGE_SIZE as u64) * PAGE_SIZE as u64;
+        let first = first.min(total);
+        let page: Vec<Value> = items.into_iter().skip(first as usize).take(PAGE_SIZE).collect();
+        let end = first + page.len() as u64;
         Output { result: Value::Array(page), total: Some(total), next: (end < total).then_some(end) }
     }
+}
+
+/// Items per page of `start`-paged lists (SRC `IRestService::LIST_LIMIT`).
+const PAGE_SIZE: usize = 50;
+
+/// The `start` parameter as PHP's `intval` reads it (SRC `CRestServer::processCall`); 0 when absent.
+pub(crate) fn start_param(p: &Param) -> i64 {
+    p.get_ci("start").and_then(Param::int).unwrap_or(0)
 }
 
 /// Finds a method (names are case-insensitive).
@@ -98,6 +120,11 @@ pub(crate) fn execute(ctx: &Ctx<'_>, method: &str, params: Param) -> (String, Re
     {
         return (name, Err(ApiError::insufficient_scope()));
     }
+    let counted = !def.name.eq_ignore_ascii_case("batch");
+    let now = ctx.shared.clock.secs();
+    if counted && ctx.shared.operating().blocked(&ctx.auth.webhook, def.name, now, ctx.hit) {
+        return (name, Err(blocked_error()));
+    }
     if let Some((code, description, status)) = ctx.shared.faults.take_error(def.name) {
         return (name, Err(ApiError { status, code, description }));
     }
@@ -105,5 +132,15 @@ pub(crate) fn execute(ctx: &Ctx<'_>, method: &str, params: Param) -> (String, Re
         Keys::Upper => params.upper_keys(),
         Keys::AsIs => params,
     };
-    (name, (def.handler)(ctx, &params))
+    let outcome = (def.handler)(ctx, &params);
+    if counted && outcome.is_ok() {
+        let cost = ctx.shared.operating().cost(def.name);
+        ctx.hit.charge(def.name, now, cost);
+    }
+    (name, outcome)
+}
+
+/// The `time.operating*` figures of `method` for this request.
+pub(crate) fn figures(ctx: &Ctx<'_>, method: &str) -> Figures {
+    ctx.shared.operating().figures(&ctx.auth.webhook, method, ctx.shared.clock.secs(), ctx.hit)
 }

@@ -1,6 +1,7 @@
 //! Success and error envelopes, and the `time` object every response carries (contract §1.2, §1.4).
 
 use super::errors::ApiError;
+use super::operating::Figures;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -23,9 +24,9 @@ pub fn iso(t: DateTime<Utc>, tz: FixedOffset) -> String {
     t.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-/// The `time` object. `operating*` keys are included for top-level calls, left out inside batch results
-/// (as in the documented batch example).
-pub fn time_object(t: Timing, tz: FixedOffset, with_operating: bool) -> Value {
+/// The `time` object, with `operating_reset_at` and `operating` when given (every successful call on a cloud
+/// portal, batch commands included: SRC `CRestServer::appendDebugInfo` runs for `CRestServerBatchItem` too).
+pub(crate) fn time_object(t: Timing, tz: FixedOffset, operating: Option<Figures>) -> Value {
     let finish = t.start + chrono::Duration::from_std(t.elapsed).unwrap_or_default();
     let dur = t.elapsed.as_secs_f64();
     let mut m = Map::new();
@@ -35,9 +36,10 @@ pub fn time_object(t: Timing, tz: FixedOffset, with_operating: bool) -> Value {
     m.insert("processing".into(), json!(dur));
     m.insert("date_start".into(), json!(iso(t.start, tz)));
     m.insert("date_finish".into(), json!(iso(finish, tz)));
-    if with_operating {
-        m.insert("operating_reset_at".into(), json!(t.start.timestamp() + 600));
-        m.insert("operating".into(), json!(0));
+    if let Some(f) = operating {
+        m.insert("operating_reset_at".into(), json!(f.reset_at));
+        // The docs print an idle method's figure as the integer 0.
+        m.insert("operating".into(), if f.operating == 0.0 { json!(0) } else { json!(f.operating) });
     }
     Value::Object(m)
 }
@@ -61,7 +63,38 @@ pub fn error_body(e: &ApiError) -> Value {
     json!({"error": e.code, "error_description": e.description})
 }
 
-/// PHP's `json_encode` of an empty array is `[]`, not `{}`: maps keyed by id are `[]` when empty.
+/// PHP's `json_encode` of an array: a JSON list when its keys are exactly `0, 1, 2, ...` in order (so an empty
+/// map is `[]`, and a batch sent as a list answers with lists while none of its commands failed), else an object.
 pub fn php_map(m: Map<String, Value>) -> Value {
-    if m.is_empty() { Value::Array(Vec::new()) } else { Value::Object(m) }
+    // `Map` sorts its keys as strings ("10" before "2"), so look for the set {0..n-1} and order by number.
+    let mut indexed: Vec<(usize, Value)> = Vec::with_capacity(m.len());
+    for (k, v) in &m {
+        match k.parse::<usize>() {
+            Ok(i) if i.to_string() == *k && i < m.len() => indexed.push((i, v.clone())),
+            _ => return Value::Object(m),
+        }
+    }
+    indexed.sort_by_key(|(i, _)| *i);
+    Value::Array(indexed.into_iter().map(|(_, v)| v).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::php_map;
+    use serde_json::{Map, Value, json};
+
+    fn map(keys: &[&str]) -> Map<String, Value> {
+        keys.iter().map(|k| ((*k).to_owned(), json!(k))).collect()
+    }
+
+    #[test]
+    fn json_encode_lists_and_maps() {
+        assert_eq!(php_map(Map::new()), json!([]));
+        let twelve: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        let keys: Vec<&str> = twelve.iter().map(String::as_str).collect();
+        assert_eq!(php_map(map(&keys)), json!(twelve));
+        assert_eq!(php_map(map(&["0", "2"])), json!({"0": "0", "2": "2"}));
+        assert_eq!(php_map(map(&["1701"])), json!({"1701": "1701"}));
+        assert_eq!(php_map(map(&["a"])), json!({"a": "a"}));
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! One request goes: rate limit (per portal; refused requests are recorded too) → webhook authentication →
 //! parameter decoding (query string merged with a JSON, form or multipart body) → injected delay → method
-//! (scope check, injected error, handler) → envelope → recording. Submodules: [`params`] (the PHP-array parser),
-//! [`multipart`], [`errors`], [`envelope`], [`ratelimit`], [`dispatch`] (method table and the synchronous core),
+//! (scope check, operating-time check, injected error, handler, operating-time charge) → envelope → recording. Submodules: [`params`] (the PHP-array parser),
+//! [`multipart`], [`errors`], [`envelope`], [`ratelimit`], [`operating`], [`dispatch`] (method table and the synchronous core),
 //! [`batch`].
 
 pub(crate) mod batch;
@@ -11,6 +11,7 @@ pub(crate) mod dispatch;
 pub(crate) mod envelope;
 pub(crate) mod errors;
 pub(crate) mod multipart;
+pub(crate) mod operating;
 pub(crate) mod params;
 pub(crate) mod php_query;
 pub(crate) mod ratelimit;
@@ -27,6 +28,7 @@ use chrono::Utc;
 use dispatch::{Auth, Ctx, Output};
 use envelope::{Timing, error_body, success_body, time_object};
 use errors::ApiError;
+use operating::{Figures, Hit};
 use params::{DEFAULT_LIMITS, Param};
 use std::cell::Cell;
 use std::sync::Arc;
@@ -66,9 +68,9 @@ async fn entry(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, 
     };
     let outcome = handle(&shared, &segs, &method, &uri, &headers, &body, &mut rec).await;
     let (status, json) = match outcome {
-        Ok(o) => {
+        Ok((o, operating)) => {
             let tz = shared.portal().ident.tz;
-            let time = time_object(Timing { start: at, elapsed: started.elapsed() }, tz, true);
+            let time = time_object(Timing { start: at, elapsed: started.elapsed() }, tz, Some(operating));
             (200, success_body(o.result, o.total, o.next, time))
         }
         Err(e) => {
@@ -91,7 +93,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
     rec: &mut RecordedCall,
-) -> Result<Output, ApiError> {
+) -> Result<(Output, Figures), ApiError> {
     if !shared.bucket().try_acquire(Instant::now()) {
         return Err(ApiError::query_limit());
     }
@@ -104,8 +106,11 @@ async fn handle(
         tokio::time::sleep(d).await;
     }
     let (name, result, extra) = {
-        let ctx = Ctx { shared, auth: &auth, in_batch: false, extra_delay: Cell::new(Duration::ZERO) };
+        let hit = Hit::new(shared.clock.secs());
+        let ctx = Ctx { shared, auth: &auth, in_batch: false, extra_delay: Cell::new(Duration::ZERO), hit: &hit };
         let (name, result) = dispatch::execute(&ctx, method, params);
+        let result = result.map(|o| (o, dispatch::figures(&ctx, &name)));
+        shared.operating().finalize(&auth.webhook, &hit, shared.clock.secs());
         (name, result, ctx.extra_delay.get())
     };
     let extra = extra + shared.faults.take_response_delay(canonical).unwrap_or_default();
@@ -124,7 +129,7 @@ fn authenticate(shared: &Shared, segs: &[String]) -> Result<Auth, ApiError> {
     if !portal.user(user_id).is_some_and(|u| u.active) {
         return Err(ApiError::no_auth());
     }
-    Ok(Auth { user_id, scopes: hook.scopes.clone() })
+    Ok(Auth { user_id, scopes: hook.scopes.clone(), webhook: format!("{user_id}/{code}") })
 }
 
 /// Query string merged with the body (body keys win, as PHP's `array_merge($_GET, $_POST)`).

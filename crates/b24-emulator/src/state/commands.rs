@@ -1,5 +1,6 @@
 //! A customer pressing a keyboard button with a `COMMAND` (contract §4.7): `ONIMCOMMANDADD` with
-//! `COMMAND_CONTEXT=KEYBOARD` to the command's `EVENT_COMMAND_ADD` URL. Whether keyboards reach WhatsApp at all is
+//! `COMMAND_CONTEXT=KEYBOARD` to the command's `EVENT_COMMAND_ADD` URL, or for a Chatbots 2.0 bot
+//! `ONIMBOTV2COMMANDADD` with `command.context = keyboard`. Whether keyboards reach WhatsApp at all is
 //! UNCONFIRMED (the evidence says no); this models what Bitrix24 does when the button is pressed.
 
 use super::Portal;
@@ -36,7 +37,12 @@ impl Portal {
             .cloned()
             .ok_or_else(|| ApiError::bad("MESSAGE_NOT_FOUND", "The bot has not written in this chat"))?;
         let user = self.user(customer).cloned().ok_or_else(ApiError::internal)?;
-        if let Some(ev) = events::v1::command_add(self, cmd.id, params, &msg, &user) {
+        if self.bots.get(&bot_id).is_some_and(|b| b.v2.is_some()) {
+            // ONIMBOTV2COMMANDADD: the pressed button as a message "/command params" by the customer.
+            let pressed = super::model::Message { author_id: user.id, text: format!("/{} {}", cmd.command, params).trim_end().to_owned(), ..msg };
+            let params = params.to_owned();
+            self.emit_v2(bot_id, "ONIMBOTV2COMMANDADD", |p, fetch| events::v2::command_data(p, bot_id, &cmd, &params, &pressed, fetch));
+        } else if let Some(ev) = events::v1::command_add(self, cmd.id, params, &msg, &user) {
             self.events.push(ev);
         }
         Ok(())

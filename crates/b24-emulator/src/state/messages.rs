@@ -75,6 +75,7 @@ impl Portal {
                 to_customer,
             },
         );
+        self.log_message(id);
         id
     }
 
@@ -158,11 +159,12 @@ impl Portal {
             return Err(denied());
         }
         let waiting = self.open_session(chat_id).is_some_and(|s| s.operator_id == 0);
-        if let Some(c) = self.chats.get_mut(&chat_id) {
-            c.add_member(user_id);
-            if waiting && c.lines.is_some() {
-                c.owner = user_id;
-            }
+        self.add_chat_member(chat_id, user_id);
+        if let Some(c) = self.chats.get_mut(&chat_id)
+            && waiting
+            && c.lines.is_some()
+        {
+            c.owner = user_id;
         }
         if waiting {
             let sid = self.session_id_of(chat_id);

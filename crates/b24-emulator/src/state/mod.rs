@@ -15,13 +15,16 @@ pub(crate) mod messages;
 pub(crate) mod model;
 pub(crate) mod openlines;
 pub(crate) mod seed;
+pub(crate) mod user_events;
 pub(crate) mod views;
 
+use crate::clock::Clock;
 use crate::events::EventSink;
-use chrono::{FixedOffset, Utc};
-use model::{App, Bot, Chat, Command, Line, Message, Session, Time, User, Webhook};
+use chrono::FixedOffset;
+use model::{App, Bot, Chat, Command, Line, Message, Session, Time, User, UserLog, Webhook};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Portal-wide facts that events and responses repeat.
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub(crate) struct Identity {
     pub v2_app_token: String,
     pub enforce_extranet_support: bool,
     pub expose_connector_phones: bool,
+    /// Whether `im.v2.Event.*` logs Open Lines chats (UNCONFIRMED).
+    pub im_v2_openlines: bool,
 }
 
 /// Monotonic id sequences. They start at different, realistic-looking bases so that a client mixing up a chat
@@ -103,7 +108,10 @@ pub(crate) struct Portal {
     pub lines_chats: HashMap<(u64, u64), u64>,
     /// (smaller user id, larger user id) → private chat.
     pub private_chats: HashMap<(u64, u64), u64>,
+    /// `im.v2.Event.*` logs by user.
+    pub user_events: HashMap<u64, UserLog>,
     pub events: EventSink,
+    pub clock: Arc<Clock>,
 }
 
 /// Random lowercase alphanumerics (webhook codes, tokens).
@@ -127,7 +135,7 @@ pub(crate) fn random_uuid() -> String {
 }
 
 impl Portal {
-    pub fn new(ident: Identity, events: EventSink) -> Portal {
+    pub fn new(ident: Identity, events: EventSink, clock: Arc<Clock>) -> Portal {
         Portal {
             ident,
             users: BTreeMap::new(),
@@ -144,12 +152,14 @@ impl Portal {
             connector_users: HashMap::new(),
             lines_chats: HashMap::new(),
             private_chats: HashMap::new(),
+            user_events: HashMap::new(),
             events,
+            clock,
         }
     }
 
     pub fn now(&self) -> Time {
-        Utc::now().with_timezone(&self.ident.tz)
+        self.clock.now().with_timezone(&self.ident.tz)
     }
 
     pub fn next_user_id(&self) -> u64 {

@@ -219,6 +219,13 @@ pub(crate) struct V2Event {
     pub data: Value,
 }
 
+/// A user's `im.v2.Event.*` log: records are kept 24 h or until acknowledged by `offset` (for every consumer).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UserLog {
+    pub subscribed: bool,
+    pub events: VecDeque<V2Event>,
+}
+
 /// Chatbots 2.0 state of a bot.
 #[derive(Clone, Debug)]
 pub(crate) struct V2Bot {

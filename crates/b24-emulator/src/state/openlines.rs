@@ -158,9 +158,9 @@ impl Portal {
         }
         if let Some(c) = self.chats.get_mut(&chat_id) {
             c.owner = user;
-            if user > 0 {
-                c.add_member(user);
-            }
+        }
+        if user > 0 {
+            self.add_chat_member(chat_id, user);
         }
     }
 
@@ -217,7 +217,8 @@ impl Portal {
         let from = self.open_session(chat_id).map(|s| s.operator_id).ok_or_else(wrong)?;
         match to {
             TransferTo::User(u) => {
-                if !self.user(u).is_some_and(|x| x.active && x.kind == UserKind::Employee) || u == from {
+                // SRC Chat::transferToOperator: never to a bot, an extranet or a connector user.
+                if !self.user(u).is_some_and(|x| x.active && x.kind == UserKind::Employee) {
                     return Err(wrong());
                 }
                 self.step_back(chat_id, from);

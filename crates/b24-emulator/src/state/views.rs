@@ -190,16 +190,34 @@ pub(crate) fn line_config(p: &Portal, l: &Line, queue: bool, config_queue: bool)
     Value::Object(m)
 }
 
-/// The chat object of Chatbots 2.0 events.
+/// The chat object of Chatbots 2.0 and `im.v2` events (DOC `chat-bots-v2/entities.md#chat`, the event example
+/// of `im.v2/events/events.md`): no `role`/`muteList` (they depend on the reader), `entity*` filled for Open Lines.
 pub(crate) fn chat_v2(p: &Portal, c: &Chat) -> Value {
     let lines = c.lines.is_some();
+    let entity_id = c.lines.as_ref().map(|l| l.entity_id.clone()).unwrap_or_default();
+    let entity_link = if lines { json!({"type": "LINES", "url": "", "id": entity_id}) } else { json!({}) };
     json!({
-        "id": c.id, "dialogId": c.dialog_id(), "type": if lines { "lines" } else { "chat" }, "name": c.title,
-        "entityType": if lines { "LINES" } else { "" },
-        "entityId": c.lines.as_ref().map(|l| l.entity_id.clone()).unwrap_or_default(),
+        "id": c.id, "dialogId": c.dialog_id(), "name": c.title, "type": if lines { "lines" } else { "chat" },
+        "messageType": if lines { "L" } else { "C" }, "owner": c.owner, "color": c.color, "avatar": "",
+        "description": "", "extranet": lines, "containsCollaber": false,
+        "entityType": if lines { "LINES" } else { "" }, "entityId": entity_id,
         "entityData1": p.entity_data_1(c), "entityData2": p.entity_data_2(c), "entityData3": p.entity_data_3(c),
-        "owner": c.owner, "avatar": "", "color": c.color,
+        "entityLink": entity_link, "diskFolderId": 0, "permissions": {}, "parentChatId": 0, "parentMessageId": 0,
+        "isNew": false, "textFieldEnabled": "Y", "backgroundId": null,
     })
+}
+
+/// A user inside `im.v2` events: online fields always `false` (DOC `im.v2/events/events.md`), `website`/`email`.
+pub(crate) fn user_v2_event(p: &Portal, u: &User) -> Value {
+    let mut v = user_v2(p, u);
+    if let Some(o) = v.as_object_mut() {
+        for k in ["idle", "lastActivityDate", "mobileLastDate", "desktopLastDate"] {
+            o.insert(k.into(), json!(false));
+        }
+        o.insert("website".into(), json!(""));
+        o.insert("email".into(), json!(u.email));
+    }
+    v
 }
 
 /// The full Bot object of Chatbots 2.0 (fetch-mode events, `imbot.v2.Bot.register`).

@@ -32,7 +32,8 @@ async fn array_cmd_form_encoding_and_halt() {
     let (status, body) = p.raw("batch", "application/x-www-form-urlencoded", body).await;
     assert_eq!(status, 200, "batch answers 200 even when commands fail");
     let r = &body["result"];
-    assert_eq!(r["result"]["0"], json!(["crm", "im", "imbot", "imopenlines"]));
+    // PHP json_encode: result keys 0.. in order make a list.
+    assert_eq!(r["result"][0], json!(["crm", "im", "imbot", "imopenlines"]));
     assert_eq!(r["result_error"]["1"], json!({"error": "", "error_description": "Not found"}));
     assert!(r["result"].get("2").is_none(), "halt stops at the first error: {r}");
     let (_, body) = p.call("batch", json!({"halt": false, "cmd": ["crm.lead.get?id=999999", "scope"]})).await;
@@ -42,9 +43,6 @@ async fn array_cmd_form_encoding_and_halt() {
 #[tokio::test]
 async fn limits_and_nesting() {
     let p = start().await;
-    let many: Value = (0..51).map(|i| (format!("c{i}"), json!("scope"))).collect::<serde_json::Map<_, _>>().into();
-    let (status, body) = p.call("batch", json!({"cmd": many})).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("ERROR_BATCH_LENGTH_EXCEEDED")));
     let fifty: Value = (0..50).map(|i| (format!("c{i}"), json!("scope"))).collect::<serde_json::Map<_, _>>().into();
     assert_eq!(p.call("batch", json!({"cmd": fifty})).await.0, 200);
     let res = p.ok("batch", json!({"cmd": {"inner": "batch?cmd[a]=scope", "bad": "no.such.method"}})).await;
@@ -61,4 +59,27 @@ async fn a_batch_is_one_request_for_the_rate_limit() {
     assert_eq!(p.call("batch", json!({"cmd": cmds})).await.0, 200);
     assert_eq!(p.call("scope", json!({})).await.0, 200);
     assert_eq!(p.call("scope", json!({})).await.0, 503);
+}
+
+#[tokio::test]
+async fn more_than_fifty_runs_fifty_and_reports_the_rest() {
+    let p = start().await;
+    // SRC CRestProvider::methodsBatch: HTTP 200, commands 51.. get ERROR_BATCH_LENGTH_EXCEEDED in result_error.
+    let cmds: Vec<Value> = (0..60).map(|i| json!(format!("crm.lead.add?fields[TITLE]=L{i}"))).collect();
+    let (status, body) = p.call("batch", json!({"cmd": cmds})).await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["result"];
+    assert_eq!(r["result"].as_array().map(Vec::len), Some(50), "keys 0..49: a JSON list, as PHP encodes it");
+    let errors = r["result_error"].as_object().cloned().unwrap_or_default();
+    assert_eq!(errors.keys().cloned().collect::<Vec<_>>(), (50..60).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert!(errors.values().all(|e| *e == json!({"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"})));
+    assert_eq!(p.emu.calls().iter().filter(|c| c.in_batch).count(), 50, "the extra commands never run");
+    let (_, leads) = p.call("crm.lead.list", json!({})).await;
+    assert_eq!(leads["total"], json!(50));
+    // With halt the first extra command stops the batch (its error is still reported).
+    let scopes: Vec<Value> = (0..55).map(|_| json!("scope")).collect();
+    let (status, body) = p.call("batch", json!({"halt": 1, "cmd": scopes})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["result"].as_array().map(Vec::len), Some(50));
+    assert_eq!(body["result"]["result_error"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["50".to_owned()]));
 }

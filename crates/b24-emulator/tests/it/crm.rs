@@ -108,3 +108,35 @@ async fn line_config_and_transfer_priority() {
     assert_eq!(h["sessionId"], json!(m.session_id));
     assert!(h["message"][m.message_id.to_string()]["text"].is_string());
 }
+
+#[tokio::test]
+async fn start_pages_by_fifty_and_minus_one_skips_the_count() {
+    let p = start().await;
+    for i in 0..60 {
+        p.ok("crm.lead.add", json!({"fields": {"TITLE": format!("Lead {i}")}})).await;
+    }
+    let ids = |b: &serde_json::Value| -> Vec<String> {
+        b["result"].as_array().map(|a| a.iter().map(|l| l["ID"].as_str().unwrap_or("").to_owned()).collect()).unwrap_or_default()
+    };
+    let (_, first) = p.call("crm.lead.list", json!({"order": {"ID": "ASC"}, "select": ["ID"]})).await;
+    assert_eq!((ids(&first).len(), &first["total"], &first["next"]), (50, &json!(60), &json!(50)));
+    let (_, second) = p.call("crm.lead.list", json!({"order": {"ID": "ASC"}, "select": ["ID"], "start": 50})).await;
+    assert_eq!((ids(&second).len(), &second["total"]), (10, &json!(60)));
+    assert!(second.get("next").is_none(), "no next on the last page: {second}");
+    // SRC getNavData: a start inside a page selects that page (iNumPage = start / 50 + 1).
+    let (_, inside) = p.call("crm.lead.list", json!({"order": {"ID": "ASC"}, "select": ["ID"], "start": 10})).await;
+    assert_eq!(ids(&inside), ids(&first));
+    // DOC huge-data.md: start=-1 skips the count: up to 50 items, total 0, no next; page on with >ID.
+    let (s, fast) = p.call("crm.lead.list", json!({"order": {"ID": "ASC"}, "filter": {">ID": 0}, "select": ["ID"], "start": -1})).await;
+    assert_eq!(s, 200);
+    assert_eq!((ids(&fast).len(), &fast["total"]), (50, &json!(0)));
+    assert!(fast.get("next").is_none(), "{fast}");
+    let last = ids(&fast).last().cloned().unwrap_or_default();
+    let (_, rest) = p.call("crm.lead.list", json!({"order": {"ID": "ASC"}, "filter": {">ID": last}, "select": ["ID"], "start": -1})).await;
+    assert_eq!((ids(&rest).len(), &rest["total"]), (10, &json!(0)));
+    // The same inside a batch: result_total 0, no result_next.
+    let res = p.ok("batch", json!({"cmd": {"a": "crm.lead.list?start=-1&select[]=ID"}})).await;
+    assert_eq!((res["result_total"]["a"].clone(), res["result_next"].clone()), (json!(0), json!([])));
+    let form = p.raw("crm.lead.list", "application/x-www-form-urlencoded", "start=-1&select[]=ID").await.1;
+    assert_eq!(form["total"], json!(0));
+}

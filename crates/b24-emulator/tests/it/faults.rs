@@ -83,3 +83,71 @@ async fn leaky_bucket_refuses_with_503_and_drains() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(p.call("scope", json!({})).await.0, 503);
 }
+
+#[tokio::test]
+async fn an_offline_handler_gets_nothing_until_it_is_back_and_nothing_is_retried() {
+    use b24_emulator::{DeliveryOutage, OutageFailure};
+    let p = start().await;
+    let rx = receiver().await;
+    p.register_bot(&rx.url, "off1").await;
+    p.emu.customer_writes(3, "+491702220010", "before").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    p.emu.take_handler_offline(DeliveryOutage { failure: OutageFailure::ConnectionRefused, duration: Some(Duration::from_secs(60)), url_prefix: None });
+    p.emu.customer_writes(3, "+491702220010", "while down").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let failed = p.emu.deliveries().into_iter().filter(|d| d.field(&["data", "PARAMS", "MESSAGE"]).as_deref() == Some("while down")).collect::<Vec<_>>();
+    assert_eq!(failed.len(), 1, "one attempt, no retry");
+    assert_eq!((failed[0].status, failed[0].error.as_deref()), (None, Some("transport error: connection refused (handler offline)")));
+    // A 5xx outage until cleared, over the control API.
+    let url = format!("{}/_emulator/deliveries/outage", p.emu.base_url());
+    let r = p.http.post(&url).json(&json!({"failure": "status", "status": 503})).send().await.expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    p.emu.customer_writes(3, "+491702220010", "still down").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let d = p.emu.deliveries().into_iter().last().expect("delivery");
+    assert_eq!((d.status, d.delivered()), (Some(503), false));
+    p.http.delete(&url).send().await.expect("delete");
+    p.emu.customer_writes(3, "+491702220010", "back").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let msgs: Vec<String> = rx.events("ONIMBOTMESSAGEADD").iter().map(|e| e["data"]["PARAMS"]["MESSAGE"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(msgs, ["before", "back"]);
+    // A timed outage ends by itself: advancing the portal clock past it brings the handler back.
+    p.emu.take_handler_offline(DeliveryOutage {
+        failure: OutageFailure::Status(502),
+        duration: Some(Duration::from_secs(30)),
+        url_prefix: Some(rx.url.clone()),
+    });
+    p.emu.advance_clock(Duration::from_secs(31));
+    p.emu.customer_writes(3, "+491702220010", "later").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    assert_eq!(rx.events("ONIMBOTMESSAGEADD").len(), 3);
+}
+
+#[tokio::test]
+async fn every_third_delivery_is_dropped_deterministically() {
+    let p = start().await;
+    let rx = receiver().await;
+    p.register_bot(&rx.url, "nth").await;
+    p.emu.customer_writes(3, "+491702220020", "m0").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let r = p
+        .http
+        .post(format!("{}/_emulator/deliveries/drop-every", p.emu.base_url()))
+        .json(&json!({"n": 3, "event": "ONIMBOTMESSAGEADD"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    for i in 1..=7 {
+        p.emu.customer_writes(3, "+491702220020", &format!("m{i}")).await.expect("write");
+    }
+    assert!(p.emu.wait_idle(WAIT).await);
+    let msgs: Vec<String> = rx.events("ONIMBOTMESSAGEADD").iter().map(|e| e["data"]["PARAMS"]["MESSAGE"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(msgs, ["m0", "m1", "m2", "m4", "m5", "m7"]);
+    let dropped = p.emu.deliveries().into_iter().filter(|d| d.error.as_deref().is_some_and(|e| e.contains("one in every 3"))).count();
+    assert_eq!(dropped, 2);
+    p.emu.drop_every_nth_delivery(0, None);
+    p.emu.customer_writes(3, "+491702220020", "m8").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    assert_eq!(rx.events("ONIMBOTMESSAGEADD").len(), 7);
+}

@@ -7,13 +7,16 @@
 
 mod batch;
 mod bots;
+mod clients;
 mod common;
 mod conformance;
 mod control_api;
 mod crm;
 mod faults;
+mod im_v2;
 mod malformed;
 mod openlines;
+mod operating;
 mod rest_basics;
 mod shape;
 mod v2;

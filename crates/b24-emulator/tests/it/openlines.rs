@@ -184,3 +184,57 @@ async fn employee_messages_reach_bot_with_is_connector_n() {
     assert_eq!(ev["data"]["USER"]["IS_CONNECTOR"], "N");
     assert_eq!(p.emu.customer_inbox("+491700000006").last().map(|i| i.message_id), Some(id));
 }
+
+#[tokio::test]
+async fn polling_methods_follow_the_source() {
+    let p = start().await;
+    let me = p.demo.service_user_id;
+    let line = p.emu.add_line(b24_emulator::NewLine { name: "WA".into(), queue: vec![me, p.demo.operator_id], ..b24_emulator::NewLine::default() });
+    let m1 = p.emu.customer_writes(line, "+491700000020", "one").await.expect("write");
+    let m2 = p.emu.customer_writes(line, "+491700000020", "two").await.expect("write");
+    let m3 = p.emu.customer_writes(line, "+491700000020", "three").await.expect("write");
+    let dialog = format!("chat{}", m1.chat_id);
+    let ids = |b: &serde_json::Value| -> Vec<u64> { b["messages"].as_array().map(|a| a.iter().filter_map(|m| m["id"].as_u64()).collect()).unwrap_or_default() };
+    // SRC Chat::getMessages: newest first, except after FIRST_ID (oldest first, the oldest `LIMIT` newer ones).
+    let latest = p.ok("im.dialog.messages.get", json!({"DIALOG_ID": dialog})).await;
+    assert_eq!(ids(&latest), [m3.message_id, m2.message_id, m1.message_id]);
+    let newer = p.ok("im.dialog.messages.get", json!({"DIALOG_ID": dialog, "FIRST_ID": m1.message_id - 1, "LIMIT": 2})).await;
+    assert_eq!(ids(&newer), [m1.message_id, m2.message_id]);
+    let older = p.ok("im.dialog.messages.get", json!({"DIALOG_ID": dialog, "LAST_ID": m3.message_id, "LIMIT": 1})).await;
+    assert_eq!(ids(&older), [m2.message_id]);
+    assert_eq!(latest["users"][0]["id"], json!(m1.user_id));
+    assert_eq!(latest["users"][0]["connector"], json!(true));
+    let members = p.ok("im.dialog.users.list", json!({"DIALOG_ID": dialog})).await;
+    let member_ids: Vec<u64> = members.as_array().expect("users").iter().filter_map(|u| u["id"].as_u64()).collect();
+    assert_eq!(member_ids, [m1.user_id, me]);
+    assert_eq!(members[0]["connector"], json!(true));
+    // im.recent.get: ONLY_OPENLINES / SKIP_OPENLINES / LAST_SYNC_DATE (at most seven days back).
+    p.ok("im.message.add", json!({"DIALOG_ID": p.demo.operator_id, "MESSAGE": "private note"})).await;
+    let chat_ids = |v: &serde_json::Value| -> Vec<String> { v.as_array().map(|a| a.iter().map(|i| i["id"].to_string()).collect()).unwrap_or_default() };
+    let only = p.ok("im.recent.get", json!({"ONLY_OPENLINES": "Y"})).await;
+    assert_eq!(chat_ids(&only), [format!("\"{dialog}\"")]);
+    assert_eq!(only[0]["chat"]["entity_type"], "LINES");
+    assert!(!chat_ids(&p.ok("im.recent.get", json!({"SKIP_OPENLINES": "Y"})).await).contains(&format!("\"{dialog}\"")));
+    assert_eq!(p.ok("im.recent.get", json!({"LAST_SYNC_DATE": "2999-01-01T00:00:00+00:00"})).await, json!([]));
+    assert_eq!(chat_ids(&p.ok("im.recent.get", json!({"LAST_SYNC_DATE": "2001-01-01T00:00:00+00:00"})).await).len(), 2);
+    // imopenlines.dialog.get: the session holder is the chat's owner.
+    let d = p.ok("imopenlines.dialog.get", json!({"DIALOG_ID": dialog})).await;
+    assert_eq!((d["owner"].as_u64(), d["role"].as_str()), (Some(me), Some("owner")));
+    // SYSTEM=Y from the webhook user: in the chat for operators, never on the customer's WhatsApp.
+    let sys = p.ok("im.message.add", json!({"DIALOG_ID": dialog, "MESSAGE": "internal note", "SYSTEM": "Y"})).await;
+    let snap = p.emu.chat(m1.chat_id).expect("chat");
+    assert!(snap.messages.iter().any(|m| Some(m.id) == sys.as_u64() && m.system && !m.to_customer));
+    assert!(p.emu.customer_inbox("+491700000020").iter().all(|i| i.text != "internal note"));
+    assert_eq!(ids(&p.ok("im.dialog.messages.get", json!({"DIALOG_ID": dialog, "LIMIT": 1})).await), [sys.as_u64().unwrap_or(0)]);
+    // SRC Operator::transfer: not to oneself; Chat::transferToOperator: not to a bot.
+    let wrong = (400, Some("OPERATOR_WRONG"));
+    let (s, b) = p.call("imopenlines.operator.transfer", json!({"CHAT_ID": m1.chat_id, "TRANSFER_ID": me})).await;
+    assert_eq!((s, b["error"].as_str()), wrong);
+    let bot =
+        p.ok("imbot.register", json!({"CODE": "t", "TYPE": "O", "EVENT_HANDLER": "http://127.0.0.1:9/x", "PROPERTIES": {"NAME": "B"}, "CLIENT_ID": "t"})).await;
+    let (s, b) = p.call("imopenlines.operator.transfer", json!({"CHAT_ID": m1.chat_id, "USER_ID": bot})).await;
+    assert_eq!((s, b["error"].as_str()), wrong);
+    assert_eq!(p.ok("imopenlines.operator.transfer", json!({"CHAT_ID": m1.chat_id, "USER_ID": p.demo.operator_id})).await, json!(true));
+    let d = p.ok("imopenlines.dialog.get", json!({"CHAT_ID": m1.chat_id})).await;
+    assert_eq!(d["owner"].as_u64(), Some(p.demo.operator_id), "the new holder");
+}

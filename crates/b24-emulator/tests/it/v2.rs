@@ -68,7 +68,10 @@ async fn documented_errors() {
         assert!(s == 400 || s == 403, "{code}: {s}");
         assert_eq!(b["error"], code);
     }
-    let (_, b) = p.call("imbot.v2.Bot.register", json!({"botToken": "t2", "fields": {"code": "b_t2", "properties": {"name": "x"}}})).await;
+    // DOC bot-register.md: idempotent for the same application and code; another application gets the error.
+    let again = p.ok("imbot.v2.Bot.register", json!({"botToken": "t2", "fields": {"code": "b_t2", "properties": {"name": "x"}}})).await;
+    assert_eq!((again["bot"]["id"].as_u64(), again["bot"]["appId"].as_str()), (Some(bot), Some("v2:t2")));
+    let (_, b) = p.call("imbot.v2.Bot.register", json!({"botToken": "t9", "fields": {"code": "b_t2", "properties": {"name": "x"}}})).await;
     assert_eq!(b["error"], "BOT_CODE_ALREADY_TAKEN");
     let (_, b) = p.call("imbot.v2.Bot.register", json!({"botToken": "t3", "fields": {"code": "c", "eventMode": "webhook", "properties": {"name": "x"}}})).await;
     assert_eq!(b["error"], "BOT_WEBHOOK_URL_REQUIRED");
@@ -100,4 +103,52 @@ async fn webhook_mode_posts_form_encoded_strings() {
     for k in keys(&doc["auth"]) {
         assert!(ev["auth"].get(&k).is_some(), "auth.{k}");
     }
+}
+
+#[tokio::test]
+async fn commands_join_delete_and_open_lines_sessions_through_the_bot_token() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = register(&p, "t5", "webhook", Some(&rx.url)).await;
+    let cmd = p.ok("imbot.v2.Command.register", json!({"botId": bot, "botToken": "t5", "fields": {"command": "rate", "title": {"en": "Rate"}}})).await;
+    assert_eq!(cmd["command"]["command"], "/rate");
+    let again = p.ok("imbot.v2.Command.register", json!({"botId": bot, "botToken": "t5", "fields": {"command": "rate", "title": {"en": "Rate"}}})).await;
+    assert_eq!(again["command"]["id"], cmd["command"]["id"], "idempotent");
+    let (_, b) = p.call("imbot.v2.Command.register", json!({"botId": bot, "botToken": "t5", "fields": {"command": "x"}})).await;
+    assert_eq!(b["error"], "COMMAND_TITLE_REQUIRED");
+    let (_, b) = p.call("imbot.v2.Command.register", json!({"botId": bot, "botToken": "t5", "fields": {"title": {"en": "x"}}})).await;
+    assert_eq!(b["error"], "COMMAND_REQUIRED");
+    p.emu.attach_welcome_bot(3, bot).expect("attach");
+    let m = p.emu.customer_writes(3, "+491703330010", "hi").await.expect("write");
+    let dialog = format!("chat{}", m.chat_id);
+    p.ok(
+        "imbot.v2.Chat.Message.send",
+        json!({"botId": bot, "botToken": "t5", "dialogId": dialog, "fields": {"message": "Helpful?",
+        "keyboard": [{"TEXT": "Yes", "COMMAND": "rate", "COMMAND_PARAMS": "up"}]}}),
+    )
+    .await;
+    p.emu.customer_presses(m.chat_id, bot, "rate", "up").await.expect("press");
+    assert!(p.emu.wait_idle(WAIT).await);
+    let join = rx.events("ONIMBOTV2JOINCHAT").pop().expect("join");
+    assert_eq!(join["data"]["dialogId"], dialog);
+    assert_eq!(join["data"]["chat"]["entityType"], "LINES");
+    assert_eq!(join["data"]["user"]["id"], m.user_id.to_string());
+    let ev = rx.events("ONIMBOTV2COMMANDADD").pop().expect("command event");
+    assert_all_strings(&ev, "");
+    assert_eq!(ev["data"]["command"]["command"], "/rate");
+    assert_eq!(ev["data"]["command"]["params"], "up");
+    assert_eq!(ev["data"]["command"]["context"], "keyboard");
+    assert_eq!(ev["data"]["message"]["text"], "/rate up");
+    assert_eq!(ev["data"]["user"]["connector"], "1");
+    // Open Lines session methods take the botToken as CLIENT_ID.
+    let (s, b) = p.call("imopenlines.bot.session.finish", json!({"CHAT_ID": m.chat_id, "CLIENT_ID": "nope"})).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("BOT_ID_ERROR")));
+    assert_eq!(p.ok("imopenlines.bot.session.finish", json!({"CHAT_ID": m.chat_id, "CLIENT_ID": "t5"})).await, json!(true));
+    assert!(!p.emu.chat(m.chat_id).expect("chat").session_open);
+    // Unregistering: ONIMBOTV2DELETE carries only the bot.
+    p.ok("imbot.v2.Bot.unregister", json!({"botId": bot, "botToken": "t5"})).await;
+    assert!(p.emu.wait_idle(WAIT).await);
+    let del = rx.events("ONIMBOTV2DELETE").pop().expect("delete");
+    let keys: Vec<String> = del["data"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    assert_eq!(keys, ["bot"]);
 }

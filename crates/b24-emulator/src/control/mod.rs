@@ -3,9 +3,9 @@
 //! It mirrors the Rust API of [`crate::Emulator`]. Errors come back as `{"error": CODE, "error_description":
 //! TEXT}` with a 4xx status. None of this exists on a real portal, so it lives under a prefix Bitrix24 never uses.
 
+mod limits;
+
 use crate::api::NewLine;
-use crate::config::RateLimit;
-use crate::faults::FaultSpec;
 use crate::rest::envelope::error_body;
 use crate::rest::errors::ApiError;
 use crate::rest::json_response;
@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-type S = State<Arc<Shared>>;
+pub(super) type S = State<Arc<Shared>>;
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
@@ -42,28 +42,27 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/calls", get(calls).delete(clear_calls))
         .route("/_emulator/deliveries", get(deliveries))
         .route("/_emulator/idle", get(idle))
-        .route("/_emulator/faults", post(add_fault).delete(clear_faults))
-        .route("/_emulator/rate-limit", put(set_rate).get(get_rate))
+        .merge(limits::router())
 }
 
-fn ok(v: Value) -> Response {
+pub(super) fn ok(v: Value) -> Response {
     json_response(200, &v)
 }
 
-fn err(e: ApiError) -> Response {
+pub(super) fn err(e: ApiError) -> Response {
     json_response(e.status, &error_body(&e))
 }
 
-fn reply(r: Result<Value, ApiError>) -> Response {
+pub(super) fn reply(r: Result<Value, ApiError>) -> Response {
     r.map_or_else(err, ok)
 }
 
-fn bad_json(e: impl std::fmt::Display) -> Response {
+pub(super) fn bad_json(e: impl std::fmt::Display) -> Response {
     err(ApiError::bad("INVALID_REQUEST", &e.to_string()))
 }
 
 /// Parses a JSON body, answering 400 (not axum's plain-text rejection) when it does not fit.
-fn body<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, String> {
+pub(super) fn body<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, String> {
     serde_json::from_str(if raw.trim().is_empty() { "{}" } else { raw }).map_err(|e| e.to_string())
 }
 
@@ -212,8 +211,9 @@ async fn register_bot(State(s): S, raw: String) -> Response {
         "CODE": b.code, "TYPE": b.r#type, "EVENT_HANDLER": b.event_handler, "CLIENT_ID": b.client_id,
         "PROPERTIES": {"NAME": b.name},
     }));
-    let auth = crate::rest::dispatch::Auth { user_id: b.user_id, scopes: ["imbot".to_owned()].into_iter().collect() };
-    let ctx = crate::rest::dispatch::Ctx { shared: &s, auth: &auth, in_batch: false, extra_delay: Default::default() };
+    let auth = crate::rest::dispatch::Auth { user_id: b.user_id, scopes: ["imbot".to_owned()].into_iter().collect(), webhook: String::new() };
+    let hit = crate::rest::operating::Hit::new(s.clock.secs());
+    let ctx = crate::rest::dispatch::Ctx { shared: &s, auth: &auth, in_batch: false, extra_delay: Default::default(), hit: &hit };
     let (_, out) = crate::rest::dispatch::execute(&ctx, "imbot.register", params);
     let id = match out {
         Ok(o) => o.result.as_u64().unwrap_or(0),
@@ -325,47 +325,4 @@ async fn idle(State(s): S, Query(q): Query<HashMap<String, String>>) -> Response
     let ms = q.get("timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(5000u64);
     let done = tokio::time::timeout(Duration::from_millis(ms), s.idle.wait()).await.is_ok();
     ok(json!({"idle": done, "pending": s.idle.pending()}))
-}
-
-async fn add_fault(State(s): S, raw: String) -> Response {
-    let spec: FaultSpec = match body(&raw) {
-        Ok(b) => b,
-        Err(e) => return bad_json(e),
-    };
-    match spec.into_fault() {
-        Ok(f) => {
-            s.faults.add(f);
-            ok(json!({"ok": true}))
-        }
-        Err(e) => bad_json(e),
-    }
-}
-
-async fn clear_faults(State(s): S) -> Response {
-    s.faults.clear();
-    ok(json!({"ok": true}))
-}
-
-#[derive(Deserialize)]
-struct RateIn {
-    per_sec: f64,
-    burst: f64,
-}
-
-async fn set_rate(State(s): S, raw: String) -> Response {
-    let b: RateIn = match body(&raw) {
-        Ok(b) => b,
-        Err(e) => return bad_json(e),
-    };
-    if !(b.per_sec >= 0.0 && b.burst >= 0.0) {
-        return err(ApiError::bad("INVALID_REQUEST", "per_sec and burst must be non-negative numbers"));
-    }
-    s.bucket().set_rate(RateLimit { per_sec: b.per_sec, burst: b.burst }, Instant::now());
-    ok(json!({"per_sec": b.per_sec, "burst": b.burst}))
-}
-
-async fn get_rate(State(s): S) -> Response {
-    let mut bucket = s.bucket();
-    let rate = bucket.rate();
-    ok(json!({"per_sec": rate.per_sec, "burst": rate.burst, "level": bucket.level(Instant::now())}))
 }
