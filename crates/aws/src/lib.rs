@@ -6,6 +6,7 @@
 //!   queue.
 //! - [`emf`]: metric values from core's catalogue as CloudWatch Embedded Metric Format lines on
 //!   stdout.
+//! - [`setup`]: a Lambda's cold start: the configuration with the secret, and the adapters.
 //! - [`secrets`]: the one JSON secret (`OLBRIDGE_SECRET_ID`), cached with a TTL, read by explicit
 //!   version stage.
 //!
@@ -18,6 +19,7 @@ pub mod dynamo;
 pub mod emf;
 mod sdk_error;
 pub mod secrets;
+pub mod setup;
 pub mod sqs;
 
 /// Helpers for tests against moto.

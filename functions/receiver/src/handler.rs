@@ -21,6 +21,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use olbridge_aws::emf::Emf;
 use olbridge_core::metrics;
+use olbridge_core::domain::secret::Secret;
 use olbridge_core::ports::Clock;
 use olbridge_core::usecase::receive::{InboundRequest, ReceiveError, Received, Receiver};
 use serde_json::{Value, json};
@@ -31,11 +32,27 @@ pub const EVENTS_PATH: &str = "/bitrix/events";
 /// The liveness probe.
 pub const HEALTH_PATH: &str = "/health";
 
+/// How long a token refresh waits before reading the secret again: a burst of forged events must
+/// not turn every request into a Secrets Manager call.
+pub const TOKEN_REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Re-reads the application tokens when an event's token matches none: a warm instance started
+/// before a webhook rotation must learn the new token, or every event of the new webhook would be
+/// refused until the instance is recycled.
+#[async_trait::async_trait]
+pub trait TokenRefresh: Send + Sync {
+    /// The current token and the others accepted now (AWSPENDING, AWSPREVIOUS), read no more often
+    /// than [`TOKEN_REFRESH_AFTER`]; `None` when they cannot be read.
+    async fn tokens(&self) -> Option<(Option<Secret>, Vec<Secret>)>;
+}
+
 /// What the handler needs, built once per Lambda instance.
 #[derive(Clone)]
 pub struct ReceiverDeps {
-    /// Core's receive use case over its stores and the queue.
-    pub receiver: Receiver,
+    /// Core's receive use case over its stores and the queue; replaced when the tokens change.
+    pub receiver: Arc<std::sync::RwLock<Receiver>>,
+    /// Where new tokens come from, when the deployment rotates them.
+    pub tokens: Option<Arc<dyn TokenRefresh>>,
     /// Time (the events' freshness window, the metrics' timestamps).
     pub clock: Arc<dyn Clock>,
     /// Where metrics go.
@@ -57,10 +74,44 @@ pub async fn handle(deps: &ReceiverDeps, request: Request) -> Response<Body> {
     }
 }
 
+impl ReceiverDeps {
+    /// Dependencies around `receiver`, with no token refresh.
+    pub fn new(receiver: Receiver, clock: Arc<dyn Clock>, emf: Emf) -> Self {
+        Self { receiver: Arc::new(std::sync::RwLock::new(receiver)), tokens: None, clock, emf }
+    }
+
+    fn receiver(&self) -> Receiver {
+        self.receiver.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// After a token matched nothing: the receiver with the tokens read now, if they changed.
+    async fn refreshed(&self) -> Option<Receiver> {
+        let (current, others) = self.tokens.as_ref()?.tokens().await?;
+        let mut guard = self.receiver.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let settings = &guard.settings;
+        let same = settings.application_token.as_ref().map(Secret::expose) == current.as_ref().map(Secret::expose)
+            && settings.previous_tokens.iter().map(Secret::expose).eq(others.iter().map(Secret::expose));
+        if same {
+            return None;
+        }
+        if current.is_some() {
+            guard.settings.application_token = current;
+        }
+        guard.settings.previous_tokens = others;
+        tracing::info!("the application tokens changed (a webhook rotation): using the new ones");
+        Some(guard.clone())
+    }
+}
+
 async fn event(deps: &ReceiverDeps, request: &Request) -> Response<Body> {
     let inbound = InboundRequest { body: request.body().as_ref(), query: request.uri().query() };
     let now = deps.clock.now();
-    let result = deps.receiver.receive(inbound, now).await;
+    let mut result = deps.receiver().receive(inbound, now).await;
+    if matches!(result, Err(ReceiveError::Forged))
+        && let Some(receiver) = deps.refreshed().await
+    {
+        result = receiver.receive(inbound, now).await;
+    }
     deps.emf.emit(&[metrics::event(&result)], now, &[]);
     match result {
         Ok(received) => {

@@ -1,56 +1,53 @@
 //! `olbridge-receiver`: wires the dependencies once per Lambda instance, then serves API Gateway's
 //! requests with [`olbridge_receiver::handle`]. Nothing here is tested by calling it: everything
-//! worth testing is in the handler.
+//! worth testing is in the handler and in `olbridge_aws::setup`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use lambda_http::{Error, service_fn};
 use olbridge_aws::emf::Emf;
-use olbridge_core::config::Config;
-use olbridge_core::ports::{ChatStore, IdempotencyStore, JobSink, MetaStore, SystemClock};
+use olbridge_aws::secrets::SecretSource;
+use olbridge_aws::setup::Setup;
+use olbridge_core::config::vars;
+use olbridge_core::domain::secret::Secret;
+use olbridge_core::ports::{Clock, SystemClock};
 use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
+use olbridge_receiver::handler::{TOKEN_REFRESH_AFTER, TokenRefresh};
 use olbridge_receiver::{ReceiverDeps, handle};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // JSON lines when AWS_LAMBDA_LOG_FORMAT=JSON; level from AWS_LAMBDA_LOG_LEVEL or RUST_LOG.
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let sdk = olbridge_aws::sdk_config().await;
-    let aws = adapters(&config, &sdk).await?;
-    let mut settings = ReceiveSettings::from_config(&config);
-    settings.previous_tokens = aws.previous_tokens;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let setup = Setup::load(Arc::clone(&clock)).await?;
+    let store = setup.store()?;
+    let mut settings = ReceiveSettings::from_config(&setup.config);
+    settings.previous_tokens = setup.snapshot.as_ref().map(|s| s.previous_tokens()).unwrap_or_default();
     if settings.application_token.is_none() && settings.bot_client_id.is_none() {
         return Err("neither B24_APPLICATION_TOKEN nor B24_BOT_CLIENT_ID is configured: every event would be refused".into());
     }
-    let receiver =
-        Receiver { pin: MemberPin::new(config.portal.member_id.clone(), aws.meta), settings, idempotency: aws.idempotency, sink: aws.sink, chats: aws.chats };
-    let deps = ReceiverDeps { receiver, clock: Arc::new(SystemClock), emf: Emf::stdout() };
+    let receiver = Receiver {
+        pin: MemberPin::new(setup.config.portal.member_id.clone(), store.clone()),
+        settings,
+        idempotency: store.clone(),
+        sink: setup.sink()?,
+        chats: store,
+    };
+    let mut deps = ReceiverDeps::new(receiver, clock, Emf::stdout());
+    deps.tokens = setup.secrets.map(|secrets| Arc::new(SecretTokens(secrets)) as Arc<dyn TokenRefresh>);
     let deps = &deps;
     lambda_http::run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request).await) })).await
 }
 
-/// The receiver's ports on AWS.
-struct Adapters {
-    idempotency: Arc<dyn IdempotencyStore>,
-    sink: Arc<dyn JobSink>,
-    chats: Arc<dyn ChatStore>,
-    meta: Arc<dyn MetaStore>,
-    /// The tokens of the secret's AWSPREVIOUS version, accepted while a rotation settles.
-    previous_tokens: Vec<olbridge_core::domain::secret::Secret>,
-}
+/// The application tokens from the secret.
+struct SecretTokens(Arc<SecretSource>);
 
-// ======================= AWS ADAPTERS: WIRED AT MERGE =======================
-// Being written beside this crate (do not build them here):
-// - crates/aws/src/dynamo.rs: `idempotency`, `chats` and `meta` on one table (OLBRIDGE_TABLE);
-// - crates/aws/src/sqs.rs: `sink`, the SQS FIFO producer (OLBRIDGE_QUEUE_URL);
-// - crates/aws/src/secrets.rs: the secret (OLBRIDGE_SECRET_ID) laid over `config` before
-//   `ReceiveSettings::from_config` (B24_APPLICATION_TOKEN, B24_WEBHOOK_BASE...), and its
-//   AWSPREVIOUS tokens as `previous_tokens`.
-// Until then the function refuses to start rather than run on memory that each instance loses.
-async fn adapters(_config: &Config, _sdk: &SdkConfig) -> anyhow::Result<Adapters> {
-    anyhow::bail!("olbridge-receiver: the DynamoDB, SQS and Secrets Manager adapters are not wired yet (functions/receiver/src/main.rs, `adapters`)")
+#[async_trait::async_trait]
+impl TokenRefresh for SecretTokens {
+    async fn tokens(&self) -> Option<(Option<Secret>, Vec<Secret>)> {
+        let snapshot = self.0.fresher_than(TOKEN_REFRESH_AFTER).await.ok()?;
+        Some((snapshot.current.values.get(vars::B24_APPLICATION_TOKEN).cloned(), snapshot.previous_tokens()))
+    }
 }
-// ============================================================================

@@ -1,18 +1,17 @@
 //! `olbridge-worker`: wires the dependencies once per Lambda instance, then handles SQS batches
 //! with [`olbridge_worker::handle`]. Nothing here is tested by calling it: everything worth testing
-//! is in the handler.
+//! is in the handler and in `olbridge_aws::setup`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use olbridge_aws::emf::Emf;
 use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan};
 use olbridge_core::bot::http::HttpBot;
-use olbridge_core::config::Config;
-use olbridge_core::ports::{ChatStore, IdempotencyStore, ProfileStore, SystemClock, TurnLog};
+use olbridge_aws::setup::Setup;
+use olbridge_core::ports::SystemClock;
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_worker::visibility::SqsVisibility;
@@ -22,9 +21,9 @@ use olbridge_worker::{Invocation, WorkerDeps, handle};
 async fn main() -> Result<(), Error> {
     // JSON lines when AWS_LAMBDA_LOG_FORMAT=JSON; level from AWS_LAMBDA_LOG_LEVEL or RUST_LOG.
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let sdk = olbridge_aws::sdk_config().await;
-    let stores = adapters(&config, &sdk).await?;
+    let setup = Setup::load(Arc::new(SystemClock)).await?;
+    let (config, sdk) = (&setup.config, &setup.sdk);
+    let store = setup.store()?;
     let webhook = config.portal.webhook.clone().ok_or("B24_WEBHOOK_BASE is not configured")?;
     let bot_id = config.portal.bot_id.ok_or("B24_BOT_ID is not configured")?;
     let client_id = config.portal.bot_client_id.clone().ok_or("B24_BOT_CLIENT_ID is not configured")?;
@@ -34,17 +33,17 @@ async fn main() -> Result<(), Error> {
     let portal = Arc::new(BotPortal::new(B24Client::new(webhook, options)?, bot_id, client_id));
     let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)?);
     let process = Deps {
-        idempotency: stores.idempotency,
-        chats: stores.chats,
-        profiles: stores.profiles,
-        log: stores.log,
+        idempotency: store.clone(),
+        chats: store.clone(),
+        profiles: store.clone(),
+        log: store,
         portal,
         bot,
         clock: Arc::new(SystemClock),
-        settings: ProcessSettings::from_config(&config),
+        settings: ProcessSettings::from_config(config),
     };
-    let visibility = Arc::new(SqsVisibility::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
-    let deps = WorkerDeps::new(process, JobPolicy::from_config(&config), visibility, Emf::stdout());
+    let visibility = Arc::new(SqsVisibility::new(aws_sdk_sqs::Client::new(sdk), queue_url));
+    let deps = WorkerDeps::new(process, JobPolicy::from_config(config), visibility, Emf::stdout());
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let invocation = Invocation::from_context(&event.context);
@@ -52,24 +51,3 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
-
-/// The worker's storage ports on AWS.
-struct Adapters {
-    idempotency: Arc<dyn IdempotencyStore>,
-    chats: Arc<dyn ChatStore>,
-    profiles: Arc<dyn ProfileStore>,
-    log: Arc<dyn TurnLog>,
-}
-
-// ======================= AWS ADAPTERS: WIRED AT MERGE =======================
-// Being written beside this crate (do not build them here):
-// - crates/aws/src/dynamo.rs: `idempotency`, `chats`, `profiles` and `log` on one table
-//   (OLBRIDGE_TABLE);
-// - crates/aws/src/secrets.rs: the secret (OLBRIDGE_SECRET_ID) laid over `config` before anything
-//   reads it (B24_WEBHOOK_BASE, BOT_HTTP_AUTH, BOT_HMAC_SECRET...).
-// The retry delays (`SqsVisibility`, ChangeMessageVisibility) are wired above already.
-// Until then the function refuses to start rather than run on memory that each instance loses.
-async fn adapters(_config: &Config, _sdk: &SdkConfig) -> anyhow::Result<Adapters> {
-    anyhow::bail!("olbridge-worker: the DynamoDB and Secrets Manager adapters are not wired yet (functions/worker/src/main.rs, `adapters`)")
-}
-// ============================================================================

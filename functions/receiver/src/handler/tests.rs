@@ -45,7 +45,7 @@ fn deps_with(store: &Arc<MemoryStore>, sink: Arc<dyn JobSink>, at: DateTime<Utc>
     let receiver =
         Receiver { pin: MemberPin::new(settings.member_id.clone(), store.clone()), settings, idempotency: store.clone(), sink, chats: store.clone() };
     let (emf, captured) = Emf::capture();
-    (ReceiverDeps { receiver, clock: Arc::new(ManualClock::new(at)), emf }, captured)
+    (ReceiverDeps::new(receiver, Arc::new(ManualClock::new(at)), emf), captured)
 }
 
 fn fresh(store: &Arc<MemoryStore>) -> (ReceiverDeps, Captured) {
@@ -182,4 +182,33 @@ async fn a_named_stage_is_routed_like_the_default_one() {
     let staged_health = edited(HEALTH, |v| v["requestContext"]["stage"] = json!("prod"));
     assert_eq!(call(&deps, staged_health).await.0, 200);
     assert_eq!(queued(&store).await.len(), 1);
+}
+
+/// The tokens a rotation put in the secret, as the secret would give them.
+struct Rotated(Secret, Vec<Secret>);
+
+#[async_trait]
+impl TokenRefresh for Rotated {
+    async fn tokens(&self) -> Option<(Option<Secret>, Vec<Secret>)> {
+        Some((Some(self.0.clone()), self.1.clone()))
+    }
+}
+
+#[tokio::test]
+async fn during_a_rotation_the_previous_and_the_new_token_are_accepted() {
+    // The capture's token is "192735" (the CLIENT_ID). The instance started knowing only an older
+    // token; the secret now has a new current one and keeps the capture's as AWSPREVIOUS.
+    let store = Arc::new(MemoryStore::new());
+    let (mut deps, _) = fresh(&store);
+    {
+        let mut r = deps.receiver.write().unwrap();
+        r.settings.bot_client_id = None;
+        r.settings.application_token = Some(Secret::new("an-old-token"));
+    }
+    assert_eq!(handle(&deps, request(MESSAGEADD)).await.status(), StatusCode::UNAUTHORIZED, "without a refresh the warm instance refuses");
+    deps.tokens = Some(Arc::new(Rotated(Secret::new("the-new-token"), vec![Secret::new("192735")])));
+    assert_eq!(handle(&deps, request(MESSAGEADD)).await.status(), StatusCode::OK, "the previous token is accepted after the refresh");
+    assert_eq!(deps.receiver.read().unwrap().settings.application_token.as_ref().map(Secret::expose), Some("the-new-token"));
+    // A forged token stays forged, however often the secret is asked.
+    assert_eq!(handle(&deps, request(FORGED)).await.status(), StatusCode::UNAUTHORIZED);
 }

@@ -2,9 +2,12 @@
 //! the receiver's handler (behind a small HTTP front), the jobs it queues are handed to the
 //! worker's handler as SQS FIFO batches, and the worker answers through the emulator's REST API
 //! with a real HTTP bot. Storage is core's memory store, shared by both handlers as they share one
-//! DynamoDB table on AWS. Plus the dependency rules of the Lambda packages (`deps`).
+//! DynamoDB table on AWS — and, in `aws`, the same on the AWS adapters against moto (DynamoDB and
+//! SQS FIFO), the test playing Lambda's event source. Plus the dependency rules of the Lambda
+//! packages (`deps`).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod aws;
 mod deps;
 mod support;
 mod worker;

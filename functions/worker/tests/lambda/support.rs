@@ -34,6 +34,15 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+/// The stores the handlers share (one DynamoDB table on AWS).
+struct Stores {
+    idempotency: Arc<dyn olbridge_core::ports::IdempotencyStore>,
+    chats: Arc<dyn olbridge_core::ports::ChatStore>,
+    profiles: Arc<dyn olbridge_core::ports::ProfileStore>,
+    log: Arc<dyn olbridge_core::ports::TurnLog>,
+    meta: Arc<dyn olbridge_core::ports::MetaStore>,
+}
+
 /// The WhatsApp line `seed_demo` creates.
 pub const LINE: u64 = 3;
 const CLIENT_ID: &str = "lambda-test-client-id";
@@ -104,8 +113,41 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// Where the handlers keep their state and queue their jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Core's memory store; jobs are handed to the worker by the test.
+    Memory,
+    /// The AWS adapters on moto: DynamoDB (a fresh table as the deployment defines it) and SQS FIFO
+    /// (a fresh queue and dead-letter queue, with a 2 s visibility timeout so a redelivery after a
+    /// crash comes quickly); the test plays Lambda's event source (receive, invoke, delete).
+    Moto,
+}
+
+/// The receiver's sink on moto: SQS, and the list the test waits on.
+struct TeeSink {
+    sqs: olbridge_aws::sqs::SqsSink,
+    seen: Arc<Jobs>,
+}
+
+#[async_trait]
+impl JobSink for TeeSink {
+    async fn send(&self, job: &Job, now: DateTime<Utc>) -> StoreResult<()> {
+        self.sqs.send(job, now).await?;
+        self.seen.send(job, now).await
+    }
+}
+
+/// SQS as the moto backend has it.
+pub struct Sqs {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
 /// A portal, a bot, the receiver and the worker.
 pub struct World {
+    /// The queue, on the moto backend.
+    pub sqs: Option<Sqs>,
     pub emulator: Emulator,
     pub bot_id: u64,
     pub bot_calls: Arc<AtomicU32>,
@@ -121,13 +163,32 @@ pub struct World {
 
 impl World {
     pub async fn start() -> Self {
+        Self::start_on(Backend::Memory).await
+    }
+
+    pub async fn start_on(backend: Backend) -> Self {
         let emulator = Emulator::start(EmulatorConfig { rate: RateLimit { per_sec: 20.0, burst: 50.0 }, ..EmulatorConfig::default() }).await.expect("emulator");
         let portal = emulator.seed_demo();
         let bot_calls = Arc::new(AtomicU32::new(0));
         let bot_addr = serve(Router::new().route("/bot", post(bot)).with_state(Arc::clone(&bot_calls))).await;
 
-        let store = Arc::new(MemoryStore::new());
         let jobs = Arc::new(Jobs::default());
+        let (stores, sink, sqs): (Stores, Arc<dyn JobSink>, Option<Sqs>) = match backend {
+            Backend::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                (Stores { idempotency: store.clone(), chats: store.clone(), profiles: store.clone(), log: store.clone(), meta: store }, jobs.clone(), None)
+            }
+            Backend::Moto => {
+                let sdk = olbridge_aws::testing::config().await;
+                let table = olbridge_aws::testing::fresh_table(&sdk).await;
+                let (queue_url, _dlq) = olbridge_aws::testing::fresh_queues(&sdk, Some(2)).await;
+                let store = Arc::new(olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table, olbridge_aws::dynamo::Retention::default()));
+                let client = aws_sdk_sqs::Client::new(&sdk);
+                let sink = Arc::new(TeeSink { sqs: olbridge_aws::sqs::SqsSink::new(client.clone(), queue_url.clone()), seen: jobs.clone() });
+                let stores = Stores { idempotency: store.clone(), chats: store.clone(), profiles: store.clone(), log: store.clone(), meta: store };
+                (stores, sink, Some(Sqs { client, queue_url }))
+            }
+        };
         let webhook = WebhookBase::parse(&portal.webhook_url).expect("webhook");
         let settings = ReceiveSettings {
             application_token: None,
@@ -139,9 +200,10 @@ impl World {
             ts_window: Duration::from_secs(300),
             max_body_bytes: 256 * 1024,
         };
-        let receiver = Receiver { pin: MemberPin::new(None, store.clone()), settings, idempotency: store.clone(), sink: jobs.clone(), chats: store.clone() };
+        let receiver =
+            Receiver { pin: MemberPin::new(None, stores.meta.clone()), settings, idempotency: stores.idempotency.clone(), sink, chats: stores.chats.clone() };
         let (receiver_emf, receiver_metrics) = Emf::capture();
-        let receiver = Arc::new(ReceiverDeps { receiver, clock: Arc::new(SystemClock), emf: receiver_emf });
+        let receiver = Arc::new(ReceiverDeps::new(receiver, Arc::new(SystemClock), receiver_emf));
         let receiver_addr = serve(Router::new().route("/bitrix/events", post(front)).with_state(receiver)).await;
 
         // One attempt per portal call: a fault fails the turn at once instead of being retried.
@@ -167,10 +229,10 @@ impl World {
         settings.bot_retry = RetryPolicy::none();
         let bot = HttpBot::new(format!("http://{bot_addr}/bot").parse().expect("url"), None, None, settings.bot_timeout).expect("bot");
         let process = Deps {
-            idempotency: store.clone(),
-            chats: store.clone(),
-            profiles: store.clone(),
-            log: store.clone(),
+            idempotency: stores.idempotency,
+            chats: stores.chats,
+            profiles: stores.profiles,
+            log: stores.log,
             portal: Arc::new(BotPortal::new(client, bot_id, Secret::new(CLIENT_ID))),
             bot: Arc::new(bot),
             clock: Arc::new(clock.clone()),
@@ -185,7 +247,7 @@ impl World {
         let visibility = Arc::new(FakeVisibility::default());
         let (worker_emf, worker_metrics) = Emf::capture();
         let worker = Arc::new(WorkerDeps::new(process, policy, visibility.clone(), worker_emf));
-        Self { emulator, bot_id: bot_id.get(), bot_calls, jobs, clock, worker, visibility, worker_metrics, receiver_metrics, records: AtomicU32::new(0) }
+        Self { sqs, emulator, bot_id: bot_id.get(), bot_calls, jobs, clock, worker, visibility, worker_metrics, receiver_metrics, records: AtomicU32::new(0) }
     }
 
     /// A customer writes on the WhatsApp line; returns the job the receiver queued for the message
@@ -243,5 +305,59 @@ impl World {
     /// How many values of `name` with dimension value `value` the worker wrote.
     pub fn worker_metric(&self, name: &str, value: &str) -> usize {
         self.worker_metrics.readings().iter().filter(|r| r.name == name && r.dimensions.iter().any(|(_, v)| v == value)).count()
+    }
+}
+
+impl World {
+    /// Plays Lambda's SQS event source once on the moto backend: receives what is visible (up to
+    /// 10 records, FIFO groups as SQS hands them out), invokes the worker with them, and deletes
+    /// the records the handler did not report. Returns (records received, records reported).
+    pub async fn poll_sqs(&self, request_id: &str) -> (usize, usize) {
+        let (event, handles) = self.receive_sqs().await;
+        let received = event.records.len();
+        if received == 0 {
+            return (0, 0);
+        }
+        let failed = self.work(event, request_id).await;
+        self.delete_except(&handles, &failed).await;
+        (received, failed.len())
+    }
+
+    /// The visible records of the moto queue as an SQS event, and each record's (message id,
+    /// receipt handle).
+    pub async fn receive_sqs(&self) -> (SqsEvent, Vec<(String, String)>) {
+        let sqs = self.sqs.as_ref().expect("the moto backend");
+        let out = sqs
+            .client
+            .receive_message()
+            .queue_url(&sqs.queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive from moto");
+        let mut records = Vec::new();
+        let mut handles = Vec::new();
+        for m in out.messages.unwrap_or_default() {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            for (k, v) in m.attributes.unwrap_or_default() {
+                r.attributes.insert(k.as_str().to_owned(), v);
+            }
+            handles.push((m.message_id.unwrap_or_default(), m.receipt_handle.unwrap_or_default()));
+            records.push(r);
+        }
+        (Self::batch(records), handles)
+    }
+
+    /// Deletes the received records whose message id is not in `failed` (what Lambda does after a
+    /// partial batch response).
+    pub async fn delete_except(&self, handles: &[(String, String)], failed: &[String]) {
+        let sqs = self.sqs.as_ref().expect("the moto backend");
+        for (id, handle) in handles.iter().filter(|(id, _)| !failed.contains(id)) {
+            sqs.client.delete_message().queue_url(&sqs.queue_url).receipt_handle(handle).send().await.unwrap_or_else(|e| panic!("delete {id}: {e}"));
+        }
     }
 }
