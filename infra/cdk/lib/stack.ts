@@ -39,6 +39,8 @@ export const RECEIVER_TIMEOUT_SEC = 10; // the HTTP API gives up after 30 s; Bit
 export const POLLER_TIMEOUT_SEC = 60;
 export const ROTATOR_TIMEOUT_SEC = 120; // testSecret calls the portal (up to 15 s with retries); at least 60 s
 export const ROTATION_DAYS = 90;
+/** The secret's value at creation; never changed (see the secret below). */
+export const INITIAL_SECRET = '{}';
 
 export interface OlbridgeStackProps extends StackProps {
   readonly spec: Spec;
@@ -130,12 +132,14 @@ export class OlbridgeStack extends Stack {
       enforceSSL: true,
     });
 
-    // Created with every key blank (blank = unset for the functions); the operator puts the values
-    // (docs/deploy.md). CloudFormation never writes the value again unless this template changes.
+    // Created as an empty JSON object (a missing key is unset for the functions); the operator puts
+    // the values (docs/deploy.md). The initial value is a constant on purpose: CloudFormation writes
+    // the value again whenever it changes in the template, which would wipe the operator's values
+    // (say, when a key is added to infra/resources.json). The keys are in the description.
     this.secret = new secretsmanager.Secret(this, 'Secret', {
       secretName: settings.secretName,
-      description: `olbridge ${settings.stage}: ${res.secret.keys.join(', ')} (JSON object; rotated quarterly, see docs/rotation.md)`,
-      secretStringValue: SecretValue.unsafePlainText(JSON.stringify(Object.fromEntries(res.secret.keys.map((k) => [k, ''])))),
+      description: `olbridge ${settings.stage}: a JSON object with ${res.secret.keys.join(', ')} (rotated quarterly, docs/rotation.md)`,
+      secretStringValue: SecretValue.unsafePlainText(INITIAL_SECRET),
       removalPolicy: keep,
     });
 

@@ -124,11 +124,13 @@ describe('timings', () => {
 });
 
 describe('secret and rotation', () => {
-  test("the secret starts with infra/resources.json's keys, all blank", () => {
-    const [secret] = Object.values(resources(defaults().template, 'AWS::SecretsManager::Secret'));
-    const value = JSON.parse(secret.Properties.SecretString);
-    assert.deepEqual(Object.keys(value).sort(), [...res.secret.keys].sort());
-    assert.ok(Object.values(value).every((v) => v === ''));
+  test('the secret starts as an empty JSON object whatever infra/resources.json says, so no deploy overwrites its values', () => {
+    const secretOf = (t: ReturnType<typeof defaults>['template']) => Object.values(resources(t, 'AWS::SecretsManager::Secret'))[0].Properties;
+    const secret = secretOf(defaults().template);
+    assert.equal(secret.SecretString, '{}');
+    for (const k of res.secret.keys) assert.ok(secret.Description.includes(k), `the description names ${k}`);
+    const more = specWith((s) => s.resources.secret.keys.push('NEW_KEY'));
+    assert.equal(secretOf(build({}, more).template).SecretString, '{}', 'a new key does not change the value CloudFormation writes');
   });
 
   test('the rotator rotates it every 90 days, never at deploy time', () => {
