@@ -275,9 +275,9 @@ impl Metric {
             }
             Self::PollerFailed => ("PollerFailed", Count, E::Poller, &[], None, false, "one poller run that failed (reserved)"),
             Self::RotationNothingStaged => {
-                ("RotationNothingStaged", Count, E::Rotator, &[], None, false, "one rotation step that found no AWSPENDING version to work on (reserved)")
+                ("RotationNothingStaged", Count, E::Rotator, &[], None, true, "a rotation that found no staged webhook: the quarterly webhook rotation is due")
             }
-            Self::RotationFailed => ("RotationFailed", Count, E::Rotator, &[], None, false, "one rotation step that failed (reserved)"),
+            Self::RotationFailed => ("RotationFailed", Count, E::Rotator, &[], None, true, "a rotation step that failed (nothing staged included)"),
         };
         MetricDef { name, unit, emitter, dimensions, values, emitted, about }
     }
@@ -359,6 +359,16 @@ pub fn event_result(result: &Result<Received, ReceiveError>) -> &'static str {
 /// The metric value of one event the receiver handled.
 pub fn event(result: &Result<Received, ReceiveError>) -> Datum {
     Datum::one(Metric::Events, Dimension::Result, event_result(result))
+}
+
+/// The metric values of a rotation step that failed: `RotationFailed`, and `RotationNothingStaged`
+/// when the cause was that no new webhook was staged.
+pub fn rotation_failed(nothing_staged: bool) -> Vec<Datum> {
+    let mut data = vec![Datum::plain(Metric::RotationFailed, 1.0)];
+    if nothing_staged {
+        data.push(Datum::plain(Metric::RotationNothingStaged, 1.0));
+    }
+    data
 }
 
 /// The metric value of one SQS record the worker handled.

@@ -13,7 +13,6 @@
 //!   function of its dependencies and the event (tests call it directly against moto).
 //! - [`stage`]: staging a new webhook (the admin binary `olbridge-aws`).
 //! - [`check`]: testing a webhook (`profile`, `scope`) before it is staged and before promotion.
-//! - [`metrics`]: the EMF metric line and its names.
 //! - [`error`]: [`RotationError`], classified once.
 //!
 //! # Dependency rules
@@ -22,7 +21,6 @@
 
 pub mod check;
 pub mod error;
-pub mod metrics;
 pub mod rotation;
 pub mod stage;
 

@@ -12,7 +12,8 @@
 //!   `BOT_HMAC_SECRET` when signing is on (32 bytes from the OS-seeded CSPRNG, hex; no
 //!   `GetRandomPassword`, so no extra permission on `*`). A Bitrix24 webhook cannot be created
 //!   through the API, so nothing staged means the rotation **fails** loudly, with a metric an alarm
-//!   watches ([`metrics::ROTATION_NOTHING_STAGED`]).
+//!   watches (`RotationNothingStaged` in core's metric catalogue; every failed step also counts
+//!   `RotationFailed`).
 //! - **setSecret**: nothing can be pushed (the webhook exists in Bitrix24 already, the bot has no
 //!   API to receive a key): it checks the pending value exists, so a step out of order fails.
 //! - **testSecret**: the pending webhook must be for the same portal and answer `profile` and
@@ -34,7 +35,7 @@ use tracing::Instrument;
 
 use crate::check::check_webhook;
 use crate::error::RotationError;
-use crate::metrics::{self, Metrics};
+use olbridge_aws::emf::Emf;
 
 /// Keys an admin may stage; `BOT_HMAC_SECRET` is generated unless staged.
 pub const STAGEABLE_KEYS: [&str; 4] = [vars::B24_WEBHOOK_BASE, vars::B24_APPLICATION_TOKEN, vars::BOT_HTTP_AUTH, vars::BOT_HMAC_SECRET];
@@ -47,7 +48,7 @@ pub struct Rotator {
     /// How testSecret calls the portal.
     pub portal: ClientOptions,
     /// Where the metric line goes.
-    pub metrics: Metrics,
+    pub metrics: Emf,
     /// Time, for metric timestamps.
     pub clock: Arc<dyn Clock>,
 }
@@ -98,6 +99,10 @@ pub async fn handle(rotator: &Rotator, event: SecretsManagerSecretRotationEvent)
         Ok(outcome) => tracing::info!(?outcome, "rotation step finished"),
         Err(e) => tracing::error!(code = e.code(), retryable = e.is_retryable(), error = %e, "rotation step failed"),
     });
+    if let Err(e) = &result {
+        let nothing_staged = matches!(e, RotationError::NothingStaged(_));
+        rotator.metrics.emit(&olbridge_core::metrics::rotation_failed(nothing_staged), rotator.clock.now(), &[]);
+    }
     result
 }
 
@@ -106,7 +111,7 @@ async fn run(rotator: &Rotator, secret: &SecretVersions, step: Step, token: &str
         return Ok(Outcome::AlreadyDone);
     };
     match step {
-        Step::Create => create(rotator, secret, token).await,
+        Step::Create => create(secret, token).await,
         Step::Set => pending(secret, token).await.map(|_| Outcome::Done),
         Step::Test => test(rotator, secret, token).await,
         Step::Finish => finish(secret, token, &description).await,
@@ -148,14 +153,13 @@ fn new_hmac_secret() -> Secret {
     Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-async fn create(rotator: &Rotator, secret: &SecretVersions, token: &str) -> Result<Outcome, RotationError> {
+async fn create(secret: &SecretVersions, token: &str) -> Result<Outcome, RotationError> {
     let current = secret.read_current().await?;
     if secret.read_version(token, stage::PENDING).await?.is_some() {
         return Ok(Outcome::AlreadyDone);
     }
     let staged = secret.read_stage(stage::STAGED).await?;
     let Some(staged) = staged.filter(|s| s.values.get(vars::B24_WEBHOOK_BASE).is_some()) else {
-        rotator.metrics.count(metrics::ROTATION_NOTHING_STAGED, rotator.clock.now());
         return Err(RotationError::NothingStaged(format!("secret {} has no {} version with a {}", secret.secret_id(), stage::STAGED, vars::B24_WEBHOOK_BASE)));
     };
     let new_webhook = webhook_of(&staged.values, "staged")?;

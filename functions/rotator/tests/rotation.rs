@@ -21,7 +21,6 @@ use olbridge_core::contract::t;
 use olbridge_core::domain::secret::Secret;
 use olbridge_core::ports::ManualClock;
 use olbridge_core::retry::RetryPolicy;
-use olbridge_rotator::metrics::{self, Metrics};
 use olbridge_rotator::rotation::Step;
 use olbridge_rotator::stage::{StageRequest, stage_webhook};
 use olbridge_rotator::{Outcome, RotationError, Rotator, handle};
@@ -54,6 +53,7 @@ struct World {
     client: Client,
     rotator: Rotator,
     secret: String,
+    metrics: olbridge_aws::emf::Captured,
 }
 
 impl World {
@@ -61,8 +61,9 @@ impl World {
         let cfg = testing::config().await;
         let secret = testing::fresh_secret(&cfg, &value).await;
         let client = Client::new(&cfg);
-        let rotator = Rotator { secrets: client.clone(), portal: fast_portal(), metrics: Metrics::capture(), clock: Arc::new(ManualClock::new(t(0))) };
-        Self { client, rotator, secret }
+        let (emf, metrics) = olbridge_aws::emf::Emf::capture();
+        let rotator = Rotator { secrets: client.clone(), portal: fast_portal(), metrics: emf, clock: Arc::new(ManualClock::new(t(0))) };
+        Self { client, rotator, secret, metrics }
     }
 
     fn versions(&self) -> SecretVersions {
@@ -146,7 +147,7 @@ async fn a_full_rotation_promotes_the_staged_webhook_and_keeps_the_previous_vers
     assert_eq!(previous.values.get("BOT_HMAC_SECRET").map(Secret::expose), Some("hmac-1"), "AWSPREVIOUS is still readable");
     assert_eq!(snapshot.previous_tokens().iter().map(Secret::expose).collect::<Vec<_>>(), ["app-1"]);
     assert_eq!(snapshot.other_values("BOT_HMAC_SECRET").iter().map(Secret::expose).collect::<Vec<_>>(), ["hmac-1"]);
-    assert!(w.rotator.metrics.lines().is_empty());
+    assert!(w.metrics.readings().is_empty());
 }
 
 #[tokio::test]
@@ -160,13 +161,10 @@ async fn nothing_staged_fails_loudly_with_a_metric_and_the_retry_after_staging_s
     let text = err.to_string();
     assert!(text.starts_with("nothing staged: the quarterly webhook rotation is due; stage a new webhook with `olbridge-aws stage-webhook"), "{text}");
     assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "NothingStaged");
-    let lines = w.rotator.metrics.lines();
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let emf: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-    assert_eq!(emf["_aws"]["Timestamp"], json!(olbridge_core::contract::ORIGIN_MS));
-    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], json!(metrics::NAMESPACE));
-    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Metrics"][0], json!({"Name": "RotationNothingStaged", "Unit": "Count"}));
-    assert_eq!((emf["Function"].clone(), emf["RotationNothingStaged"].clone()), (json!("rotator"), json!(1)));
+    let mut names: Vec<String> = w.metrics.readings().into_iter().map(|r| r.name).collect();
+    names.sort();
+    assert_eq!(names, ["RotationFailed", "RotationNothingStaged"], "counted as the catalogue defines them (no dimensions)");
+    assert!(w.metrics.readings().iter().all(|r| r.dimensions.is_empty() && r.namespace == olbridge_core::metrics::NAMESPACE));
     assert!(w.versions().read_version(&token, stage::PENDING).await.unwrap().is_none(), "nothing was written");
     assert!(w.step("test", &token).await.is_err(), "later steps cannot run on an empty version");
 
@@ -174,7 +172,7 @@ async fn nothing_staged_fails_loudly_with_a_metric_and_the_retry_after_staging_s
     for step in ["create", "set", "test", "finish"] {
         assert_eq!(w.step(step, &token).await.unwrap(), Outcome::Done, "{step} after staging");
     }
-    assert_eq!(w.rotator.metrics.lines().len(), 1, "counted once");
+    assert_eq!(w.metrics.readings().iter().filter(|r| r.name == "RotationNothingStaged").count(), 1, "counted once");
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! olbridge-aws stage-webhook --secret-id olbridge/secret --webhook-base - [--application-token -] [--no-check] [--rotate-now]
+//! olbridge-aws dead-letters [--redrive KEY | --redrive --all]       (OLBRIDGE_TABLE, OLBRIDGE_QUEUE_URL, OLBRIDGE_DLQ_URL)
+//! olbridge-aws pump [--function olbridge-worker] [--invoke http://127.0.0.1:9000]   (local runs only)
 //! ```
 //! A value of `-` is read from standard input (one line), so the webhook's code stays out of the
 //! shell history and the process list.
@@ -42,6 +44,27 @@ enum Command {
         /// Start the rotation right after staging (RotateSecret).
         #[arg(long)]
         rotate_now: bool,
+    },
+    /// List the turns the workers could not even give up (the SQS dead-letter queue), or put them
+    /// back with `--redrive KEY` / `--redrive --all` once the cause is fixed.
+    DeadLetters {
+        /// Put the dead letter with this key back, or every one with `--all`.
+        #[arg(long, value_name = "KEY", num_args = 0..=1)]
+        redrive: Option<Option<String>>,
+        /// With --redrive: every dead letter.
+        #[arg(long, requires = "redrive")]
+        all: bool,
+    },
+    /// Local runs only: play Lambda's SQS event source for `cargo lambda watch` — receive what is
+    /// visible on OLBRIDGE_QUEUE_URL, invoke the worker through watch's Invoke API, delete what it
+    /// did not report as failed; until interrupted.
+    Pump {
+        /// The function to invoke.
+        #[arg(long, default_value = "olbridge-worker")]
+        function: String,
+        /// `cargo lambda watch`'s address.
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        invoke: String,
     },
 }
 
@@ -90,6 +113,86 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("the next rotation will use it; to rotate now: aws secretsmanager rotate-secret --secret-id {}", secret.secret_id());
             }
         }
+        Command::DeadLetters { redrive, all } => dead_letters(redrive, all).await?,
+        Command::Pump { function, invoke } => pump(&function, &invoke).await?,
     }
     Ok(())
+}
+
+async fn dead_letters(redrive: Option<Option<String>>, all: bool) -> anyhow::Result<()> {
+    use olbridge_core::ports::DeadLetters as _;
+    let config = olbridge_core::config::Config::from_env()?;
+    let (Some(queue), Some(dlq)) = (config.aws.queue_url.clone(), config.aws.dlq_url.clone()) else {
+        bail!("set OLBRIDGE_QUEUE_URL and OLBRIDGE_DLQ_URL (and OLBRIDGE_TABLE to redrive)");
+    };
+    let sdk = olbridge_aws::sdk_config().await;
+    let dead = olbridge_aws::sqs::SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), queue, dlq);
+    let keys = match (redrive, all) {
+        (None, _) => {
+            let list = dead.dead_letters(1000).await?;
+            if list.is_empty() {
+                println!("no dead letters");
+            }
+            for d in list {
+                println!("{}  {}  ({} receive(s)): {}", d.dead_at.format("%Y-%m-%d %H:%M:%S"), d.job.key, d.failures, d.reason);
+            }
+            return Ok(());
+        }
+        (Some(Some(_)), true) => bail!("--redrive takes a KEY or --all, not both"),
+        (Some(Some(key)), false) => Some(vec![olbridge_core::domain::ids::DedupKey::from_stored(key)]),
+        (Some(None), true) => None,
+        (Some(None), false) => bail!("--redrive needs a KEY (see `olbridge-aws dead-letters`) or --all"),
+    };
+    let table = config.aws.table.clone().context("OLBRIDGE_TABLE is not set")?;
+    let store = olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table, olbridge_aws::dynamo::Retention::default());
+    let back = olbridge_core::usecase::job::redrive(&dead, &store, &store, keys.as_deref(), chrono::Utc::now()).await?;
+    println!("put {} job(s) back on the queue", back.len());
+    for k in back {
+        println!("  {k}");
+    }
+    Ok(())
+}
+
+async fn pump(function: &str, invoke: &str) -> anyhow::Result<()> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let config = olbridge_core::config::Config::from_env()?;
+    let queue = config.aws.queue_url.clone().context("OLBRIDGE_QUEUE_URL is not set")?;
+    let sqs = aws_sdk_sqs::Client::new(&olbridge_aws::sdk_config().await);
+    let http = reqwest::Client::new();
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", invoke.trim_end_matches('/'));
+    println!("pumping {queue} into {url} (Ctrl-C stops)");
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, serde_json::Value> =
+                    m.attributes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), serde_json::Value::String(v))).collect();
+                serde_json::json!({
+                    "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body, "attributes": attributes,
+                    "messageAttributes": {}, "md5OfBody": m.md5_of_body, "eventSource": "aws:sqs", "eventSourceARN": "local", "awsRegion": "local",
+                })
+            })
+            .collect();
+        let answer: serde_json::Value = http.post(&url).json(&serde_json::json!({"Records": records})).send().await?.error_for_status()?.json().await?;
+        let failed: Vec<&str> =
+            answer["batchItemFailures"].as_array().map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect()).unwrap_or_default();
+        for m in &messages {
+            if !failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
+                sqs.delete_message().queue_url(&queue).set_receipt_handle(m.receipt_handle.clone()).send().await?;
+            }
+        }
+        println!("{} record(s): {} done, {} back to the queue", messages.len(), messages.len() - failed.len(), failed.len());
+    }
 }
