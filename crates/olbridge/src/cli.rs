@@ -33,6 +33,9 @@ pub enum Command {
     /// Try everything with no configuration: an emulated portal, the bridge and a demo bot in this
     /// process, and a terminal chat where you are the WhatsApp customer.
     Demo(crate::demo::DemoArgs),
+    /// Run the demo's FAQ bot alone on an address (a bot for trying a real portal or the Lambdas
+    /// locally).
+    DemoBot(crate::demo::DemoBotArgs),
     /// Register our chatbot on the portal of B24_WEBHOOK_BASE (idempotent) and print the .env lines.
     RegisterBot(crate::admin::register::RegisterArgs),
     /// Check the webhook, its scopes, the bot registration, the lines and the handler URL.
@@ -85,6 +88,11 @@ pub enum Command {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match cli.command {
+        Command::DemoBot(args) => {
+            let env = crate::env::over_process_env(HashMap::new());
+            crate::telemetry::init_with_default(cli.log_json, "warn", env.get("RUST_LOG").map(String::as_str));
+            return crate::demo::run_bot(args).await;
+        }
         Command::Demo(args) => {
             // The demo needs no configuration (not even a readable .env), and its terminal is the
             // show: logs only for warnings unless RUST_LOG asks for more.
@@ -113,7 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => serve(&config).await,
         // Handled above, before any configuration is read.
-        Command::Demo(_) => Ok(ExitCode::SUCCESS),
+        Command::Demo(_) | Command::DemoBot(_) => Ok(ExitCode::SUCCESS),
         Command::RegisterBot(args) => crate::admin::register::run(&config, args).await,
         Command::Doctor => crate::admin::doctor::run(&config).await,
         Command::Read(args) => crate::admin::tty::read(&config, args).await,

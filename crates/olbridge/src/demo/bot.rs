@@ -137,7 +137,12 @@ impl DemoBot {
     /// Starts the bot on 127.0.0.1:0. `think` is how long it "thinks" before answering, so the
     /// typing indicator is visible.
     pub async fn start(faq: Faq, secret: Option<Secret>, think: Duration) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), faq, secret, think).await
+    }
+
+    /// Starts the bot on `listen` (`olbridge demo-bot`).
+    pub async fn start_on(listen: SocketAddr, faq: Faq, secret: Option<Secret>, think: Duration) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(BotState { faq, secret, think });
         let app = Router::new().route("/webhook/whatsapp", post(answer)).with_state(state);

@@ -64,14 +64,44 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-async fn start(args: &DemoArgs) -> anyhow::Result<DemoWorld> {
-    let faq = match &args.faq {
+/// The demo bot's knowledge: `path`, or the built-in FAQ.
+fn load_faq(path: Option<&std::path::Path>) -> anyhow::Result<Faq> {
+    Ok(match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             Faq::parse(&text).map_err(|e| anyhow::anyhow!("{}, {e}", path.display()))?
         }
         None => Faq::parse(DEFAULT_FAQ).map_err(|e| anyhow::anyhow!("the built-in FAQ, {e}"))?,
-    };
+    })
+}
+
+/// `olbridge demo-bot`: the demo's FAQ bot alone, speaking the bot contract on `listen`, until
+/// Ctrl-C — a bot to point `BOT_HTTP_URL` at when trying a real portal or the Lambdas locally.
+pub async fn run_bot(args: DemoBotArgs) -> anyhow::Result<std::process::ExitCode> {
+    let faq = load_faq(args.faq.as_deref())?;
+    let bot =
+        DemoBot::start_on(args.listen, faq, None, Duration::from_millis(args.think_ms)).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    crate::outln!("demo bot answering on {}  (BOT_HTTP_URL={}); Ctrl-C stops it", bot.url(), bot.url())?;
+    crate::cli::shutdown_signal().await;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Arguments of `olbridge demo-bot`.
+#[derive(Debug, clap::Args)]
+pub struct DemoBotArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    pub listen: std::net::SocketAddr,
+    /// A FAQ file (format: see demo/faq.txt); the built-in one otherwise.
+    #[arg(long)]
+    pub faq: Option<PathBuf>,
+    /// How long it "thinks" before answering, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub think_ms: u64,
+}
+
+async fn start(args: &DemoArgs) -> anyhow::Result<DemoWorld> {
+    let faq = load_faq(args.faq.as_deref())?;
     let emulator = Emulator::start(EmulatorConfig::default()).await.context("cannot start the portal emulator")?;
     let portal = emulator.seed_demo();
     let demo_bot = DemoBot::start(faq, None, Duration::from_millis(args.think_ms)).await?;
