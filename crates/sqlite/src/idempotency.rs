@@ -145,4 +145,13 @@ impl IdempotencyStore for SqliteStore {
         })
         .await
     }
+
+    async fn phase(&self, key: &DedupKey) -> StoreResult<Option<RecordPhase>> {
+        let key = key.as_str().to_owned();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            Ok(read(&tx, &key)?.map(|r| r.phase))
+        })
+        .await
+    }
 }

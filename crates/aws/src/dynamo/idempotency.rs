@@ -13,7 +13,7 @@ use olbridge_core::domain::turn::{TurnOutcome, TurnProgress};
 use olbridge_core::ports::{Admission, Claim, ClaimRecord, IdempotencyStore, RecordPhase, StoreError, StoreResult};
 
 use super::codec::{Fields, Item, after, expires, ms, n, names, s, to_json, values};
-use super::error::{Cond, conditional};
+use super::error::{Cond, backend, conditional};
 use super::{DynamoStore, key, write_id};
 
 const PREFIX: &str = "key#";
@@ -243,5 +243,18 @@ impl IdempotencyStore for DynamoStore {
             [(":prefix", s(PREFIX)), (":sk", s(SK)), (":done", s(DONE)), (":queued", s(QUEUED)), (":cutoff", n(ms(cutoff)))],
         )
         .await
+    }
+
+    async fn phase(&self, key: &DedupKey) -> StoreResult<Option<RecordPhase>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(claim_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem (claim)", e))?;
+        Ok(out.item.map(|item| decode(key, &item)).transpose()?.map(|r| r.phase))
     }
 }

@@ -20,6 +20,7 @@
 //! - `reopen` makes a done or leased key claimable again (done: no progress; leased: its progress).
 //! - `purge_before` forgets done keys completed, and queued keys admitted, strictly before the
 //!   cutoff; claimed keys stay.
+//! - `phase` reads a key's phase (`None` when unknown) and changes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use super::{all_at_once, key, run_each, t};
 use crate::domain::ids::MessageId;
 use crate::domain::turn::{HandoffReason, SavedAnswer, TurnOutcome, TurnProgress};
-use crate::ports::{Admission, Claim, IdempotencyStore, StoreError};
+use crate::ports::{Admission, Claim, IdempotencyStore, RecordPhase, StoreError};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -244,6 +245,28 @@ pub async fn purge_forgets_old_admissions<S: IdempotencyStore + ?Sized>(s: &S) {
     assert_eq!(s.admit(&recent, t(300)).await.expect("admit"), Admission::Duplicate);
 }
 
+/// `phase` reads where a key is in its life without changing it: unknown, queued with its
+/// admission time, leased until the lease's end, released, done with its outcome and time.
+pub async fn phase_reads_each_step<S: IdempotencyStore + ?Sized>(s: &S) {
+    let k = key("idem:phase");
+    assert_eq!(s.phase(&k).await.expect("phase"), None);
+    s.admit(&k, t(5)).await.expect("admit");
+    assert_eq!(s.phase(&k).await.expect("phase"), Some(RecordPhase::Queued { at: t(5) }));
+    assert_eq!(s.phase(&k).await.expect("phase"), Some(RecordPhase::Queued { at: t(5) }), "reading changes nothing");
+    s.claim(&k, "a", t(6), LEASE).await.expect("claim");
+    assert_eq!(s.phase(&k).await.expect("phase"), Some(RecordPhase::Leased { until: t(36) }));
+    s.release(&k, "a").await.expect("release");
+    assert_eq!(s.phase(&k).await.expect("phase"), Some(RecordPhase::Released));
+    s.claim(&k, "b", t(7), LEASE).await.expect("claim");
+    s.complete(&k, "b", &answered(), t(8)).await.expect("complete");
+    assert_eq!(s.phase(&k).await.expect("phase"), Some(RecordPhase::Done { outcome: answered(), at: t(8) }));
+    let claimed = key("idem:phase-claimed-first");
+    s.claim(&claimed, "a", t(0), LEASE).await.expect("claim");
+    assert_eq!(s.phase(&claimed).await.expect("phase"), Some(RecordPhase::Leased { until: t(30) }));
+    s.purge_before(t(100)).await.expect("purge");
+    assert_eq!(s.phase(&k).await.expect("phase"), None, "purged");
+}
+
 /// The same new key admitted by many receivers at once: exactly one `New`.
 pub async fn concurrent_admissions_have_one_winner<S: IdempotencyStore + ?Sized + 'static>(s: Arc<S>) {
     let admissions = all_at_once(s, 32, |s, _| async move { s.admit(&key("idem:admit-race"), t(0)).await.expect("admit") }).await;
@@ -291,6 +314,7 @@ where
         unadmit_forgets_only_queued_keys,
         reopen_makes_keys_claimable_again,
         purge_forgets_old_admissions,
+        phase_reads_each_step,
     );
     run_each!(fresh => arc: concurrent_claims_have_one_winner, concurrent_takeovers_have_one_winner, concurrent_admissions_have_one_winner);
 }

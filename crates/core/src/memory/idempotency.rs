@@ -97,4 +97,8 @@ impl IdempotencyStore for MemoryStore {
         });
         Ok((before - state.len()) as u64)
     }
+
+    async fn phase(&self, key: &DedupKey) -> StoreResult<Option<RecordPhase>> {
+        Ok(lock(&self.idempotency).get(key).map(|r| r.phase.clone()))
+    }
 }

@@ -160,6 +160,12 @@ pub trait IdempotencyStore: Send + Sync {
     /// Forgets done records completed before `cutoff`, and queued records admitted before it
     /// (admissions whose job was lost); returns how many.
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Where `key`'s record is in its life; `None` for a key never admitted or claimed (or
+    /// purged). A plain read: the reconciliation poller uses it to tell an admission whose job was
+    /// lost (the receiver died between `admit` and the send, so the record stays `Queued` long
+    /// after its admission) from a key someone is working on or has finished.
+    async fn phase(&self, key: &DedupKey) -> StoreResult<Option<RecordPhase>>;
 }
 
 #[cfg(test)]
