@@ -202,3 +202,25 @@ async fn the_webhook_code_never_leaks() {
     assert!(logged.contains("b24.call") && logged.contains("method=\"profile\""), "{logged}");
     assert!(!logged.contains(&code), "{logged}");
 }
+
+#[tokio::test]
+async fn the_operating_time_the_portal_reports_is_kept_per_method_also_from_batch_commands() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    emu.set_method_cost("im.recent.list", Duration::from_millis(700));
+    emu.set_method_cost("im.user.get", Duration::from_millis(300));
+    let c = fast_client(&demo.webhook_url);
+    assert_eq!(c.operating("im.recent.list"), None, "nothing reported yet");
+    c.call::<Value>("im.recent.list", &json!({})).await.expect("call");
+    c.call::<Value>("im.recent.list", &json!({})).await.expect("call");
+    let op = c.operating("im.recent.list").expect("reported");
+    assert!((op.secs - 1.4).abs() < 0.05, "two calls of 0.7 s: {op:?}");
+    assert!(op.reset_at.is_some());
+
+    let mut b = Batch::new();
+    for i in 0..3 {
+        b.add(format!("u{i}"), "im.user.get", &json!({}));
+    }
+    c.batch(&b).await.expect("batch");
+    let op = c.operating("im.user.get").expect("reported by result_time");
+    assert!((op.secs - 0.9).abs() < 0.05, "three commands of 0.3 s: {op:?}");
+}

@@ -186,3 +186,45 @@ async fn the_service_user_serves_and_hands_over_in_operator_mode() {
     assert_eq!(portal.transfer_to_operator(chat).await, Ok(Transfer::AlreadyHuman));
     assert_eq!(calls_of(&emu, "imopenlines.operator.transfer").len(), 1);
 }
+
+#[tokio::test]
+async fn when_a_human_holds_the_chat_the_operator_portal_tells_them_in_a_system_message_only_operators_see() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    // The demo's WhatsApp line puts the human first: she holds every new session.
+    let (chat, _) = customer_chat(&emu, demo.whatsapp_line_id).await;
+    assert_eq!(emu.chat(chat.get()).and_then(|s| s.operator_id), Some(demo.operator_id));
+    let portal = OperatorPortal::new(fast_client(&demo.webhook_url), None);
+    portal.post_reply(DialogId::Chat(chat), "Hi! How can I help?").await.expect("the service user answers in her chat");
+
+    assert_eq!(portal.transfer_to_operator(chat).await, Ok(Transfer::AlreadyHuman));
+    assert!(calls_of(&emu, "imopenlines.operator.transfer").is_empty(), "nothing to transfer");
+    let snapshot = emu.chat(chat.get()).expect("chat");
+    assert_eq!(snapshot.operator_id, Some(demo.operator_id), "she keeps it");
+    let note = snapshot.messages.iter().find(|m| m.text == OperatorPortal::HOLDER_NOTICE).expect("the holder was told");
+    assert!(note.system && !note.to_customer, "visible to operators only: {note:?}");
+    assert!(emu.customer_inbox(PHONE).iter().all(|m| m.text != OperatorPortal::HOLDER_NOTICE), "never on WhatsApp");
+}
+
+#[tokio::test]
+async fn a_configured_target_gets_the_chat_and_the_service_user_never_transfers_to_itself() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    let second = emu.add_employee("Omar", "Operator");
+    let line = emu.add_line(b24_emulator::NewLine {
+        name: "WhatsApp (polled)".into(),
+        connector_id: Some("whatsappbyedna".into()),
+        queue: vec![demo.service_user_id, demo.operator_id, second],
+        ..b24_emulator::NewLine::default()
+    });
+    let (chat, _) = customer_chat(&emu, line).await;
+    let to = olbridge_core::b24::imopenlines::TransferTarget::User(olbridge_core::domain::ids::UserId::new(second).unwrap());
+    let portal = OperatorPortal::new(fast_client(&demo.webhook_url), Some(to));
+    assert_eq!(portal.transfer_to_operator(chat).await, Ok(Transfer::Done));
+    assert_eq!(emu.chat(chat.get()).and_then(|s| s.operator_id), Some(second), "the configured operator, not the queue's first human");
+
+    // Configured as the service user itself (a mistake): the line's queue instead, never itself.
+    let emu_chat = emu.customer_writes(line, "+49 151 7654321", "Hi").await.unwrap().chat_id;
+    let me = olbridge_core::b24::imopenlines::TransferTarget::User(olbridge_core::domain::ids::UserId::new(demo.service_user_id).unwrap());
+    let portal = OperatorPortal::new(fast_client(&demo.webhook_url), Some(me));
+    assert_eq!(portal.transfer_to_operator(ChatId::new(emu_chat).unwrap()).await, Ok(Transfer::Done));
+    assert_eq!(emu.chat(emu_chat).and_then(|s| s.operator_id), Some(demo.operator_id));
+}

@@ -18,6 +18,7 @@ use url::form_urlencoded;
 
 use super::client::{B24Client, Replay};
 use super::error::{B24Error, ErrorKind};
+use super::ratelimit::Priority;
 
 /// Commands to send together. Build with [`Batch::add`], send with [`B24Client::batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -221,9 +222,26 @@ impl B24Client {
     /// retried as a whole on rate limits and transient failures of the batch call itself, so put
     /// only idempotent commands in a batch.
     pub async fn batch(&self, batch: &Batch) -> Result<BatchResult, B24Error> {
+        self.batch_at(batch, Priority::Essential).await
+    }
+
+    /// [`B24Client::batch`] at background priority: the pollers' reads, which wait for headroom
+    /// in the rate budget and leave the reserve to replies.
+    pub async fn batch_background(&self, batch: &Batch) -> Result<BatchResult, B24Error> {
+        self.batch_at(batch, Priority::Background).await
+    }
+
+    async fn batch_at(&self, batch: &Batch, priority: Priority) -> Result<BatchResult, B24Error> {
         let mut out = BatchResult::default();
         for (body, chunk) in batch.bodies() {
-            let page = self.send("batch", &body, Replay::Always).await?;
+            let page = self.send_at("batch", &body, Replay::Always, priority).await?;
+            // Each command's `result_time` carries its method's operating time (the batch call
+            // itself is not counted).
+            for (id, time) in entries(page.result.get("result_time").cloned(), chunk) {
+                if let Some(c) = chunk.iter().find(|c| c.id == id) {
+                    self.record_operating(&c.method, Some(&time));
+                }
+            }
             let errors_before = out.errors.len();
             out.absorb(page.result, chunk);
             if batch.halt && out.errors.len() > errors_before {

@@ -6,12 +6,19 @@
 //! slot, so retries are paced like everything else, and a `QUERY_LIMIT_EXCEEDED` from the portal
 //! fills our bucket so the whole client slows down, not just the call that was refused.
 //!
+//! Every success envelope's `time.operating` (the method's execution time summed over the last ten
+//! minutes, contract §2.2) is kept per method ([`B24Client::operating`]), and each batch command's
+//! `result_time` too: the pollers read it to slow down before the portal blocks a method with
+//! `OPERATION_TIME_LIMIT`. That refusal is per method, so unlike `QUERY_LIMIT_EXCEEDED` it does
+//! not fill the shared bucket (replies use other methods and must not wait for it).
+//!
 //! Logging: one `b24.call` span per attempt with the method, attempt, HTTP status and latency. The
 //! webhook URL (it holds the code) and the parameters (they hold customers' messages) are never
 //! logged.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -83,6 +90,17 @@ struct Inner {
     http: reqwest::Client,
     limiter: Arc<RateLimiter>,
     options: ClientOptions,
+    /// The last `time.operating` the portal reported, per method.
+    operating: Mutex<HashMap<String, Operating>>,
+}
+
+/// What the portal last said about a method's operating time (contract §2.2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Operating {
+    /// Seconds of execution time counted in the current ten-minute window.
+    pub secs: f64,
+    /// When the oldest counted bucket expires (Unix seconds), when the portal said.
+    pub reset_at: Option<i64>,
 }
 
 impl B24Client {
@@ -99,7 +117,20 @@ impl B24Client {
             reqwest::Client::builder().timeout(options.timeout).user_agent(options.user_agent.clone()).build().map_err(|e| {
                 B24Error::local("(client)", ErrorKind::Permanent, codes::BAD_REQUEST, format!("cannot build the HTTP client: {}", e.without_url()))
             })?;
-        Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options }) })
+        Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options, operating: Mutex::default() }) })
+    }
+
+    /// The operating time the portal last reported for `method` by this webhook, if any call of it
+    /// succeeded yet.
+    pub fn operating(&self, method: &str) -> Option<Operating> {
+        self.inner.operating.lock().unwrap_or_else(PoisonError::into_inner).get(method).copied()
+    }
+
+    pub(crate) fn record_operating(&self, method: &str, time: Option<&Value>) {
+        let Some(time) = time else { return };
+        let Some(secs) = time.get("operating").and_then(number) else { return };
+        let reset_at = time.get("operating_reset_at").and_then(number).map(|n| n as i64);
+        self.inner.operating.lock().unwrap_or_else(PoisonError::into_inner).insert(method.to_owned(), Operating { secs, reset_at });
     }
 
     /// The webhook this client calls (its `Display` masks the code).
@@ -171,11 +202,24 @@ impl B24Client {
         }
     }
 
+    /// Calls `method` at background priority (it waits for headroom in the rate budget, leaving
+    /// the reserve to replies; see [`Priority::Background`]), retried per the policy: the pollers'
+    /// reads.
+    pub async fn call_background<T: DeserializeOwned>(&self, method: &str, params: &Value) -> Result<T, B24Error> {
+        let page = self.send_at(method, params, Replay::Always, Priority::Background).await?;
+        decode(method, page).map(|p| p.result)
+    }
+
     /// Sends with retries; the raw envelope.
     pub(crate) async fn send(&self, method: &str, params: &Value, replay: Replay) -> Result<Page<Value>, B24Error> {
+        self.send_at(method, params, replay, Priority::Essential).await
+    }
+
+    /// Sends with retries at `priority` (essential or background); the raw envelope.
+    pub(crate) async fn send_at(&self, method: &str, params: &Value, replay: Replay, priority: Priority) -> Result<Page<Value>, B24Error> {
         check_params(method, params)?;
         let op = |attempt: u32| async move {
-            self.inner.limiter.acquire(Priority::Essential).await;
+            self.inner.limiter.acquire(priority).await;
             self.post(method, params, attempt).await
         };
         retry(&self.inner.options.retry, op, |e: &B24Error| verdict(e, replay)).await.map_err(|x| x.last)
@@ -192,7 +236,9 @@ impl B24Client {
             tracing::Span::current().record("status", status);
             let retry_after = retry_after(response.headers());
             let body = response.bytes().await.map_err(|e| B24Error::transport(method, e))?;
-            parse_envelope(method, status, &body, retry_after)
+            let (page, time) = parse_envelope(method, status, &body, retry_after)?;
+            self.record_operating(method, time.as_ref());
+            Ok::<_, B24Error>(page)
         }
         .instrument(span.clone())
         .await;
@@ -202,7 +248,8 @@ impl B24Client {
         match &outcome {
             Ok(_) => tracing::debug!("b24 call succeeded"),
             Err(e) => {
-                if e.kind == ErrorKind::RateLimited {
+                // An operating-time block is per method: the other methods (the replies) go on.
+                if e.kind == ErrorKind::RateLimited && e.code != "OPERATION_TIME_LIMIT" {
                     self.inner.limiter.penalize();
                 }
                 // The code and kind are safe at info level; descriptions may quote input, so debug.
@@ -257,8 +304,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// Reads a response body as a Bitrix24 envelope: `{"error": ...}` is a failure whatever the status;
-/// `{"result": ...}` with a 2xx status is a success; anything else is not an envelope.
-pub(crate) fn parse_envelope(method: &str, status: u16, body: &[u8], retry_after: Option<Duration>) -> Result<Page<Value>, B24Error> {
+/// `{"result": ...}` with a 2xx status is a success, handed back with its `time` object; anything
+/// else is not an envelope.
+fn parse_envelope(method: &str, status: u16, body: &[u8], retry_after: Option<Duration>) -> Result<(Page<Value>, Option<Value>), B24Error> {
     let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else {
         return Err(B24Error::not_an_envelope(method, status, retry_after));
     };
@@ -271,7 +319,16 @@ pub(crate) fn parse_envelope(method: &str, status: u16, body: &[u8], retry_after
         Some(r) if (200..300).contains(&status) => r,
         _ => return Err(B24Error::not_an_envelope(method, status, retry_after)),
     };
-    Ok(Page { result, total: count(&m, "total"), next: count(&m, "next") })
+    Ok((Page { result, total: count(&m, "total"), next: count(&m, "next") }, m.remove("time")))
+}
+
+/// A number sent as a number or a numeric string.
+pub(crate) fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
 }
 
 fn text(v: &Value) -> String {
@@ -297,7 +354,16 @@ mod tests {
     use super::*;
 
     fn parse(status: u16, body: &str) -> Result<Page<Value>, B24Error> {
-        parse_envelope("m", status, body.as_bytes(), None)
+        parse_envelope("m", status, body.as_bytes(), None).map(|(page, _)| page)
+    }
+
+    #[test]
+    fn a_success_envelope_hands_back_its_time() {
+        let body = r#"{"result":true,"time":{"operating":12.5,"operating_reset_at":1772609304}}"#;
+        let (_, time) = parse_envelope("m", 200, body.as_bytes(), None).expect("ok");
+        let time = time.expect("time");
+        assert_eq!(time.get("operating").and_then(number), Some(12.5));
+        assert_eq!(time.get("operating_reset_at").and_then(number), Some(1_772_609_304.0));
     }
 
     #[test]

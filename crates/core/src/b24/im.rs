@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::client::B24Client;
 use super::de;
 use super::error::B24Error;
+use super::imbot::V2EventPage;
 use crate::domain::ids::{DialogId, MessageId, UserId};
 
 /// `profile`: the webhook's user.
@@ -151,6 +152,32 @@ pub struct RecentItem {
     /// Open Lines session data, for Open Lines chats.
     #[serde(deserialize_with = "de::opt_object")]
     pub lines: Option<RecentLines>,
+    /// The chat itself (owner and entity fields), for chats.
+    #[serde(deserialize_with = "de::opt_object")]
+    pub chat: Option<RecentChat>,
+}
+
+/// The `chat` part of a [`RecentItem`]: who serves it and, for Open Lines chats, the user code and
+/// the session and CRM strings (the same ones events carry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RecentChat {
+    /// The chat's owner: in Open Lines, the operator serving the session (a bot while the bot has
+    /// it; 0 while it waits in the queue).
+    #[serde(deserialize_with = "de::u64")]
+    pub owner: u64,
+    /// `LINES` for Open Lines chats.
+    #[serde(deserialize_with = "de::string")]
+    pub entity_type: String,
+    /// The user code.
+    #[serde(deserialize_with = "de::string")]
+    pub entity_id: String,
+    /// The session string.
+    #[serde(deserialize_with = "de::string")]
+    pub entity_data_1: String,
+    /// The CRM links string.
+    #[serde(deserialize_with = "de::string")]
+    pub entity_data_2: String,
 }
 
 impl RecentItem {
@@ -275,6 +302,30 @@ impl OutgoingMessage {
     }
 }
 
+fn recent_params(q: &RecentQuery) -> Value {
+    let mut p = json!({"OFFSET": q.offset, "SKIP_OPENLINES": yn(q.skip_openlines), "SKIP_CHAT": yn(q.skip_chat),
+        "SKIP_DIALOG": yn(q.skip_dialog), "UNREAD_ONLY": yn(q.unread_only)});
+    if q.limit > 0 {
+        p["LIMIT"] = json!(q.limit);
+    }
+    p
+}
+
+/// The parameters of `im.dialog.messages.get` (also as a `batch` command).
+pub(crate) fn messages_params(dialog: DialogId, q: MessagesQuery) -> Value {
+    let mut p = json!({"DIALOG_ID": dialog.to_string()});
+    if let Some(id) = q.first_id {
+        p["FIRST_ID"] = json!(id.get());
+    }
+    if let Some(id) = q.last_id {
+        p["LAST_ID"] = json!(id.get());
+    }
+    if let Some(n) = q.limit {
+        p["LIMIT"] = json!(n);
+    }
+    p
+}
+
 /// Bitrix24's flag spelling.
 pub(crate) fn yn(b: bool) -> &'static str {
     if b { "Y" } else { "N" }
@@ -304,27 +355,18 @@ impl B24Client {
 
     /// `im.recent.list`: one page of the webhook user's chats.
     pub async fn im_recent_list(&self, q: &RecentQuery) -> Result<RecentPage, B24Error> {
-        let mut p = json!({"OFFSET": q.offset, "SKIP_OPENLINES": yn(q.skip_openlines), "SKIP_CHAT": yn(q.skip_chat),
-            "SKIP_DIALOG": yn(q.skip_dialog), "UNREAD_ONLY": yn(q.unread_only)});
-        if q.limit > 0 {
-            p["LIMIT"] = json!(q.limit);
-        }
-        self.call("im.recent.list", &p).await
+        self.call("im.recent.list", &recent_params(q)).await
+    }
+
+    /// `im.recent.list` at background priority (the pollers' read: it waits for headroom in the
+    /// rate budget instead of queueing in front of replies).
+    pub async fn im_recent_list_background(&self, q: &RecentQuery) -> Result<RecentPage, B24Error> {
+        self.call_background("im.recent.list", &recent_params(q)).await
     }
 
     /// `im.dialog.messages.get`: one page of a dialog's messages (the caller must be a member).
     pub async fn im_dialog_messages_get(&self, dialog: DialogId, q: MessagesQuery) -> Result<DialogMessages, B24Error> {
-        let mut p = json!({"DIALOG_ID": dialog.to_string()});
-        if let Some(id) = q.first_id {
-            p["FIRST_ID"] = json!(id.get());
-        }
-        if let Some(id) = q.last_id {
-            p["LAST_ID"] = json!(id.get());
-        }
-        if let Some(n) = q.limit {
-            p["LIMIT"] = json!(n);
-        }
-        self.call("im.dialog.messages.get", &p).await
+        self.call("im.dialog.messages.get", &messages_params(dialog, q)).await
     }
 
     /// `im.dialog.users.list`: the members of a dialog.
@@ -355,6 +397,22 @@ impl B24Client {
         }
         let v: Option<Value> = self.call_optional("im.dialog.read", &p).await?;
         Ok(v.map(|v| v != Value::Bool(false)))
+    }
+
+    /// `im.v2.Event.subscribe`: from now on the webhook's user's events are logged for
+    /// `im.v2.Event.get` (kept 24 hours; one consumer per user, contract §3.7).
+    pub async fn im_v2_event_subscribe(&self) -> Result<bool, B24Error> {
+        self.call("im.v2.Event.subscribe", &json!({})).await
+    }
+
+    /// `im.v2.Event.get` at background priority: the webhook user's events from `offset`, which
+    /// acknowledges (and removes, for every consumer) every event before it.
+    pub async fn im_v2_event_get_background(&self, offset: Option<u64>, limit: u32) -> Result<V2EventPage, B24Error> {
+        let mut p = json!({"limit": limit.clamp(1, 1000)});
+        if let Some(o) = offset {
+            p["offset"] = json!(o);
+        }
+        self.call_background("im.v2.Event.get", &p).await
     }
 
     /// `im.user.get`: a user, or the webhook's own user for `None`.
@@ -388,9 +446,22 @@ mod tests {
             "lines": {"id": 77, "status": 20, "date_create": "x"}, "message": {"id": 9, "text": "t", "author_id": "3"}}], "hasMore": true, "hasMorePages": true});
         let p: RecentPage = serde_json::from_value(v).expect("parses");
         assert!(p.has_more);
+        assert_eq!(p.items[1].chat, None);
         assert_eq!(p.items[0].dialog(), DialogId::parse("5").ok());
         assert_eq!(p.items[1].dialog(), DialogId::parse("chat12").ok());
         assert_eq!(p.items[1].lines.as_ref().map(|l| l.id), Some(77));
+    }
+
+    #[test]
+    fn recent_items_carry_the_chats_owner_and_entity_strings() {
+        let v = json!({"items": [{"id": "chat7", "chat_id": 7, "type": "chat", "last_id": 90,
+            "chat": {"id": 7, "owner": 38005, "entity_type": "LINES", "entity_id": "whatsappbyedna|3|4915@s|41",
+                "entity_data_1": "Y|LEAD|5|N|N|301|1|0|0|0", "entity_data_2": "LEAD|5|COMPANY|0|CONTACT|0|DEAL|0", "entity_data_3": "N"}}],
+            "hasMore": false});
+        let p: RecentPage = serde_json::from_value(v).expect("parses");
+        let chat = p.items[0].chat.as_ref().expect("chat");
+        assert_eq!((chat.owner, chat.entity_type.as_str()), (38005, "LINES"));
+        assert!(chat.entity_data_1.contains("|301|"));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! - [`BotPortal`]: a v1 Open Lines bot registered through the webhook (`imbot.*` with `BOT_ID` and
 //!   `CLIENT_ID`). The bridge's main mode.
-//! - [`OperatorPortal`]: the webhook's own user acting as an operator (polling mode): it posts with
-//!   `im.message.add` and hands chats on with `imopenlines.operator.transfer`.
+//! - [`OperatorPortal`]: the webhook's own user acting as an operator (operator mode): it posts
+//!   with `im.message.add` and hands chats on with `imopenlines.operator.transfer`, or tells the
+//!   human who already holds a chat with a `SYSTEM=Y` message.
 //!
 //! Both read messages back with `im.dialog.messages.get`, which Bitrix24 allows only to members of
 //! the chat: in bot mode the webhook's user must be able to read the Open Lines chat (an
@@ -15,7 +16,7 @@ use super::client::B24Client;
 use super::error::{B24Error, ErrorKind, codes};
 use super::im::{MessagesQuery, OutgoingMessage};
 use super::imopenlines::{DialogLookup, TransferTarget};
-use crate::domain::ids::{BotId, ChatId, DialogId, LineId, MessageId, UserId};
+use crate::domain::ids::{BotId, ChatId, DialogId, MessageId, UserId};
 use crate::domain::secret::Secret;
 use crate::ports::{Portal, PortalError, PortalMessage, Transfer};
 
@@ -80,28 +81,62 @@ impl Portal for BotPortal {
     }
 }
 
-/// The portal as the webhook's own user, serving chats as an operator, sees it.
+/// The portal as the webhook's own user, serving chats as an operator, sees it (operator mode).
 ///
-/// `transfer_to_operator` sends the chat to a line's queue with `imopenlines.operator.transfer`
-/// (the configured line, or the chat's own line read from `imopenlines.dialog.get`). What that
-/// method answers when the service user no longer serves the chat is not documented, so no error is
-/// mapped to [`Transfer::AlreadyHuman`] here: if the chat's owner is already someone else, the
-/// adapter says so without calling the transfer.
+/// Who holds the Open Lines session decides what a handoff does (`imopenlines.dialog.get` names the
+/// holder as `owner`):
+/// - the service user itself, or nobody (the chat waits in the queue): the chat is transferred with
+///   `imopenlines.operator.transfer` to the configured target, else to the chat's own line's queue.
+///   Never to the service user itself: Bitrix24 refuses that (`OPERATOR_WRONG`), and a queue
+///   transfer skips the transferring operator.
+/// - a human: the chat stays with them ([`Transfer::AlreadyHuman`]) and they are told, with a
+///   `SYSTEM=Y` message in the chat, which operators see and the customer's messenger never
+///   receives (contract §6.1, §11 item 7), that the customer asked for a human and the assistant is
+///   silent from now on.
 #[derive(Debug, Clone)]
 pub struct OperatorPortal {
     client: B24Client,
-    queue: Option<LineId>,
+    target: Option<TransferTarget>,
+    holder_notice: String,
 }
 
 impl OperatorPortal {
-    /// An operator portal; `queue` forces the line whose queue gets transferred chats.
-    pub fn new(client: B24Client, queue: Option<LineId>) -> Self {
-        Self { client, queue }
+    /// What the human holding a chat is told when the customer asks for a human.
+    pub const HOLDER_NOTICE: &'static str =
+        "[olbridge] The customer asked for a human operator. The AI assistant stays silent in this conversation until the session ends.";
+
+    /// An operator portal; `target` forces where handed-over chats go (an operator, or a line's
+    /// queue) instead of the chat's own line's queue.
+    pub fn new(client: B24Client, target: Option<TransferTarget>) -> Self {
+        Self { client, target, holder_notice: Self::HOLDER_NOTICE.to_owned() }
+    }
+
+    /// Replaces what the human holding a chat is told on a handoff.
+    pub fn with_holder_notice(mut self, text: impl Into<String>) -> Self {
+        self.holder_notice = text.into();
+        self
     }
 
     /// The service user our replies are posted as.
     pub fn service_user(&self) -> UserId {
         self.client.webhook().user_id()
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &B24Client {
+        &self.client
+    }
+
+    /// Tells the human holding `chat`, in a message only operators see. A failure is logged, not
+    /// returned: the silence is what matters, and retrying the handoff could post the note twice.
+    async fn tell_holder(&self, chat: ChatId, holder: u64) {
+        let note = OutgoingMessage { system: true, ..OutgoingMessage::new(DialogId::Chat(chat), self.holder_notice.clone()) };
+        match self.client.im_message_add(&note).await {
+            Ok(_) => tracing::info!(chat = %chat, holder, "a human holds the chat: told them (SYSTEM message) and the assistant goes silent"),
+            Err(e) => {
+                tracing::warn!(chat = %chat, holder, code = %e.code, "could not tell the chat's holder about the handoff; the assistant goes silent anyway")
+            }
+        }
     }
 }
 
@@ -118,14 +153,19 @@ impl Portal for OperatorPortal {
     async fn transfer_to_operator(&self, chat: ChatId) -> Result<Transfer, PortalError> {
         const METHOD: &str = "imopenlines.operator.transfer";
         let dialog = self.client.imopenlines_dialog_get(&DialogLookup::Chat(chat)).await?;
-        if dialog.owner != 0 && dialog.owner != self.service_user().get() {
+        let me = self.service_user();
+        if dialog.owner != 0 && dialog.owner != me.get() {
+            self.tell_holder(chat, dialog.owner).await;
             return Ok(Transfer::AlreadyHuman);
         }
-        let line = self
-            .queue
-            .or_else(|| dialog.line_id())
+        let target = match self.target {
+            Some(TransferTarget::User(u)) if u == me => None,
+            other => other,
+        };
+        let target = target
+            .or_else(|| dialog.line_id().map(TransferTarget::Queue))
             .ok_or_else(|| B24Error::local(METHOD, ErrorKind::Permanent, codes::UNEXPECTED_RESULT, "the chat's line is unknown"))?;
-        self.client.imopenlines_operator_transfer(chat, TransferTarget::Queue(line)).await?;
+        self.client.imopenlines_operator_transfer(chat, target).await?;
         Ok(Transfer::Done)
     }
 

@@ -6,10 +6,12 @@
 //! a smaller `burst` than the portal's `X` (other tools on the same portal share its counter), and a
 //! request is sent only when `counter + 1 <= burst`.
 //!
-//! Two priorities: [`Priority::Essential`] requests (replies, transfers) wait their turn, first come
-//! first served; [`Priority::Optional`] ones (typing indicators, read marks, analytics) are granted
-//! only while the bucket has `optional_reserve` slots of headroom and are skipped at once otherwise,
-//! so when the budget is short the slots go to replies.
+//! Three priorities: [`Priority::Essential`] requests (replies, transfers) wait their turn, first
+//! come first served; [`Priority::Optional`] ones (typing indicators, read marks, analytics) are
+//! granted only while the bucket has `optional_reserve` slots of headroom and are skipped at once
+//! otherwise; [`Priority::Background`] ones (the pollers' reads) need the same headroom but wait
+//! for it instead of being skipped. So when the budget is short the slots go to replies, and
+//! polling slows down before replies do: a poll never queues in front of a reply.
 //!
 //! Time is `tokio::time`, so tests run under a paused clock.
 
@@ -52,6 +54,9 @@ pub enum Priority {
     Essential,
     /// Nice to have: taken only when there is headroom, skipped otherwise.
     Optional,
+    /// Must happen, but after everything essential: waits until there is headroom (the optional
+    /// reserve is free), without holding essential requests' turn.
+    Background,
 }
 
 /// The answer to [`RateLimiter::acquire`].
@@ -108,10 +113,16 @@ impl RateLimiter {
     }
 
     /// Takes one slot: essential requests wait for it (in arrival order), optional ones get it only
-    /// with headroom and are [`Permit::Skipped`] otherwise. Dropping the future while it waits takes
-    /// nothing.
+    /// with headroom and are [`Permit::Skipped`] otherwise, background ones wait for headroom.
+    /// Dropping the future while it waits takes nothing.
     pub async fn acquire(&self, priority: Priority) -> Permit {
         match priority {
+            Priority::Background => loop {
+                match self.try_take(self.optional_limit) {
+                    Ok(()) => return Permit::Granted,
+                    Err(wait) => tokio::time::sleep(wait).await,
+                }
+            },
             Priority::Optional => {
                 if self.try_take(self.optional_limit).is_ok() {
                     Permit::Granted
@@ -256,6 +267,24 @@ mod tests {
         tokio::time::sleep(ms(4_000)).await;
         assert_eq!(limiter.acquire(Priority::Optional).await, Permit::Granted);
         assert_eq!(limiter.acquire(Priority::Optional).await, Permit::Skipped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_requests_wait_for_headroom_and_leave_the_reserve_to_essential_ones() {
+        let limiter = RateLimiter::new(RatePlan { per_sec: 1.0, burst: 6, optional_reserve: 3 });
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(limiter.acquire(Priority::Background).await, Permit::Granted);
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "headroom: no wait");
+        // The reserve is left: essential requests still go at once.
+        for _ in 0..3 {
+            limiter.acquire(Priority::Essential).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // A background request now waits until the bucket drained below the reserve (6 -> 2).
+        assert_eq!(limiter.acquire(Priority::Background).await, Permit::Granted);
+        assert_eq!(start.elapsed(), ms(4_000));
     }
 
     #[tokio::test(start_paused = true)]
