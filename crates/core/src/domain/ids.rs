@@ -184,6 +184,16 @@ impl MemberId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A stand-in for a portal whose member id is not known yet: `domain` plus the domain's letters
+    /// and digits (at most 64 characters). No REST call available to an incoming webhook returns
+    /// the member id (only events carry it), so operator mode, which has no events, keys its
+    /// messages with this until `B24_MEMBER_ID` is configured or an event pins the real one.
+    pub fn stand_in(domain: &PortalDomain) -> Self {
+        let mut id: String = "domain".chars().chain(domain.as_str().chars().filter(char::is_ascii_alphanumeric)).collect();
+        id.truncate(64);
+        Self(id.to_ascii_lowercase())
+    }
 }
 
 impl fmt::Display for MemberId {
@@ -374,6 +384,16 @@ impl fmt::Display for DedupKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stand_in_member_id_is_a_valid_member_id_named_after_the_domain() {
+        let d = PortalDomain::parse("Example.Bitrix24.com:8443").expect("domain");
+        let m = MemberId::stand_in(&d);
+        assert_eq!(m.as_str(), "domainexamplebitrix24com8443");
+        assert_eq!(MemberId::parse(m.as_str()), Ok(m));
+        let long = PortalDomain::parse(&format!("{}.com", "a".repeat(100))).expect("domain");
+        assert_eq!(MemberId::stand_in(&long).as_str().len(), 64);
+    }
 
     #[test]
     fn numeric_ids_accept_only_positive_decimals() {

@@ -10,6 +10,9 @@
 //! `data[message]`/`data[chat]`/`data[user]`/`data[bot]`. Field extraction is written once over
 //! a private `Node` trait, so the v2 form and JSON paths share every line.
 //!
+//! [`poll`] does the same for what the pollers read back (`im.dialog.messages.get`,
+//! `im.v2.Event.get`), through the same private `RawMessage`.
+//!
 //! Events the bridge does not handle decode to `Ok(None)` (the caller logs and ignores them).
 //! Optional fields are tolerated when missing; the essentials (message id, chat or dialog id,
 //! member id, domain, a time) give a [`ParseError`] that names the field (the receiver answers 400).
@@ -31,6 +34,7 @@ use super::message::{Author, AuthorKind, InboundMessage, LinesContext, PortalRef
 
 pub mod lines;
 mod node;
+pub mod poll;
 mod v1;
 mod v2;
 
