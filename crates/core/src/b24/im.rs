@@ -146,6 +146,12 @@ pub struct RecentItem {
     /// Unread counter.
     #[serde(deserialize_with = "de::u64")]
     pub counter: u64,
+    /// The newest message's id.
+    #[serde(deserialize_with = "de::u64")]
+    pub last_id: u64,
+    /// ATOM date of the chat's last activity.
+    #[serde(deserialize_with = "de::string")]
+    pub date_last_activity: String,
     /// The last message.
     #[serde(deserialize_with = "de::opt_object")]
     pub message: Option<RecentMessage>,

@@ -11,6 +11,8 @@
 //! - [`im`], [`imbot`], [`imopenlines`], [`crm`]: typed calls with typed results.
 //! - [`de`]: tolerant deserializers for v1's string-or-number ids and `Y`/`N` flags.
 //! - [`portal`]: [`BotPortal`] (a v1 Open Lines bot) and [`OperatorPortal`] (the service user).
+//! - [`feed`]: [`RestFeed`], what the pollers read (recent chats, messages in batches, the user's
+//!   `im.v2` event log), at background priority.
 //!
 //! # Why a client-side limiter and retries both
 //! The portal's bucket is shared by every tool calling it. The limiter keeps the bridge's own share
@@ -23,6 +25,7 @@ pub mod client;
 pub mod crm;
 pub mod de;
 pub mod error;
+pub mod feed;
 pub mod im;
 pub mod imbot;
 pub mod imopenlines;
@@ -31,8 +34,9 @@ pub mod ratelimit;
 pub mod webhook;
 
 pub use batch::{Batch, BatchResult};
-pub use client::{B24Client, ClientOptions, Page, Replay};
+pub use client::{B24Client, ClientOptions, Operating, Page, Replay};
 pub use error::{B24Error, ErrorKind};
+pub use feed::RestFeed;
 pub use portal::{BotPortal, OperatorPortal};
 pub use ratelimit::{Permit, Priority, RateLimiter, RatePlan};
 pub use webhook::{WebhookBase, WebhookError};

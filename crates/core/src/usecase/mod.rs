@@ -6,7 +6,10 @@
 //! - [`process`]: one chat's consecutive jobs as turns (the worker), and giving a turn up.
 //! - [`job`]: what becomes of a job after a turn (ack, retry after a delay, give up, dead-letter),
 //!   and putting dead letters back.
+//! - [`poll`]: finding messages by reading the portal (operator mode, and push mode's
+//!   reconciliation), enqueued through `receive::enqueue` with the push path's key.
 
 pub mod job;
+pub mod poll;
 pub mod process;
 pub mod receive;
