@@ -112,6 +112,25 @@ pub mod vars {
     pub const OLBRIDGE_HTTP_IDLE_TIMEOUT_MS: &str = "OLBRIDGE_HTTP_IDLE_TIMEOUT_MS";
     /// Connections the receiver holds at once (default 256; at most half the descriptor limit).
     pub const OLBRIDGE_MAX_CONNECTIONS: &str = "OLBRIDGE_MAX_CONNECTIONS";
+    /// How messages reach the bridge: `push`, `fetch` or `operator` (default: `push` when
+    /// `B24_BOT_ID` is set, otherwise `operator`).
+    pub const OLBRIDGE_MODE: &str = "OLBRIDGE_MODE";
+    /// Operator mode's source: `recent` (`im.recent.list`, default) or `events` (`im.v2.Event.get`).
+    pub const OLBRIDGE_POLL_SOURCE: &str = "OLBRIDGE_POLL_SOURCE";
+    /// With `OLBRIDGE_POLL_SOURCE=events`: how often the `im.recent.list` safety net runs, seconds
+    /// (default 60).
+    pub const OLBRIDGE_SWEEP_SEC: &str = "OLBRIDGE_SWEEP_SEC";
+    /// Push mode: how often reconciliation looks for lost events, seconds (default 30; 0: off).
+    pub const OLBRIDGE_RECONCILE_SEC: &str = "OLBRIDGE_RECONCILE_SEC";
+    /// How old an unanswered message must be before reconciliation takes it, seconds (default 20).
+    pub const OLBRIDGE_RECONCILE_GRACE_SEC: &str = "OLBRIDGE_RECONCILE_GRACE_SEC";
+    /// Messages this long before the bridge's first start are still answered, seconds (default 0).
+    pub const OLBRIDGE_BACKFILL_SEC: &str = "OLBRIDGE_BACKFILL_SEC";
+    /// Operator mode: where handed-over chats go, `<user id>` or `queue<line id>` (default: the
+    /// chat's own line's queue).
+    pub const B24_TRANSFER_TO: &str = "B24_TRANSFER_TO";
+    /// The portal's per-method operating-time limit over ten minutes, seconds (default 480).
+    pub const B24_OPERATING_LIMIT_SEC: &str = "B24_OPERATING_LIMIT_SEC";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -158,6 +177,14 @@ pub mod vars {
         OLBRIDGE_HTTP_BODY_TIMEOUT_MS,
         OLBRIDGE_HTTP_IDLE_TIMEOUT_MS,
         OLBRIDGE_MAX_CONNECTIONS,
+        OLBRIDGE_MODE,
+        OLBRIDGE_POLL_SOURCE,
+        OLBRIDGE_SWEEP_SEC,
+        OLBRIDGE_RECONCILE_SEC,
+        OLBRIDGE_RECONCILE_GRACE_SEC,
+        OLBRIDGE_BACKFILL_SEC,
+        B24_TRANSFER_TO,
+        B24_OPERATING_LIMIT_SEC,
     ];
 }
 
@@ -304,6 +331,68 @@ pub struct AwsSettings {
     pub secret_ttl: Duration,
 }
 
+/// How messages reach the bridge (`OLBRIDGE_MODE`; PRODUCT.md "How messages reach us").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A chatbot's events POSTed to the receiver (v1 or Chatbots 2.0 webhook mode), with
+    /// reconciliation as the safety net.
+    Push,
+    /// A Chatbots 2.0 bot in fetch mode, pulled with `imbot.v2.Event.get`.
+    Fetch,
+    /// The webhook's own user polls the Open Lines chats it serves and replies as an operator.
+    Operator,
+}
+
+impl Mode {
+    /// The name `OLBRIDGE_MODE` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::Fetch => "fetch",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+/// Operator mode's source of new messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollSource {
+    /// `im.recent.list` + `im.dialog.messages.get` (the default).
+    Recent,
+    /// The webhook user's `im.v2.Event.get` log, with an `im.recent.list` sweep as the safety net.
+    Events,
+}
+
+/// Where an operator-mode handoff sends the chat (`B24_TRANSFER_TO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTo {
+    /// An operator.
+    User(crate::domain::ids::UserId),
+    /// A line's queue.
+    Queue(crate::domain::ids::LineId),
+}
+
+/// The message sources: the mode, operator polling and push mode's reconciliation.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// `OLBRIDGE_MODE`, when set.
+    pub mode: Option<Mode>,
+    /// `OLBRIDGE_POLL_SOURCE`.
+    pub poll_source: PollSource,
+    /// `OLBRIDGE_SWEEP_SEC`.
+    pub sweep_every: Duration,
+    /// `OLBRIDGE_RECONCILE_SEC` (`None`: off).
+    pub reconcile_every: Option<Duration>,
+    /// `OLBRIDGE_RECONCILE_GRACE_SEC`.
+    pub reconcile_grace: Duration,
+    /// `OLBRIDGE_BACKFILL_SEC`.
+    pub backfill: Duration,
+    /// `B24_TRANSFER_TO`.
+    pub transfer_to: Option<TransferTo>,
+    /// `B24_OPERATING_LIMIT_SEC`.
+    pub operating_limit: Duration,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -317,6 +406,8 @@ pub struct Config {
     pub runner: RunnerSettings,
     /// The AWS deployment.
     pub aws: AwsSettings,
+    /// Message sources.
+    pub sources: SourceSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -373,7 +464,50 @@ fn receiver_limits(r: &mut Reader<'_>) -> ReceiverLimits {
     ReceiverLimits { header_timeout, body_timeout, idle_timeout, max_connections }
 }
 
+fn source_settings(r: &mut Reader<'_>) -> SourceSettings {
+    use vars::*;
+    let mode = r.parse(OLBRIDGE_MODE, "expected push, fetch or operator", |s| match s.to_ascii_lowercase().as_str() {
+        "push" => Ok(Mode::Push),
+        "fetch" => Ok(Mode::Fetch),
+        "operator" => Ok(Mode::Operator),
+        _ => Err("unknown mode".into()),
+    });
+    let poll_source = r.parse(OLBRIDGE_POLL_SOURCE, "expected recent or events", |s| match s.to_ascii_lowercase().as_str() {
+        "recent" => Ok(PollSource::Recent),
+        "events" => Ok(PollSource::Events),
+        _ => Err("unknown source".into()),
+    });
+    let transfer_to = r.parse(B24_TRANSFER_TO, "expected an operator's user id or queue<line id>", |s| {
+        let err = |e: crate::domain::ids::IdError| e.to_string();
+        match s.strip_prefix("queue") {
+            Some(line) => crate::domain::ids::LineId::parse(line).map(TransferTo::Queue).map_err(err),
+            None => crate::domain::ids::UserId::parse(s).map(TransferTo::User).map_err(err),
+        }
+    });
+    let secs = |r: &mut Reader<'_>, name: &str, default: f64, min: f64| {
+        Duration::from_secs_f64(r.number(name, default, |v: &f64| *v >= min && *v <= 86_400.0, &format!("expected seconds, {min}..=86400")))
+    };
+    let reconcile_every = secs(r, OLBRIDGE_RECONCILE_SEC, 30.0, 0.0);
+    SourceSettings {
+        mode,
+        poll_source: poll_source.unwrap_or(PollSource::Recent),
+        sweep_every: secs(r, OLBRIDGE_SWEEP_SEC, 60.0, 0.1),
+        reconcile_every: (!reconcile_every.is_zero()).then_some(reconcile_every),
+        reconcile_grace: secs(r, OLBRIDGE_RECONCILE_GRACE_SEC, 20.0, 0.0),
+        backfill: secs(r, OLBRIDGE_BACKFILL_SEC, 0.0, 0.0),
+        transfer_to,
+        operating_limit: secs(r, B24_OPERATING_LIMIT_SEC, 480.0, 1.0),
+    }
+}
+
 impl Config {
+    /// How messages reach the bridge: `OLBRIDGE_MODE`, or when it is not set, `push` if a bot is
+    /// configured (`B24_BOT_ID`) and `operator` otherwise, so the old polling bridge's `.env`
+    /// (webhook, bot URL, poll interval) runs unchanged.
+    pub fn mode(&self) -> Mode {
+        self.sources.mode.unwrap_or(if self.portal.bot_id.is_some() { Mode::Push } else { Mode::Operator })
+    }
+
     /// Loads from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_map(&std::env::vars().collect())
@@ -480,7 +614,8 @@ impl Config {
             secret_id: r.text(OLBRIDGE_SECRET_ID),
             secret_ttl: Duration::from_secs(r.number(OLBRIDGE_SECRET_TTL_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
         };
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws }) } else { Err(ConfigError(r.problems)) }
+        let sources = source_settings(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to
@@ -488,13 +623,23 @@ impl Config {
     pub fn check_serve(&self) -> Result<(), ConfigError> {
         use vars::*;
         let mut p = Vec::new();
+        let mode = self.mode();
         if self.portal.webhook.is_none() {
-            p.push(format!("{B24_WEBHOOK_BASE} is not set: create an incoming webhook in Bitrix24 (scopes im, imopenlines, imbot) and paste its URL"));
+            let scopes = if mode == Mode::Operator { "im, imopenlines" } else { "im, imopenlines, imbot" };
+            p.push(format!("{B24_WEBHOOK_BASE} is not set: create an incoming webhook in Bitrix24 (scopes {scopes}) and paste its URL"));
         }
         if self.bot.url.is_none() {
             p.push(format!("{BOT_HTTP_URL} is not set: the URL of your bot's HTTP endpoint"));
         }
-        if self.portal.application_token.is_none() && self.portal.bot_client_id.is_none() {
+        if let (Some(TransferTo::User(u)), Some(w)) = (self.sources.transfer_to, &self.portal.webhook)
+            && u == w.user_id()
+        {
+            p.push(format!("{B24_TRANSFER_TO} is the webhook's own user ({u}): a chat cannot be handed over to the user handing it over; name a human operator or queue<line id>"));
+        }
+        if mode == Mode::Operator {
+            return if p.is_empty() { Ok(()) } else { Err(ConfigError(p)) };
+        }
+        if self.portal.application_token.is_none() && self.portal.bot_client_id.is_none() && mode == Mode::Push {
             p.push(format!("neither {B24_APPLICATION_TOKEN} nor {B24_BOT_CLIENT_ID} is set: events could not be verified (run `olbridge register-bot`)"));
         }
         if self.portal.bot_id.is_none() || self.portal.bot_client_id.is_none() {
@@ -520,6 +665,54 @@ mod tests {
         assert_eq!(c.runner.listen.to_string(), "127.0.0.1:8080");
         assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (16 * 1024, 2000));
         assert!(c.check_serve().is_err());
+    }
+
+    #[test]
+    fn the_old_polling_bridges_env_serves_in_operator_mode_unchanged() {
+        let old = env(&[
+            ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/38005/code/"),
+            ("BOT_HTTP_URL", "https://bot.example/webhook/whatsapp"),
+            ("BOT_HTTP_AUTH", "Bearer t"),
+            ("BOT_HTTP_TIMEOUT_SEC", "120"),
+            ("B24_POLL_SEC", "2"),
+            ("B24_BUSINESS_PHONE", "+971501754133"),
+        ]);
+        let c = Config::from_map(&old).expect("loads");
+        assert_eq!(c.mode(), Mode::Operator);
+        assert_eq!(c.check_serve(), Ok(()));
+        assert_eq!((c.sources.poll_source, c.sources.reconcile_every), (PollSource::Recent, Some(Duration::from_secs(30))));
+        let mut with_bot = old.clone();
+        with_bot.insert("B24_BOT_ID".into(), "38007".into());
+        let c = Config::from_map(&with_bot).expect("loads");
+        assert_eq!(c.mode(), Mode::Push, "a configured bot means push");
+        assert!(c.check_serve().is_err(), "push needs the bot's CLIENT_ID");
+        with_bot.insert("OLBRIDGE_MODE".into(), "operator".into());
+        assert_eq!(Config::from_map(&with_bot).expect("loads").mode(), Mode::Operator, "the variable wins");
+    }
+
+    #[test]
+    fn source_settings_are_read_and_checked() {
+        let c = Config::from_map(&env(&[
+            ("OLBRIDGE_MODE", "Fetch"),
+            ("OLBRIDGE_POLL_SOURCE", "events"),
+            ("OLBRIDGE_RECONCILE_SEC", "0"),
+            ("B24_TRANSFER_TO", "queue3"),
+            ("OLBRIDGE_BACKFILL_SEC", "3600"),
+        ]))
+        .expect("valid");
+        assert_eq!((c.mode(), c.sources.poll_source, c.sources.reconcile_every), (Mode::Fetch, PollSource::Events, None));
+        assert_eq!(c.sources.transfer_to, crate::domain::ids::LineId::new(3).ok().map(TransferTo::Queue));
+        assert_eq!(c.sources.backfill, Duration::from_secs(3600));
+        let e = Config::from_map(&env(&[("OLBRIDGE_MODE", "pull"), ("OLBRIDGE_POLL_SOURCE", "x"), ("B24_TRANSFER_TO", "queue"), ("OLBRIDGE_SWEEP_SEC", "0")]))
+            .expect_err("invalid");
+        assert_eq!(e.0.len(), 4, "{e}");
+        let me = Config::from_map(&env(&[
+            ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/38005/code/"),
+            ("BOT_HTTP_URL", "https://bot.example/"),
+            ("B24_TRANSFER_TO", "38005"),
+        ]))
+        .expect("loads");
+        assert!(me.check_serve().is_err_and(|e| e.to_string().contains("B24_TRANSFER_TO")));
     }
 
     #[test]

@@ -79,6 +79,13 @@ impl PollSettings {
     pub fn new(policy: Policy, domain: PortalDomain) -> Self {
         Self { policy, grace: Duration::from_secs(20), backfill: Duration::ZERO, overlap: Duration::from_secs(300), max_chats: 500, domain }
     }
+
+    /// The settings the configuration describes for `policy` (both runtimes build them here);
+    /// `None` without a webhook.
+    pub fn from_config(config: &crate::config::Config, policy: Policy) -> Option<Self> {
+        let domain = config.portal.webhook.as_ref()?.domain().clone();
+        Some(Self { grace: config.sources.reconcile_grace, backfill: config.sources.backfill, ..Self::new(policy, domain) })
+    }
 }
 
 /// What a pass did, for the log and `/health`.
