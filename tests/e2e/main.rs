@@ -12,6 +12,7 @@ mod escalation;
 mod failures;
 mod lifecycle;
 mod load;
+mod operator;
 mod receiver;
 mod tools;
 mod turns;

@@ -30,9 +30,26 @@ pub use bot::{Reply, TestBot};
 /// The customer phone most tests write from.
 pub const PHONE: &str = "+4915112345678";
 
+/// How the bridge learns about customer messages in a test app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// Push mode: a v1 bot registered through the demo webhook is the WhatsApp line's welcome bot.
+    Push,
+    /// Operator mode: no bot; the service user polls with a webhook that has only the `im` and
+    /// `imopenlines` scopes, and its `.env` names no bot (the old polling bridge's setup).
+    /// `service_first`: a WhatsApp line whose queue puts the service user first, so it holds new
+    /// sessions; otherwise the demo line, whose queue puts the human operator first.
+    Operator {
+        /// Whether the service user holds new sessions.
+        service_first: bool,
+    },
+}
+
 /// How a test app is set up.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
+    /// Push or operator mode.
+    pub setup: Setup,
     /// `OLBRIDGE_BURST_MS` (0: off, so each message is its own turn).
     pub burst_ms: u64,
     /// The portal's leaky bucket.
@@ -56,6 +73,7 @@ pub struct AppOptions {
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
+            setup: Setup::Push,
             burst_ms: 0,
             portal_rate: RateLimit { per_sec: 20.0, burst: 50.0 },
             client_rate: (18.0, 40),
@@ -78,10 +96,12 @@ pub struct TestApp {
     pub portal: DemoPortal,
     /// The bot server.
     pub bot: TestBot,
-    /// Our bot's id on the portal.
+    /// Who our replies are posted as: the bot, or in operator mode the service user.
     pub bot_id: u64,
-    /// Our bot's `CLIENT_ID` (also the events' application token).
+    /// Our bot's `CLIENT_ID` (also the events' application token); empty in operator mode.
     pub client_id: String,
+    /// The WhatsApp line the customers write on.
+    pub line_id: u64,
     /// The bridge's environment.
     pub env: HashMap<String, String>,
     /// The receiver's URL for events.
@@ -100,6 +120,7 @@ impl TestApp {
         let (mut app, listener) = Self::prepare(&opts).await?;
         let config = Config::from_map(&app.env).map_err(anyhow::Error::new)?;
         app.bridge = Some(Bridge::start_on(&config, listener).await?);
+        app.wait_first_poll(Duration::from_secs(20)).await?;
         Ok(app)
     }
 
@@ -118,16 +139,35 @@ impl TestApp {
         let listener = olbridge::runner::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let events_url = format!("http://{addr}/bitrix/events");
-        let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let client = B24Client::new(webhook, ClientOptions::default())?;
-        let reg = olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?;
-        emulator.attach_welcome_bot(portal.whatsapp_line_id, reg.bot_id.get())?;
+        let (webhook_url, bot_id, client_id, line_id, mode_env) = match opts.setup {
+            Setup::Push => {
+                let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let client = B24Client::new(webhook, ClientOptions::default())?;
+                let reg = olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?;
+                emulator.attach_welcome_bot(portal.whatsapp_line_id, reg.bot_id.get())?;
+                let env = vec![("B24_BOT_ID", reg.bot_id.to_string()), ("B24_BOT_CLIENT_ID", reg.client_id.expose().to_owned())];
+                (portal.webhook_url.clone(), reg.bot_id.get(), reg.client_id.expose().to_owned(), portal.whatsapp_line_id, env)
+            }
+            Setup::Operator { service_first } => {
+                let webhook = emulator.add_webhook(portal.service_user_id, &["im", "imopenlines"]);
+                let line = if service_first {
+                    emulator.add_line(b24_emulator::NewLine {
+                        name: "WhatsApp (service user first)".into(),
+                        connector_id: Some("whatsappbyedna".into()),
+                        queue: vec![portal.service_user_id, portal.operator_id],
+                        ..b24_emulator::NewLine::default()
+                    })
+                } else {
+                    portal.whatsapp_line_id
+                };
+                // As fast as the minimum, so tests wait on replies, not on the poll interval.
+                (webhook, portal.service_user_id, String::new(), line, vec![("B24_POLL_SEC", "0.2".to_owned())])
+            }
+        };
         let data_dir = TempDir::new()?;
         let mut env: HashMap<String, String> = [
-            ("B24_WEBHOOK_BASE", portal.webhook_url.clone()),
+            ("B24_WEBHOOK_BASE", webhook_url),
             ("BOT_HTTP_URL", bot.url()),
-            ("B24_BOT_ID", reg.bot_id.to_string()),
-            ("B24_BOT_CLIENT_ID", reg.client_id.expose().to_owned()),
             ("B24_BUSINESS_PHONE", "+4930123456".to_owned()),
             ("OLBRIDGE_DATA_DIR", data_dir.path().display().to_string()),
             ("OLBRIDGE_LISTEN", addr.to_string()),
@@ -138,6 +178,7 @@ impl TestApp {
             ("B24_RATE_BURST", opts.client_rate.1.to_string()),
         ]
         .into_iter()
+        .chain(mode_env)
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         if let Some(t) = opts.bot_timeout_sec {
@@ -149,20 +190,8 @@ impl TestApp {
         for (k, v) in &opts.extra_env {
             env.insert(k.clone(), v.clone());
         }
-        let app = Self {
-            emulator,
-            portal,
-            bot,
-            bot_id: reg.bot_id.get(),
-            client_id: reg.client_id.expose().to_owned(),
-            env,
-            events_url,
-            addr,
-            data_dir,
-            fd_limit: opts.fd_limit,
-            bridge: None,
-            child: None,
-        };
+        let app =
+            Self { emulator, portal, bot, bot_id, client_id, line_id, env, events_url, addr, data_dir, fd_limit: opts.fd_limit, bridge: None, child: None };
         Ok((app, listener))
     }
 
@@ -186,7 +215,17 @@ impl TestApp {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("serve.log"))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
         self.child = Some(cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?);
-        self.wait_healthy(Duration::from_secs(20)).await
+        self.wait_healthy(Duration::from_secs(20)).await?;
+        self.wait_first_poll(Duration::from_secs(20)).await
+    }
+
+    /// Waits until the bridge's poller (when its mode runs one) finished its first pass: what a
+    /// customer wrote before that is, for the bridge, from before its first start.
+    pub async fn wait_first_poll(&self, timeout: Duration) -> anyhow::Result<()> {
+        let passes = |h: &serde_json::Value| h["poller"].is_null() || h["poller"]["passes"].as_u64().unwrap_or(0) >= 1;
+        let health = poll_until(timeout, || async { self.health().await.unwrap_or_default() }, passes).await;
+        anyhow::ensure!(passes(&health), "the poller did not finish a pass: {health}");
+        Ok(())
     }
 
     /// The receiver's `GET /health` URL.
@@ -228,7 +267,22 @@ impl TestApp {
 
     /// The customer writes on the WhatsApp line.
     pub async fn customer_writes(&self, phone: &str, text: &str) -> anyhow::Result<b24_emulator::CustomerMessage> {
-        self.emulator.customer_writes(self.portal.whatsapp_line_id, phone, text).await
+        self.emulator.customer_writes(self.line_id, phone, text).await
+    }
+
+    /// Stops the child process gracefully (SIGTERM: the bridge finishes what it can and exits).
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("no child process")?;
+        let pid = child.id().context("the child has exited")?;
+        let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// The `/health` body.
+    pub async fn health(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(reqwest::Client::new().get(self.health_url()).send().await?.json().await?)
     }
 
     /// What the customer's WhatsApp shows from our bot.

@@ -197,15 +197,34 @@ fn print_summary(config: &Config) {
         .as_ref()
         .map(|u| format!("{}://{}{}{}", u.scheme(), u.host_str().unwrap_or(""), u.port().map(|p| format!(":{p}")).unwrap_or_default(), u.path()))
         .unwrap_or_default();
-    eprintln!("olbridge {} — bot-push mode", env!("CARGO_PKG_VERSION"));
+    let mode = config.mode();
+    eprintln!("olbridge {} — {} mode (OLBRIDGE_MODE)", env!("CARGO_PKG_VERSION"), mode.name());
     eprintln!("  portal   {portal} (member id check: {})", p.member_id.as_ref().map_or("off".into(), |m| m.to_string()));
+    let answers_as = match (mode, p.bot_id) {
+        (olbridge_core::config::Mode::Operator, _) | (_, None) => "the webhook's user".to_owned(),
+        (_, Some(b)) => format!("bot {b}"),
+    };
     eprintln!(
-        "  bot      id {} -> {bot} (timeout {} s, {} attempts within {} s)",
-        p.bot_id.map_or(0, |b| b.get()),
+        "  bot      {bot} (timeout {} s, {} attempts within {} s), answering as {answers_as}",
         config.bot.timeout.as_secs(),
         config.bot.max_attempts,
         config.bot.retry_budget.as_secs()
     );
+    let s = &config.sources;
+    match mode {
+        olbridge_core::config::Mode::Operator => eprintln!(
+            "  polling  every {} s ({})",
+            p.poll_interval.as_secs_f64(),
+            match s.poll_source {
+                olbridge_core::config::PollSource::Recent => "im.recent.list".to_owned(),
+                olbridge_core::config::PollSource::Events => format!("im.v2.Event.get, im.recent.list sweep every {} s", s.sweep_every.as_secs()),
+            }
+        ),
+        _ => match s.reconcile_every {
+            Some(every) => eprintln!("  recovery every {} s, after {} s of grace", every.as_secs_f64(), s.reconcile_grace.as_secs_f64()),
+            None => eprintln!("  recovery off (OLBRIDGE_RECONCILE_SEC=0): a lost event stays unanswered"),
+        },
+    }
     eprintln!("  receiver http://{}/bitrix/events (health: /health)", config.runner.listen);
     eprintln!("  store    {}", config.runner.data_dir.display());
     eprintln!(

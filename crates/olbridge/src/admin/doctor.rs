@@ -1,6 +1,11 @@
 //! `olbridge doctor`: checks a setup end to end and says, in plain words, what is wrong and how to
 //! fix it. Every check runs even when an earlier one failed, so one run lists every problem.
 //!
+//! What is checked depends on the mode (`OLBRIDGE_MODE`): push and fetch need a registered bot on
+//! a line and (push) a reachable handler; operator mode needs only the `im` and `imopenlines`
+//! scopes and the webhook's user in a line's queue. The scope check names every mode the webhook
+//! allows, so moving between modes starts with knowing which ones it can do.
+//!
 //! Two checks need no portal: the handler URL must be one a Bitrix24 portal can call (public
 //! HTTPS, contract §3.3: a loopback or plain-http address registers fine and then never receives
 //! an event), and `B24_MEMBER_ID`, which nobody can look up in the Bitrix24 UI: it is the
@@ -12,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use olbridge_core::b24::{B24Client, ClientOptions, ErrorKind};
-use olbridge_core::config::Config;
+use olbridge_core::config::{Config, Mode};
 use olbridge_core::ports::MetaStore as _;
 use olbridge_core::usecase::receive::MemberPin;
 use olbridge_sqlite::SqliteStore;
@@ -43,11 +48,50 @@ impl Check {
 
 /// Runs every check and returns them in order.
 pub async fn checks(config: &Config) -> Vec<Check> {
-    let mut out = portal_checks(config).await;
-    out.extend(handler_checks(config).await);
+    let mut out = vec![Check::Ok(format!("mode: {} ({})", config.mode().name(), mode_why(config)))];
+    out.extend(portal_checks(config).await);
+    if config.mode() == Mode::Push {
+        out.extend(handler_checks(config).await);
+    }
     out.push(member_id_check(config).await);
     out.push(bot_check(config).await);
     out
+}
+
+fn mode_why(config: &Config) -> &'static str {
+    match (config.sources.mode, config.portal.bot_id) {
+        (Some(_), _) => "OLBRIDGE_MODE",
+        (None, Some(_)) => "OLBRIDGE_MODE is not set and B24_BOT_ID is",
+        (None, None) => "OLBRIDGE_MODE and B24_BOT_ID are not set",
+    }
+}
+
+/// The scopes each mode needs (contract §4–§6): operator mode acts as the webhook's user with `im`
+/// and `imopenlines` alone; the bot modes also need `imbot`.
+pub const MODE_SCOPES: [(Mode, &[&str]); 3] =
+    [(Mode::Operator, &["im", "imopenlines"]), (Mode::Push, &["im", "imopenlines", "imbot"]), (Mode::Fetch, &["im", "imopenlines", "imbot"])];
+
+/// Which modes a webhook with `scopes` can run.
+pub fn modes_allowed(scopes: &[String]) -> Vec<Mode> {
+    MODE_SCOPES.iter().filter(|(_, need)| need.iter().all(|n| scopes.iter().any(|s| s == n))).map(|(m, _)| *m).collect()
+}
+
+fn scope_check(config: &Config, scopes: &[String]) -> Check {
+    let allowed = modes_allowed(scopes);
+    let names: Vec<&str> = allowed.iter().map(|m| m.name()).collect();
+    let mode = config.mode();
+    if allowed.contains(&mode) {
+        return Check::Ok(format!("scopes: {}; they allow the modes: {}", scopes.join(", "), names.join(", ")));
+    }
+    let need = MODE_SCOPES.iter().find(|(m, _)| *m == mode).map_or(&[][..], |(_, n)| *n);
+    let missing: Vec<&str> = need.iter().copied().filter(|n| !scopes.iter().any(|s| s == n)).collect();
+    let others = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    Check::Fail(format!(
+        "{} mode needs the scope(s) {} the webhook lacks: edit the webhook in Bitrix24 and tick them (its scopes {} allow: {others})",
+        mode.name(),
+        missing.join(", "),
+        scopes.join(", ")
+    ))
 }
 
 async fn portal_checks(config: &Config) -> Vec<Check> {
@@ -81,15 +125,12 @@ async fn portal_checks(config: &Config) -> Vec<Check> {
         }
     }
     match client.scope().await {
-        Ok(scopes) => {
-            let missing: Vec<&str> = ["im", "imopenlines", "imbot"].into_iter().filter(|s| !scopes.iter().any(|g| g == s)).collect();
-            if missing.is_empty() {
-                out.push(Check::Ok(format!("scopes: {}", scopes.join(", "))));
-            } else {
-                out.push(Check::Fail(format!("the webhook lacks the scope(s) {}: edit the webhook in Bitrix24 and tick them", missing.join(", "))));
-            }
-        }
+        Ok(scopes) => out.push(scope_check(config, &scopes)),
         Err(e) => out.push(Check::Fail(format!("scope failed: {e}"))),
+    }
+    if config.mode() == Mode::Operator {
+        out.extend(operator_line_checks(&client).await);
+        return out;
     }
     let bot_id = config.portal.bot_id.map(|b| b.get());
     match (bot_id, client.imbot_bot_list().await) {
@@ -137,6 +178,24 @@ async fn line_checks(client: &B24Client, config: &Config, bot_id: Option<u64>) -
         }
     }
     out
+}
+
+/// Operator mode: the webhook's user sees a line's chats only as one of its queue operators.
+async fn operator_line_checks(client: &B24Client) -> Vec<Check> {
+    let me = client.webhook().user_id().get();
+    let lines = match client.imopenlines_config_list_get(0, 200).await {
+        Ok(l) => l,
+        Err(e) => return vec![Check::Fail(format!("imopenlines.config.list.get failed: {e}"))],
+    };
+    let in_queue =
+        |l: &&olbridge_core::b24::imopenlines::LineConfig| l.queue.iter().any(|q| q.as_u64().or_else(|| q.as_str().and_then(|s| s.parse().ok())) == Some(me));
+    let served: Vec<String> = lines.iter().filter(|l| l.active).filter(in_queue).map(|l| format!("{:?} ({})", l.line_name, l.id)).collect();
+    if served.is_empty() {
+        return vec![Check::Fail(format!(
+            "the webhook's user ({me}) is in no active line's queue, so it sees no Open Lines chat: Contact Center -> WhatsApp line -> Settings -> Queue, add it (see docs/migration.md)"
+        ))];
+    }
+    vec![Check::Ok(format!("the webhook's user ({me}) is a queue operator of: {}", served.join(", ")))]
 }
 
 async fn handler_checks(config: &Config) -> Vec<Check> {
@@ -199,6 +258,12 @@ fn is_public(ip: IpAddr) -> bool {
 /// from the first verified event.
 async fn member_id_check(config: &Config) -> Check {
     let pinned = pinned_member_id(config).await;
+    if config.mode() == Mode::Operator && config.portal.member_id.is_none() && pinned.is_none() {
+        return Check::Warn(
+            "B24_MEMBER_ID is not set: operator mode receives no event to learn it from, and no REST call of an incoming webhook returns it,              so messages are keyed with a stand-in named after the portal's domain. That works on its own; before running push and polling              on the same chats, or moving to push mode, set B24_MEMBER_ID (the auth[member_id] of any event; `olbridge doctor` names it once              a push-mode bridge has received one)"
+                .into(),
+        );
+    }
     match (&config.portal.member_id, pinned) {
         (Some(m), Some(p)) if m.as_str() != p => Check::Fail(format!(
             "B24_MEMBER_ID is {m}, but the bridge pinned member id {p} from the events it verified: check which portal B24_WEBHOOK_BASE belongs to and fix B24_MEMBER_ID"
@@ -252,6 +317,14 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scopes_say_which_modes_a_webhook_allows() {
+        let scopes = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(modes_allowed(&scopes(&["im", "imopenlines"])), vec![Mode::Operator]);
+        assert_eq!(modes_allowed(&scopes(&["crm", "im", "imbot", "imopenlines"])), vec![Mode::Operator, Mode::Push, Mode::Fetch]);
+        assert!(modes_allowed(&scopes(&["im", "imbot"])).is_empty());
+    }
 
     #[test]
     fn only_public_https_urls_reach_a_handler() {

@@ -1,4 +1,5 @@
-//! The receiver's HTTP surface: `POST /bitrix/events` and `GET /health`.
+//! The receiver's HTTP surface: `POST /bitrix/events` and `GET /health` (the queue's gauges and
+//! the poller's last successful pass).
 //!
 //! Refusals carry only a stable error code in the body, never internal error text, and are logged
 //! through `refusals` (DEBUG each, a summary a minute). Connections, limits and timeouts: `listener`.
@@ -66,7 +67,12 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
     match shared.queue.depth(shared.deps.clock.now()).await {
         Ok(depth) => (
             StatusCode::OK,
-            axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "queue": {"ready": depth.ready, "in_flight": depth.in_flight, "dead": depth.dead}})),
+            axum::Json(json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "queue": {"ready": depth.ready, "in_flight": depth.in_flight, "dead": depth.dead},
+                "poller": shared.poll_status.as_ref().map(|p| p.to_json()),
+            })),
         )
             .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "store_unavailable"}))).into_response(),

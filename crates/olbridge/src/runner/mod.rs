@@ -1,11 +1,16 @@
-//! The bridge as one process: the receiver (HTTP), a pool of workers, and the embedded store.
+//! The bridge as one process: the receiver (HTTP), a pool of workers, a poller, and the embedded
+//! store.
 //!
 //! [`Bridge::start`] wires the same use cases the Lambda functions run — `receive` behind
-//! `POST /bitrix/events`, `process` in each worker — over the SQLite store, the REST client and the
-//! bot's HTTP endpoint, and returns a handle the CLI, the demo and the tests all use.
+//! `POST /bitrix/events`, `process` in each worker, `poll` in the poller task — over the SQLite
+//! store, the REST client and the bot's HTTP endpoint, and returns a handle the CLI, the demo and
+//! the tests all use. The mode (`OLBRIDGE_MODE`) decides who the worker posts as (the bot, or in
+//! operator mode the webhook's user) and what the poller does (operator polling, or push mode's
+//! reconciliation).
 
 mod http;
 mod listener;
+mod poller;
 mod refusals;
 
 pub use listener::{LISTEN_BACKLOG, bind};
@@ -16,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan};
+use olbridge_core::b24::imopenlines::TransferTarget;
+use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, OperatorPortal, RatePlan, RestFeed};
 use olbridge_core::bot::http::HttpBot;
-use olbridge_core::config::Config;
-use olbridge_core::ports::{Clock, SystemClock, WorkQueue};
+use olbridge_core::config::{Config, Mode, PollSource, TransferTo};
+use olbridge_core::ports::{Clock, Portal, SystemClock, WorkQueue};
 use olbridge_core::usecase::job::JobPolicy;
+use olbridge_core::usecase::poll::{Policy, PollDeps, PollSettings, Poller};
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
 use tokio::net::TcpListener;
@@ -54,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) instance: String,
     /// What the receiver turned away, for the periodic summary.
     pub(crate) refusals: Arc<refusals::Refusals>,
+    /// The poller's state for `/health`, when one runs.
+    pub(crate) poll_status: Option<Arc<poller::PollStatus>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -87,7 +96,8 @@ impl Bridge {
         let store =
             Arc::new(SqliteStore::open(&config.runner.data_dir).with_context(|| format!("cannot open the store in {}", config.runner.data_dir.display()))?);
         let recovered = store.recover(clock.now()).await.context("cannot recover in-flight work")?;
-        let shared = Arc::new(build_shared(config, &store, clock)?);
+        let (shared, poll) = build_shared(config, &store, clock)?;
+        let shared = Arc::new(shared);
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -95,7 +105,10 @@ impl Bridge {
         tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
         let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
-        info!(listen = %addr, workers = config.runner.workers, recovered = ?recovered, "bridge started");
+        if let (Some((poller, plan)), Some(status)) = (poll, shared.poll_status.clone()) {
+            tasks.spawn(poller::run(Arc::clone(&shared), poller, plan, status, stopped.clone()));
+        }
+        info!(listen = %addr, workers = config.runner.workers, mode = config.mode().name(), recovered = ?recovered, "bridge started");
         Ok(Self { addr, stop, tasks, store })
     }
 
@@ -144,14 +157,35 @@ async fn maintenance(store: Arc<SqliteStore>, retention: Retention, clock: Arc<d
     }
 }
 
-fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>) -> anyhow::Result<Shared> {
+/// The poller a mode runs, if any, and its schedule.
+type PollTask = Option<(Arc<Poller>, poller::Plan)>;
+
+fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>) -> anyhow::Result<(Shared, PollTask)> {
     let webhook = config.portal.webhook.clone().context("B24_WEBHOOK_BASE is not set")?;
-    let bot_id = config.portal.bot_id.context("B24_BOT_ID is not set")?;
-    let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
     let bot_url = config.bot.url.clone().context("BOT_HTTP_URL is not set")?;
     let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
+    // One client, one rate budget: the worker's replies and the poller's reads share it, and the
+    // reads go at background priority.
     let client = B24Client::new(webhook, options)?;
-    let portal = Arc::new(BotPortal::new(client, bot_id, client_id));
+    let mode = config.mode();
+    let (portal, policy): (Arc<dyn Portal>, Option<Policy>) = match mode {
+        Mode::Push => {
+            let bot_id = config.portal.bot_id.context("B24_BOT_ID is not set")?;
+            let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
+            let reconcile = config.sources.reconcile_every.map(|_| Policy::Reconcile { bot: bot_id.as_user() });
+            (Arc::new(BotPortal::new(client.clone(), bot_id, client_id)), reconcile)
+        }
+        Mode::Operator => {
+            let target = config.sources.transfer_to.map(|t| match t {
+                TransferTo::User(u) => TransferTarget::User(u),
+                TransferTo::Queue(l) => TransferTarget::Queue(l),
+            });
+            (Arc::new(OperatorPortal::new(client.clone(), target)), Some(Policy::Operator))
+        }
+        // The Chatbots 2.0 fetch source (`imbot.v2.Event.get`) plugs in here: its portal adapter
+        // and its pull task beside the worker, with reconciliation as in push mode.
+        Mode::Fetch => anyhow::bail!("OLBRIDGE_MODE=fetch (Chatbots 2.0 fetch mode) is not available in this build yet: use push or operator"),
+    };
     let bot = Arc::new(
         HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)
             .map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?,
@@ -163,17 +197,32 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         log: store.clone(),
         portal,
         bot,
-        clock,
+        clock: Arc::clone(&clock),
         settings: ProcessSettings::from_config(config),
     };
-    let receiver = Receiver {
-        settings: ReceiveSettings::from_config(config),
-        idempotency: store.clone(),
-        sink: store.clone(),
-        chats: store.clone(),
-        pin: MemberPin::new(config.portal.member_id.clone(), store.clone()),
+    let pin = MemberPin::new(config.portal.member_id.clone(), store.clone());
+    let receiver =
+        Receiver { settings: ReceiveSettings::from_config(config), idempotency: store.clone(), sink: store.clone(), chats: store.clone(), pin: pin.clone() };
+    let poll = match policy {
+        None => None,
+        Some(policy) => {
+            let settings = PollSettings::from_config(config, policy).context("B24_WEBHOOK_BASE is not set")?;
+            let feed = Arc::new(RestFeed::new(client.clone(), config.sources.operating_limit.as_secs_f64()));
+            let poll_deps = PollDeps { feed, idempotency: store.clone(), sink: store.clone(), chats: store.clone(), meta: store.clone(), pin, clock };
+            let plan = match (policy, config.sources.poll_source) {
+                (Policy::Operator, PollSource::Events) => poller::Plan::Events { every: config.portal.poll_interval, sweep_every: config.sources.sweep_every },
+                (Policy::Operator, PollSource::Recent) => poller::Plan::Traverse { every: config.portal.poll_interval },
+                (Policy::Reconcile { .. }, _) => poller::Plan::Traverse { every: config.sources.reconcile_every.unwrap_or(config.portal.poll_interval) },
+            };
+            let (role, source) = match plan {
+                poller::Plan::Events { .. } => ("operator", "im.v2.Event.get + im.recent.list sweep"),
+                poller::Plan::Traverse { .. } if policy == Policy::Operator => ("operator", "im.recent.list"),
+                poller::Plan::Traverse { .. } => ("reconcile", "im.recent.list"),
+            };
+            Some((Arc::new(Poller::new(poll_deps, settings)), plan, Arc::new(poller::PollStatus::new(role, source))))
+        }
     };
-    Ok(Shared {
+    let shared = Shared {
         receiver,
         queue: store.clone(),
         deps,
@@ -183,5 +232,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         lease: config.runner.lease,
         instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         refusals: Arc::default(),
-    })
+        poll_status: poll.as_ref().map(|(_, _, status)| Arc::clone(status)),
+    };
+    Ok((shared, poll.map(|(poller, plan, _)| (poller, plan))))
 }

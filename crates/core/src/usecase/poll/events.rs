@@ -37,7 +37,15 @@ impl Poller {
         }
         let now = self.deps.clock.now();
         let Some(portal) = self.portal().await? else { return Ok(report) };
-        let horizon = self.horizon(now).await?;
+        let first = self.first_start(now).await?;
+        let horizon = match self.cursors.get(Self::FIRST_MESSAGE).await? {
+            Some(_) => self.horizon(first, 0).await?,
+            None => {
+                // The first start's newest message is not known yet: one look at the recent list.
+                let newest = self.deps.feed.recent_chats(now, 1).await?.iter().filter_map(|c| c.last_message_id).map(|m| m.get()).max();
+                self.horizon(first, newest.unwrap_or(0)).await?
+            }
+        };
         let offset = self.cursors.get(Self::EVENTS_OFFSET).await?;
         let page = self.deps.feed.events(offset).await?;
         let mut next = None;
@@ -45,7 +53,7 @@ impl Poller {
         for event in &page.events {
             let Some(id) = event.get("eventId").and_then(serde_json::Value::as_u64) else { continue };
             let message = match from_im_v2_json(event, &portal, self.settings.policy.source()) {
-                Ok(Some(m)) if m.lines.user_code.is_some() && m.sent_at >= horizon => Some(m),
+                Ok(Some(m)) if m.lines.user_code.is_some() && !horizon.before(m.message_id.get(), m.sent_at) => Some(m),
                 Ok(_) => None,
                 Err(e) => {
                     tracing::warn!(event = id, error = %e, "an im.v2 event could not be read; passed over");

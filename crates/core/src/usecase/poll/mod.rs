@@ -26,7 +26,9 @@
 //! DynamoDB), per policy and chat; a chat reconciliation has not seen yet starts from operator
 //! mode's cursor, so moving from operator to push mode never re-answers what the service user did.
 //!
-//! Messages written before the bridge's first start (minus `backfill`) are never answered.
+//! Messages written before the bridge's first start are never answered, unless they are within
+//! `backfill` of it. "Before" is decided by message id (ids grow portal-wide; the newest id the
+//! portal showed at the first start is kept), so neither clock's skew matters.
 //!
 //! # Which portal
 //! The key's member id is the pinned one (`B24_MEMBER_ID`, or learned from the first verified
@@ -167,6 +169,24 @@ impl std::fmt::Debug for Poller {
     }
 }
 
+/// What was there before the bridge's first start, and is never answered. Message ids grow
+/// portal-wide, so the id the portal showed as its newest at the first start separates old from
+/// new without trusting either clock; the time only serves the backfill window.
+#[derive(Debug, Clone, Copy)]
+struct Horizon {
+    /// The newest message id at the first start.
+    message: u64,
+    /// The first start, less the backfill.
+    since: DateTime<Utc>,
+}
+
+impl Horizon {
+    /// Whether a message is from before the first start and outside the backfill window.
+    fn before(self, id: u64, sent_at: DateTime<Utc>) -> bool {
+        id <= self.message && sent_at < self.since
+    }
+}
+
 /// What one message came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -192,6 +212,8 @@ impl PassReport {
 impl Poller {
     /// The name under which the bridge's first start is kept.
     pub const FIRST_START: &'static str = "poll.first_start";
+    /// The name under which the newest message id at the first start is kept.
+    pub const FIRST_MESSAGE: &'static str = "poll.first_message";
 
     /// A poller.
     pub fn new(deps: PollDeps, settings: PollSettings) -> Self {
@@ -227,11 +249,18 @@ impl Poller {
         Ok(Some(PortalRef { member_id, domain }))
     }
 
-    /// Messages written before this are never answered: the first start minus the backfill.
-    async fn horizon(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, PollError> {
+    /// The bridge's first start (kept once), minus the backfill.
+    async fn first_start(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, PollError> {
         let first = self.cursors.once(Self::FIRST_START, u64::try_from(now.timestamp_millis()).unwrap_or(0)).await?;
         let first = DateTime::from_timestamp_millis(i64::try_from(first).unwrap_or(0)).unwrap_or(now);
         Ok(first - chrono::Duration::from_std(self.settings.backfill).unwrap_or(chrono::Duration::zero()))
+    }
+
+    /// What existed at the first start: the newest message id the portal showed then (kept once;
+    /// `newest` is what it shows now) and the first start's time less the backfill.
+    async fn horizon(&self, since: DateTime<Utc>, newest: u64) -> Result<Horizon, PollError> {
+        let message = self.cursors.once(Self::FIRST_MESSAGE, newest).await?;
+        Ok(Horizon { message, since })
     }
 
     fn cursor_name(policy: Policy, chat: ChatId) -> String {
@@ -295,12 +324,24 @@ impl Poller {
         Ok(Outcome::Resent)
     }
 
-    fn pass_started(&self) -> Option<DateTime<Utc>> {
-        *self.last_pass.lock().unwrap_or_else(PoisonError::into_inner)
+    fn last_pass_name(&self) -> String {
+        format!("poll.{}.last_pass", self.settings.policy.name())
     }
 
-    fn set_pass_started(&self, at: DateTime<Utc>) {
+    /// When the previous successful traversal started (kept in the store, so the first pass after
+    /// a restart reads the recent list back to there, not to the first start).
+    async fn previous_pass(&self) -> Result<Option<DateTime<Utc>>, PollError> {
+        if let Some(at) = *self.last_pass.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(Some(at));
+        }
+        let stored = self.cursors.get(&self.last_pass_name()).await?;
+        Ok(stored.and_then(|ms| DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0))))
+    }
+
+    async fn set_pass_started(&self, at: DateTime<Utc>) -> Result<(), PollError> {
         *self.last_pass.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
+        self.cursors.advance(&self.last_pass_name(), u64::try_from(at.timestamp_millis()).unwrap_or(0)).await?;
+        Ok(())
     }
 }
 

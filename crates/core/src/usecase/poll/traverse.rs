@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-
-use super::{Outcome, PassReport, Policy, PollError, Poller};
+use super::{Horizon, Outcome, PassReport, Policy, PollError, Poller};
 use crate::domain::ids::MessageId;
 use crate::domain::message::PortalRef;
 use crate::domain::parse::poll::{PolledMessage, from_polled};
@@ -21,10 +19,12 @@ impl Poller {
             report.skipped = Some("the portal's member id is not known yet (set B24_MEMBER_ID, or wait for the first event)");
             return Ok(report);
         };
-        let horizon = self.horizon(started).await?;
+        let first = self.first_start(started).await?;
         let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or(chrono::Duration::zero());
-        let since = self.pass_started().map_or(horizon, |prev| (prev - overlap).max(horizon));
+        let since = self.previous_pass().await?.unwrap_or(first) - overlap;
         let chats = self.deps.feed.recent_chats(since, self.settings.max_chats).await?;
+        let newest = chats.iter().filter_map(|c| c.last_message_id).map(MessageId::get).max().unwrap_or(0);
+        let horizon = self.horizon(first, newest).await?;
         report.chats = chats.len();
 
         let mut wanted = Vec::new();
@@ -34,7 +34,7 @@ impl Poller {
             let cursor = self.cursor(chat.chat_id).await?;
             let fresh = match cursor {
                 Some(c) => last.get() > c,
-                None => chat.last_activity.is_none_or(|a| a >= horizon),
+                None => !horizon.before(last.get(), chat.last_activity.unwrap_or(started)),
             };
             if !fresh {
                 continue;
@@ -48,7 +48,7 @@ impl Poller {
             found.insert(chat.chat_id, (chat, cursor));
         }
         if wanted.is_empty() {
-            self.set_pass_started(started);
+            self.set_pass_started(started).await?;
             return Ok(report);
         }
         let results = self.deps.feed.messages(&wanted).await?;
@@ -64,7 +64,7 @@ impl Poller {
                 Err(e) => tracing::warn!(chat = %w.chat, code = %e.code, "cannot read a chat's messages; trying again next pass"),
             }
         }
-        self.set_pass_started(started);
+        self.set_pass_started(started).await?;
         Ok(report)
     }
 
@@ -88,7 +88,7 @@ impl Poller {
         chat: &FeedChat,
         cursor: Option<u64>,
         page: ChatMessages,
-        horizon: DateTime<Utc>,
+        horizon: Horizon,
         report: &mut PassReport,
     ) -> Result<(), PollError> {
         let users: HashMap<u64, &FeedUser> = page.users.iter().map(|u| (u.id, u)).collect();
@@ -96,7 +96,7 @@ impl Poller {
         for msg in &page.messages {
             let now = self.deps.clock.now();
             let sent_at = msg.sent_at.unwrap_or(now);
-            if cursor.is_none() && sent_at < horizon {
+            if cursor.is_none() && horizon.before(msg.id.get(), sent_at) {
                 to = Some(msg.id.get());
                 continue;
             }
