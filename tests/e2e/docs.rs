@@ -23,6 +23,19 @@ const QUOTED: &[(&str, &str, &str)] = &[
     ("docs/operations.md", "`our bot was unregistered on the portal`", "\"our bot was unregistered on the portal"),
     ("docs/operations.md", "`the portal refused the reply; handing the chat to a human`", "\"the portal refused the reply; handing the chat to a human\""),
     ("docs/operations.md", "outcome in `olbridge stats` is `ignored`", "Self::Ignored { .. } => \"ignored\""),
+    ("docs/operations.md", "`poll pass failed; trying again at the next tick`", "\"poll pass failed; trying again at the next tick\""),
+    ("docs/operations.md", "`poll pass found messages`", "\"poll pass found messages\""),
+    ("docs/operations.md", "`an admitted message had no job`", "\"an admitted message had no job"),
+    (
+        "docs/operations.md",
+        "`the portal reports the polled methods near their operating-time limit: polling slower`",
+        "\"the portal reports the polled methods near their operating-time limit: polling slower\"",
+    ),
+    (
+        "docs/operations.md",
+        "`messages are keyed with a stand-in named after the portal's domain`",
+        "messages are keyed with a stand-in named after the portal's domain",
+    ),
     ("docs/bitrix24-setup.md", "logs `event refused` with `reason=event authentication failed`", "\"event refused\""),
 ];
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod load;
 mod operator;
 mod receiver;
+mod recovery;
 mod tools;
 mod turns;
 

@@ -36,8 +36,8 @@ impl Poller {
             return Ok(report);
         }
         let now = self.deps.clock.now();
-        let Some(portal) = self.portal().await? else { return Ok(report) };
         let first = self.first_start(now).await?;
+        let Some(portal) = self.portal().await? else { return Ok(report) };
         let horizon = match self.cursors.get(Self::FIRST_MESSAGE).await? {
             Some(_) => self.horizon(first, 0).await?,
             None => {

@@ -181,9 +181,10 @@ struct Horizon {
 }
 
 impl Horizon {
-    /// Whether a message is from before the first start and outside the backfill window.
+    /// Whether a message is from before the first start and outside the backfill window. The
+    /// portal's dates have whole seconds, so a message of the same second counts as after.
     fn before(self, id: u64, sent_at: DateTime<Utc>) -> bool {
-        id <= self.message && sent_at < self.since
+        id <= self.message && sent_at + chrono::Duration::seconds(1) <= self.since
     }
 }
 

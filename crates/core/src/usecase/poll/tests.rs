@@ -306,6 +306,21 @@ async fn reconciliation_needs_a_known_member_id_while_operator_mode_uses_a_stand
 }
 
 #[tokio::test]
+async fn the_first_start_is_kept_by_an_attempt_that_cannot_go_on_yet() {
+    let mut rig = Rig::new();
+    rig.member = None;
+    rig.feed.owner(BOT);
+    let reconcile = Policy::Reconcile { bot: UserId::new(BOT).unwrap() };
+    assert!(rig.poller(reconcile).pass().await.unwrap().skipped.is_some(), "no member id yet");
+    rig.later(5);
+    rig.feed.write(101, CUSTOMER, "lost while nothing was pinned", rig.now());
+    rig.later(30);
+    // An event pins the member id; the message is from after the first start: recovered.
+    rig.member = MemberId::parse("m1").ok();
+    assert_eq!(rig.poller(reconcile).pass().await.unwrap().enqueued, 1);
+}
+
+#[tokio::test]
 async fn reconciliation_starts_where_operator_mode_stopped() {
     let rig = Rig::new();
     rig.poller(Policy::Operator).pass().await.unwrap();

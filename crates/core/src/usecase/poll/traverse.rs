@@ -15,11 +15,13 @@ impl Poller {
     pub async fn pass(&self) -> Result<PassReport, PollError> {
         let started = self.deps.clock.now();
         let mut report = PassReport::default();
+        // Kept at the very first attempt, even one that cannot go on, so what is written from
+        // then on counts as after the first start.
+        let first = self.first_start(started).await?;
         let Some(portal) = self.portal().await? else {
             report.skipped = Some("the portal's member id is not known yet (set B24_MEMBER_ID, or wait for the first event)");
             return Ok(report);
         };
-        let first = self.first_start(started).await?;
         let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or(chrono::Duration::zero());
         let since = self.previous_pass().await?.unwrap_or(first) - overlap;
         let chats = self.deps.feed.recent_chats(since, self.settings.max_chats).await?;
