@@ -9,15 +9,24 @@
 //!   (longer than the REST client's own retries) — and recovers; reports the time from recovery to
 //!   the reply in the customer's inbox, and whether it came once.
 //!
+//! - `modes`: the REST budget of each way messages reach the bridge, on a portal at its standard 2
+//!   requests/s (burst 50) and the bridge's default pace (2/s, burst 40): requests per minute in
+//!   operator mode (polling every 2 s, from `im.recent.list` or from the `im.v2.Event.get` log) and
+//!   in push mode (with reconciliation every 30 s), idle and
+//!   with `--chats` active chats (each customer writes every `--every-s` seconds and waits for the
+//!   answer; the bot takes 0.5 s), split into polling, replies and the rest; and the time from the
+//!   customer's message to the answer in their WhatsApp.
+//!
 //! `cargo bench -p olbridge-tests --bench scenarios -- burst [--customers N] [--burst-ms W]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- recovery [--storm-s S]`
+//! `cargo bench -p olbridge-tests --bench scenarios -- modes [--idle-s 60] [--active-s 120] [--chats 50] [--every-s 60]`
 //! Reports are printed and written to `target/bench-<scenario>.md`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use b24_emulator::{Fault, RateLimit};
-use olbridge_tests::{AppOptions, Reply, TestApp};
+use b24_emulator::{Fault, RateLimit, RecordedCall};
+use olbridge_tests::{AppOptions, Reply, Setup, TestApp};
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -129,12 +138,161 @@ async fn recovery() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests the portal counted (a batch is one), per minute, by what they were for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Budget {
+    total: f64,
+    polling: f64,
+    replies: f64,
+    other: f64,
+    refused: usize,
+}
+
+impl Budget {
+    fn of(calls: &[RecordedCall], over: Duration) -> Self {
+        let per_min = 60.0 / over.as_secs_f64();
+        let mut b = Self::default();
+        for c in calls.iter().filter(|c| !c.in_batch) {
+            match c.method.as_str() {
+                "im.recent.list" | "batch" | "im.v2.Event.get" | "im.dialog.messages.get" => b.polling += per_min,
+                "im.message.add" | "imbot.message.add" => b.replies += per_min,
+                _ => b.other += per_min,
+            }
+            b.total += per_min;
+            b.refused += usize::from(c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED"));
+        }
+        b
+    }
+
+    fn row(&self, mode: &str, phase: &str) -> String {
+        format!(
+            "| {mode} | {phase} | {:.1} | {:.0}% | {:.1} | {:.1} | {:.1} | {} |\n",
+            self.total,
+            self.total / 120.0 * 100.0,
+            self.polling,
+            self.replies,
+            self.other,
+            self.refused
+        )
+    }
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Extra environment of a run.
+type Env = &'static [(&'static str, &'static str)];
+
+/// One mode: idle, then active; the budgets and the reply times.
+async fn one_mode(
+    setup: Setup,
+    env: &[(&str, &str)],
+    idle: Duration,
+    active: Duration,
+    chats: usize,
+    every: Duration,
+) -> anyhow::Result<(Budget, Budget, Vec<f64>)> {
+    let mut extra_env = vec![("B24_POLL_SEC".to_owned(), "2".to_owned())];
+    extra_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let opts = AppOptions { setup, portal_rate: RateLimit { per_sec: 2.0, burst: 50.0 }, client_rate: (2.0, 40), extra_env, ..AppOptions::default() };
+    let app = Arc::new(TestApp::spawn(opts).await?);
+    app.bot.set_default(Reply::After(Duration::from_millis(500), Box::new(Reply::Echo)));
+    // Steady state: one conversation first, so push mode has pinned the portal's member id
+    // (reconciliation waits for it) and both modes have passed their first start.
+    app.customer_writes("+4915400000000", "warm-up").await?;
+    olbridge_tests::poll_until(Duration::from_secs(30), || async { app.bot_messages("+4915400000000").len() }, |n| *n >= 1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    app.emulator.clear_recordings();
+    let started = Instant::now();
+    tokio::time::sleep(idle).await;
+    let idle_budget = Budget::of(&app.emulator.calls(), started.elapsed());
+
+    app.emulator.clear_recordings();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..chats {
+        let app = Arc::clone(&app);
+        tasks.spawn(async move {
+            let phone = format!("+49154{:07}", 1_000_000 + c);
+            // Spread the customers over the interval; each writes every `every` until the end.
+            tokio::time::sleep(every.mul_f64(c as f64 / chats as f64)).await;
+            let mut times = Vec::new();
+            let mut n = 0;
+            while started.elapsed() < active {
+                let t = Instant::now();
+                app.customer_writes(&phone, &format!("question {n}")).await?;
+                n += 1;
+                let answered = olbridge_tests::poll_until(Duration::from_secs(60), || async { app.bot_messages(&phone).len() }, |k| *k >= n).await;
+                if answered >= n {
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                tokio::time::sleep(every.saturating_sub(t.elapsed())).await;
+            }
+            Ok::<_, anyhow::Error>(times)
+        });
+    }
+    tokio::time::sleep(active).await;
+    let active_budget = Budget::of(&app.emulator.calls(), started.elapsed());
+    let mut times = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        times.extend(r??);
+    }
+    if let Ok(app) = Arc::try_unwrap(app) {
+        app.shutdown().await;
+    }
+    Ok((idle_budget, active_budget, times))
+}
+
+async fn modes() -> anyhow::Result<()> {
+    let idle = Duration::from_secs(arg("--idle-s", 60));
+    let active = Duration::from_secs(arg("--active-s", 120));
+    let chats = arg("--chats", 50) as usize;
+    let every = Duration::from_secs(arg("--every-s", 60));
+    let mut table =
+        String::from("| mode | phase | requests/min | of the 2 req/s budget | polling | replies | other | refused |\n|---|---|---|---|---|---|---|---|\n");
+    let mut latency = String::from("| mode | replies | p50 | p95 | max |\n|---|---|---|---|---|\n");
+    let operator = Setup::Operator { service_first: true };
+    let runs: [(&str, Setup, Env); 3] = [
+        ("operator, im.recent.list every 2 s", operator, &[]),
+        ("operator, im.v2.Event.get every 2 s + 60 s sweep", operator, &[("OLBRIDGE_POLL_SOURCE", "events")]),
+        ("push + recovery every 30 s", Setup::Push, &[]),
+    ];
+    for (name, setup, env) in runs {
+        let (i, a, times) = one_mode(setup, env, idle, active, chats, every).await?;
+        table.push_str(&i.row(name, "idle"));
+        table.push_str(&a.row(name, &format!("{chats} active chats")));
+        let max = times.iter().copied().fold(0.0, f64::max);
+        latency.push_str(&format!(
+            "| {name} | {} | {:.0} ms | {:.0} ms | {max:.0} ms |\n",
+            times.len(),
+            percentile(times.clone(), 0.5),
+            percentile(times, 0.95)
+        ));
+    }
+    let report = format!(
+        "# REST budget and time to reply per mode\n\nPortal: 2 requests/s, burst 50 (Bitrix24's standard plan); bridge pace 2/s, burst 40. Bot: 0.5 s.\n\
+         Idle {} s; active {} s with {chats} chats, each customer writing every {} s and waiting for the answer.\n\n\
+         Requests as the portal counts them (a batch is one), per minute:\n\n{table}\nTime from the customer's message to the answer in their WhatsApp (includes the bot's 0.5 s):\n\n{latency}",
+        idle.as_secs(),
+        active.as_secs(),
+        every.as_secs()
+    );
+    write_report("modes", &report);
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && (a == "burst" || a == "recovery"));
+    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes"));
     match scenario.as_deref() {
         Some("burst") => burst().await,
         Some("recovery") => recovery().await,
-        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery [options]"),
+        Some("modes") => modes().await,
+        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes [options]"),
     }
 }
