@@ -212,3 +212,34 @@ async fn doctor_says_which_modes_the_webhooks_scopes_allow() {
     assert!(checks.iter().any(|c| matches!(c, Check::Fail(t) if t.contains("push mode needs the scope(s) imbot"))), "{checks:#?}");
     app.shutdown().await;
 }
+
+/// The portal's operating-time model (contract §2.2): once a method's execution time in the last
+/// ten minutes passes the limit, the next call of it is refused for minutes. Here each
+/// `im.recent.list` costs 2 s of a 40 s limit and the poller runs every 0.2 s: unchecked, it would
+/// be blocked within five seconds. It slows down from half the limit and stops polling before the
+/// block, until the portal's count eases; the portal never refuses it.
+#[tokio::test]
+async fn polling_backs_off_before_the_portals_operating_time_limit_blocks_it() {
+    let opts = AppOptions { extra_env: vec![("B24_OPERATING_LIMIT_SEC".into(), "40".into())], ..operator(true) };
+    let app = TestApp::spawn(opts).await.unwrap();
+    let mut limit = app.emulator.operating_limit();
+    limit.limit = Duration::from_secs(40);
+    app.emulator.set_operating_limit(limit);
+    app.emulator.set_method_cost("im.recent.list", Duration::from_secs(2));
+    let before = calls(&app, "im.recent.list");
+
+    // Polls at the configured pace until half the limit (10 calls), then further and further apart.
+    assert!(app.wait_calls("im.recent.list", before + 15, Duration::from_secs(20)).await >= before + 15);
+    let slowed = poll_until(Duration::from_secs(20), || async { calls(&app, "im.recent.list") }, |n| *n >= before + 18).await;
+    // At 90 % of the limit (18 calls, 36 s) it waits for the count to ease (minutes away): no more
+    // polls in the next seconds, and none was ever refused.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = calls(&app, "im.recent.list");
+    assert!(after <= slowed + 1, "polling stopped before the limit: {slowed} then {after}");
+    let refused: Vec<_> = app.emulator.calls().into_iter().filter(|c| c.error.as_deref() == Some("OPERATION_TIME_LIMIT")).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    let used = app.emulator.operating_usage();
+    let recent = used.iter().find(|u| u.method == "im.recent.list").map_or(0.0, |u| u.operating);
+    assert!((30.0..40.0).contains(&recent), "stopped near, and under, the limit: {used:?}");
+    app.shutdown().await;
+}

@@ -20,7 +20,7 @@ use super::client::B24Client;
 use super::error::B24Error;
 use super::im::{DialogMessages, MessagesQuery, RecentItem, RecentQuery, messages_params};
 use crate::domain::ids::{ChatId, DialogId, MessageId, UserId};
-use crate::ports::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted, PortalError};
+use crate::ports::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted, PortalError, Pressure};
 
 /// `im.recent.list` page size.
 const RECENT_PAGE: u32 = 50;
@@ -137,8 +137,12 @@ impl ChatFeed for RestFeed {
         Ok(EventPage { events, has_more: page.has_more })
     }
 
-    fn pressure(&self) -> f64 {
-        POLLED.iter().filter_map(|m| self.client.operating(m)).map(|o| o.secs / self.operating_limit_secs).fold(0.0, f64::max)
+    fn pressure(&self) -> Pressure {
+        let worst = POLLED.iter().filter_map(|m| self.client.operating(m)).max_by(|a, b| a.secs.total_cmp(&b.secs));
+        worst.map_or_else(Pressure::default, |o| Pressure {
+            share: o.secs / self.operating_limit_secs,
+            eases_at: o.reset_at.and_then(|t| DateTime::from_timestamp(t, 0)),
+        })
     }
 
     fn self_id(&self) -> UserId {

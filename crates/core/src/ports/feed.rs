@@ -86,6 +86,17 @@ pub struct EventPage {
     pub has_more: bool,
 }
 
+/// How close the polled methods are to the portal's operating-time limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pressure {
+    /// The largest share of the limit a polled method has used in the current ten minutes: 0 when
+    /// idle, 1 at the limit.
+    pub share: f64,
+    /// When that method's oldest counted minute expires and its count goes down, if the portal
+    /// said.
+    pub eases_at: Option<DateTime<Utc>>,
+}
+
 /// What the pollers read on the portal.
 #[async_trait]
 pub trait ChatFeed: Send + Sync {
@@ -105,9 +116,8 @@ pub trait ChatFeed: Send + Sync {
     /// user's log) every event before it.
     async fn events(&self, offset: Option<u64>) -> Result<EventPage, PortalError>;
 
-    /// How close the polled methods are to the portal's operating-time limit: 0 when idle, 1 at
-    /// the limit (contract §2.2).
-    fn pressure(&self) -> f64;
+    /// How close the polled methods are to the portal's operating-time limit (contract §2.2).
+    fn pressure(&self) -> Pressure;
 
     /// The webhook's user (our own messages, in operator mode).
     fn self_id(&self) -> UserId;

@@ -35,7 +35,7 @@ mod queue;
 pub use bot::{Bot, BotAnswer, BotCrm, BotError, BotRequest};
 pub use chat::{ChatMode, ChatStore, HistoryTurn};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use feed::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted};
+pub use feed::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted, Pressure};
 pub use idempotency::{Admission, Claim, ClaimRecord, IdempotencyStore, RecordPhase};
 pub use log::{LogStats, TurnLog};
 pub use meta::{MetaPut, MetaStore, Versioned};

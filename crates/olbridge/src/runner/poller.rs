@@ -117,7 +117,8 @@ pub(crate) async fn run(shared: Arc<Shared>, poller: Arc<Poller>, plan: Plan, st
         };
         let wait = poller.pace(every);
         if wait > every {
-            info!(wait_ms = wait.as_millis() as u64, "the portal reports the polled methods near their operating-time limit: polling slower");
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            info!(wait_ms, "the portal reports the polled methods near their operating-time limit: polling slower");
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}

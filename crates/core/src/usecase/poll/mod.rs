@@ -230,7 +230,7 @@ impl Poller {
     /// How long to wait after a pass, given the configured interval: longer while the portal's
     /// operating-time counter for the polled methods is high ([`pace`]).
     pub fn pace(&self, base: Duration) -> Duration {
-        pace(base, self.deps.feed.pressure())
+        pace(base, self.deps.feed.pressure(), self.deps.clock.now())
     }
 
     /// The portal the keys name: the pinned member id; in operator mode, until one is known, the

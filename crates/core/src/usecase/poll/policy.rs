@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::ids::UserId;
 use crate::domain::message::{AuthorKind, InboundMessage, Source};
+use crate::ports::Pressure;
 
 /// What a pass does with what it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,13 +79,20 @@ pub fn judge(policy: Policy, m: &InboundMessage, now: DateTime<Utc>, grace: Dura
 }
 
 /// How long to wait before the next pass: the configured interval while the polled methods use
-/// less than half the portal's operating-time limit, then longer and longer (five times at the
-/// limit), so the portal never blocks them (contract §2.2). Capped at ten minutes, the limit's
-/// window.
-pub fn pace(base: Duration, pressure: f64) -> Duration {
-    let pressure = if pressure.is_finite() { pressure.max(0.0) } else { 1.0 };
-    let factor = 1.0 + ((pressure - 0.5).max(0.0) * 8.0).min(8.0);
-    base.mul_f64(factor).min(Duration::from_secs(600)).max(base.min(Duration::from_secs(600)))
+/// less than half the portal's operating-time limit, then longer and longer (up to eight times at
+/// 90 %), and from 90 % on nothing until the portal's count eases (its oldest counted minute
+/// expires), so the portal never blocks them (contract §2.2: the call that passes the limit still
+/// runs, the next one is refused for minutes). Never more than ten minutes, the limit's window.
+pub fn pace(base: Duration, pressure: Pressure, now: DateTime<Utc>) -> Duration {
+    const WINDOW: Duration = Duration::from_secs(600);
+    let share = if pressure.share.is_finite() { pressure.share.max(0.0) } else { 1.0 };
+    let wait = if share < 0.9 {
+        base.mul_f64(1.0 + (share - 0.5).max(0.0) * 17.5)
+    } else {
+        let eases = pressure.eases_at.map_or(WINDOW, |at| (at - now).to_std().unwrap_or_default());
+        eases.max(base.mul_f64(8.0))
+    };
+    wait.min(WINDOW).max(base.min(WINDOW))
 }
 
 #[cfg(test)]
@@ -136,14 +144,17 @@ mod tests {
     }
 
     #[test]
-    fn polling_slows_down_as_the_operating_time_nears_the_limit() {
+    fn polling_slows_down_as_the_operating_time_nears_the_limit_and_stops_until_it_eases() {
         let base = Duration::from_secs(2);
-        assert_eq!(pace(base, 0.0), base);
-        assert_eq!(pace(base, 0.5), base);
-        assert_eq!(pace(base, 0.75), Duration::from_secs(6));
-        assert_eq!(pace(base, 1.0), Duration::from_secs(10));
-        assert_eq!(pace(base, 7.0), Duration::from_secs(18));
-        assert_eq!(pace(Duration::from_secs(300), 1.0), Duration::from_secs(600));
-        assert_eq!(pace(base, f64::NAN), Duration::from_secs(10));
+        let now = Utc::now();
+        let p = |share: f64, eases_in: Option<i64>| Pressure { share, eases_at: eases_in.map(|s| now + chrono::Duration::seconds(s)) };
+        assert_eq!(pace(base, p(0.0, None), now), base);
+        assert_eq!(pace(base, p(0.5, Some(100)), now), base);
+        assert_eq!(pace(base, p(0.7, Some(100)), now), Duration::from_secs(9));
+        assert_eq!(pace(base, p(0.9, Some(100)), now), Duration::from_secs(100), "until the count eases");
+        assert_eq!(pace(base, p(3.0, Some(5)), now), Duration::from_secs(16), "at least eight intervals");
+        assert_eq!(pace(base, p(0.95, None), now), Duration::from_secs(600), "the window when the portal did not say");
+        assert_eq!(pace(base, p(f64::NAN, Some(-10)), now), Duration::from_secs(16));
+        assert_eq!(pace(Duration::from_secs(900), p(0.0, None), now), Duration::from_secs(600));
     }
 }

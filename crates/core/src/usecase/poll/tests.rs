@@ -104,8 +104,8 @@ impl ChatFeed for FakeFeed {
         Ok(EventPage { events, has_more: false })
     }
 
-    fn pressure(&self) -> f64 {
-        0.0
+    fn pressure(&self) -> crate::ports::Pressure {
+        crate::ports::Pressure::default()
     }
 
     fn self_id(&self) -> UserId {
