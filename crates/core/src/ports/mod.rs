@@ -11,6 +11,7 @@
 //! | [`TurnLog`] | the per-message log and its statistics | memory, SQLite, DynamoDB |
 //! | [`MetaStore`] | small named values with compare-and-set (the pinned portal, poller cursors) | memory, SQLite, DynamoDB |
 //! | [`Portal`] | what the worker does on Bitrix24 | the REST client's adapters in [`crate::b24`] |
+//! | [`EventFeed`] | a Chatbots 2.0 bot's event queue, read by offset (fetch mode) | [`crate::b24::BotV2Portal`] |
 //! | [`Bot`] | the bot, with its request and answer types | [`crate::bot::http::HttpBot`] |
 //! | [`Clock`] | time | system, manual |
 //!
@@ -23,6 +24,7 @@
 mod bot;
 mod chat;
 mod clock;
+mod feed;
 mod idempotency;
 mod log;
 mod meta;
@@ -33,6 +35,7 @@ mod queue;
 pub use bot::{Bot, BotAnswer, BotCrm, BotError, BotRequest};
 pub use chat::{ChatMode, ChatStore, HistoryTurn};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use feed::{EventFeed, FeedEvent, FeedPage};
 pub use idempotency::{Admission, Claim, ClaimRecord, IdempotencyStore, RecordPhase};
 pub use log::{LogStats, TurnLog};
 pub use meta::{MetaPut, MetaStore, Versioned};
