@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use b24_emulator::{DemoPortal, Emulator, EmulatorConfig, InboxMessage, RateLimit};
 use olbridge::runner::Bridge;
+use olbridge_core::b24::imbot::V2EventMode;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use olbridge_core::domain::turn::TurnRecord;
@@ -30,9 +31,24 @@ pub use bot::{Reply, TestBot};
 /// The customer phone most tests write from.
 pub const PHONE: &str = "+4915112345678";
 
+/// Which bot the harness registers, and how its events reach the bridge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Chatbot {
+    /// A v1 bot (`imbot.register`), events POSTed to the receiver.
+    #[default]
+    V1,
+    /// A Chatbots 2.0 bot in webhook mode (`ONIMBOTV2*` POSTed to the receiver).
+    V2Webhook,
+    /// A Chatbots 2.0 bot in fetch mode: no handler URL; the bridge pulls with
+    /// `imbot.v2.Event.get` every 0.2 s (`B24_POLL_SEC`).
+    V2Fetch,
+}
+
 /// How a test app is set up.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
+    /// The bot's API and event mode.
+    pub chatbot: Chatbot,
     /// `OLBRIDGE_BURST_MS` (0: off, so each message is its own turn).
     pub burst_ms: u64,
     /// The portal's leaky bucket.
@@ -56,6 +72,7 @@ pub struct AppOptions {
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
+            chatbot: Chatbot::V1,
             burst_ms: 0,
             portal_rate: RateLimit { per_sec: 20.0, burst: 50.0 },
             client_rate: (18.0, 40),
@@ -80,7 +97,7 @@ pub struct TestApp {
     pub bot: TestBot,
     /// Our bot's id on the portal.
     pub bot_id: u64,
-    /// Our bot's `CLIENT_ID` (also the events' application token).
+    /// Our bot's `CLIENT_ID` (also the v1 events' application token), or its v2 `botToken`.
     pub client_id: String,
     /// The bridge's environment.
     pub env: HashMap<String, String>,
@@ -111,6 +128,19 @@ impl TestApp {
         Ok(app)
     }
 
+    /// As [`TestApp::spawn_process`], but the child is not started yet: [`TestApp::restart`]
+    /// starts it (a test can set the portal up first, e.g. queue events for a fetch-mode bot).
+    pub async fn stopped_process(opts: AppOptions) -> anyhow::Result<Self> {
+        let (app, listener) = Self::prepare(&opts).await?;
+        drop(listener);
+        Ok(app)
+    }
+
+    /// The bridge's data directory (its SQLite store, `serve.log`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
     async fn prepare(opts: &AppOptions) -> anyhow::Result<(Self, TcpListener)> {
         let emulator = Emulator::start(EmulatorConfig { rate: opts.portal_rate, ..EmulatorConfig::default() }).await?;
         let portal = emulator.seed_demo();
@@ -120,7 +150,13 @@ impl TestApp {
         let events_url = format!("http://{addr}/bitrix/events");
         let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
         let client = B24Client::new(webhook, ClientOptions::default())?;
-        let reg = olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?;
+        let reg = match opts.chatbot {
+            Chatbot::V1 => olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?,
+            Chatbot::V2Webhook | Chatbot::V2Fetch => {
+                let mode = if opts.chatbot == Chatbot::V2Fetch { V2EventMode::Fetch } else { V2EventMode::Webhook(events_url.clone()) };
+                olbridge::admin::register::register_v2(&client, "olbridge_test", "Test assistant", mode, None).await?
+            }
+        };
         emulator.attach_welcome_bot(portal.whatsapp_line_id, reg.bot_id.get())?;
         let data_dir = TempDir::new()?;
         let mut env: HashMap<String, String> = [
@@ -140,6 +176,19 @@ impl TestApp {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        match opts.chatbot {
+            Chatbot::V1 => {}
+            Chatbot::V2Webhook => {
+                env.insert("OLBRIDGE_BOT_API".into(), "v2".into());
+                env.insert("B24_APPLICATION_TOKEN".into(), emulator.v2_application_token());
+            }
+            Chatbot::V2Fetch => {
+                env.insert("OLBRIDGE_BOT_API".into(), "v2".into());
+                env.insert("OLBRIDGE_MODE".into(), "fetch".into());
+                env.insert("B24_MEMBER_ID".into(), emulator.member_id());
+                env.insert("B24_POLL_SEC".into(), "0.2".into());
+            }
+        }
         if let Some(t) = opts.bot_timeout_sec {
             env.insert("BOT_HTTP_TIMEOUT_SEC".into(), t.to_string());
         }

@@ -197,7 +197,12 @@ fn print_summary(config: &Config) {
         .as_ref()
         .map(|u| format!("{}://{}{}{}", u.scheme(), u.host_str().unwrap_or(""), u.port().map(|p| format!(":{p}")).unwrap_or_default(), u.path()))
         .unwrap_or_default();
-    eprintln!("olbridge {} — bot-push mode", env!("CARGO_PKG_VERSION"));
+    let mode = match (config.chatbot.api, config.chatbot.fetch) {
+        (_, true) => "bot-fetch mode (Chatbots 2.0, imbot.v2.Event.get)",
+        (olbridge_core::config::BotApi::V2, false) => "bot-push mode (Chatbots 2.0)",
+        (olbridge_core::config::BotApi::V1, false) => "bot-push mode",
+    };
+    eprintln!("olbridge {} — {mode}", env!("CARGO_PKG_VERSION"));
     eprintln!("  portal   {portal} (member id check: {})", p.member_id.as_ref().map_or("off".into(), |m| m.to_string()));
     eprintln!(
         "  bot      id {} -> {bot} (timeout {} s, {} attempts within {} s)",

@@ -2,8 +2,10 @@
 //!
 //! [`Bridge::start`] wires the same use cases the Lambda functions run — `receive` behind
 //! `POST /bitrix/events`, `process` in each worker — over the SQLite store, the REST client and the
-//! bot's HTTP endpoint, and returns a handle the CLI, the demo and the tests all use.
+//! bot's HTTP endpoint, and returns a handle the CLI, the demo and the tests all use. With a
+//! Chatbots 2.0 bot in fetch mode (`OLBRIDGE_MODE=fetch`) the `fetch` loop pulls the events instead.
 
+mod fetch;
 mod http;
 mod listener;
 mod refusals;
@@ -16,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan};
+use olbridge_core::b24::{B24Client, BotPortal, BotV2Portal, ClientOptions, RatePlan};
 use olbridge_core::bot::http::HttpBot;
-use olbridge_core::config::Config;
-use olbridge_core::ports::{Clock, SystemClock, WorkQueue};
+use olbridge_core::config::{BotApi, Config};
+use olbridge_core::ports::{Clock, MetaStore, Portal, SystemClock, WorkQueue};
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
@@ -54,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) instance: String,
     /// What the receiver turned away, for the periodic summary.
     pub(crate) refusals: Arc<refusals::Refusals>,
+    /// The REST client (one rate budget for the worker and the fetch loop).
+    pub(crate) client: B24Client,
+    /// Small named values (the fetch offset).
+    pub(crate) meta: Arc<dyn MetaStore>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -88,11 +94,16 @@ impl Bridge {
             Arc::new(SqliteStore::open(&config.runner.data_dir).with_context(|| format!("cannot open the store in {}", config.runner.data_dir.display()))?);
         let recovered = store.recover(clock.now()).await.context("cannot recover in-flight work")?;
         let shared = Arc::new(build_shared(config, &store, clock)?);
+        // Checked before anything runs: fetch mode cannot start without a member id.
+        let fetcher = if config.chatbot.fetch { Some(fetch::fetcher(config, &shared).await?) } else { None };
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(http::serve(listener, Arc::clone(&shared), config.runner.receiver, stopped.clone()));
         tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
+        if let Some(fetcher) = fetcher {
+            tasks.spawn(fetch::run(fetcher, Arc::clone(&shared), stopped.clone()));
+        }
         let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
         info!(listen = %addr, workers = config.runner.workers, recovered = ?recovered, "bridge started");
@@ -151,7 +162,10 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
     let bot_url = config.bot.url.clone().context("BOT_HTTP_URL is not set")?;
     let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
     let client = B24Client::new(webhook, options)?;
-    let portal = Arc::new(BotPortal::new(client, bot_id, client_id));
+    let portal: Arc<dyn Portal> = match config.chatbot.api {
+        BotApi::V1 => Arc::new(BotPortal::new(client.clone(), bot_id, client_id)),
+        BotApi::V2 => Arc::new(BotV2Portal::new(client.clone(), bot_id, client_id)),
+    };
     let bot = Arc::new(
         HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)
             .map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?,
@@ -183,5 +197,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         lease: config.runner.lease,
         instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         refusals: Arc::default(),
+        client,
+        meta: store.clone(),
     })
 }
