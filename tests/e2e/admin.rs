@@ -192,7 +192,7 @@ async fn register_bot_v2_is_idempotent_in_both_modes_and_never_switches_a_bots_m
     assert!(lines.contains(&"OLBRIDGE_MODE=fetch".to_owned()) && lines.contains(&"OLBRIDGE_BOT_API=v2".to_owned()), "{lines:?}");
     assert!(lines.iter().any(|l| l.starts_with("B24_MEMBER_ID=")), "fetch mode needs it: {lines:?}");
     assert_eq!(c_bots(&app, "olbridge_fetch").await.len(), 1);
-    let last = app.emulator.calls().into_iter().filter(|c| c.method == "imbot.v2.Bot.register").last().unwrap();
+    let last = app.emulator.calls().into_iter().rfind(|c| c.method == "imbot.v2.Bot.register").unwrap();
     assert_eq!(last.params["fields"]["eventMode"], "fetch");
     assert!(last.params["fields"].get("webhookUrl").is_none());
     app.shutdown().await;
