@@ -25,7 +25,11 @@ const QUOTED: &[(&str, &str, &str)] = &[
     ("docs/operations.md", "outcome in `olbridge stats` is `ignored`", "Self::Ignored { .. } => \"ignored\""),
     ("docs/bitrix24-setup.md", "logs `event refused` with `reason=event authentication failed`", "\"event refused\""),
     ("docs/operations.md", "`the portal refused to hand over the bot's events`", "\"the portal refused to hand over the bot's events"),
-    ("docs/operations.md", "`cannot fetch the bot's events; nothing is acknowledged, trying again`", "\"cannot fetch the bot's events; nothing is acknowledged, trying again\""),
+    (
+        "docs/operations.md",
+        "`cannot fetch the bot's events; nothing is acknowledged, trying again`",
+        "\"cannot fetch the bot's events; nothing is acknowledged, trying again\"",
+    ),
 ];
 
 fn root() -> PathBuf {
