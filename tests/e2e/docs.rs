@@ -37,6 +37,12 @@ const QUOTED: &[(&str, &str, &str)] = &[
         "messages are keyed with a stand-in named after the portal's domain",
     ),
     ("docs/bitrix24-setup.md", "logs `event refused` with `reason=event authentication failed`", "\"event refused\""),
+    ("docs/operations.md", "`the portal refused to hand over the bot's events`", "\"the portal refused to hand over the bot's events"),
+    (
+        "docs/operations.md",
+        "`cannot fetch the bot's events; nothing is acknowledged, trying again`",
+        "\"cannot fetch the bot's events; nothing is acknowledged, trying again\"",
+    ),
 ];
 
 fn root() -> PathBuf {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod answers;
+mod chatbots_v2;
 mod cli;
 mod crash;
 mod demo;

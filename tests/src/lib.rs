@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use b24_emulator::{DemoPortal, Emulator, EmulatorConfig, InboxMessage, RateLimit};
 use olbridge::runner::Bridge;
+use olbridge_core::b24::imbot::V2EventMode;
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use olbridge_core::domain::turn::TurnRecord;
@@ -45,11 +46,26 @@ pub enum Setup {
     },
 }
 
+/// Which bot the harness registers, and how its events reach the bridge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Chatbot {
+    /// A v1 bot (`imbot.register`), events POSTed to the receiver.
+    #[default]
+    V1,
+    /// A Chatbots 2.0 bot in webhook mode (`ONIMBOTV2*` POSTed to the receiver).
+    V2Webhook,
+    /// A Chatbots 2.0 bot in fetch mode: no handler URL; the bridge pulls with
+    /// `imbot.v2.Event.get` every 0.2 s (`B24_POLL_SEC`).
+    V2Fetch,
+}
+
 /// How a test app is set up.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
     /// Push or operator mode.
     pub setup: Setup,
+    /// In push mode, the bot's API and event mode.
+    pub chatbot: Chatbot,
     /// `OLBRIDGE_BURST_MS` (0: off, so each message is its own turn).
     pub burst_ms: u64,
     /// The portal's leaky bucket.
@@ -74,6 +90,7 @@ impl Default for AppOptions {
     fn default() -> Self {
         Self {
             setup: Setup::Push,
+            chatbot: Chatbot::V1,
             burst_ms: 0,
             portal_rate: RateLimit { per_sec: 20.0, burst: 50.0 },
             client_rate: (18.0, 40),
@@ -98,7 +115,8 @@ pub struct TestApp {
     pub bot: TestBot,
     /// Who our replies are posted as: the bot, or in operator mode the service user.
     pub bot_id: u64,
-    /// Our bot's `CLIENT_ID` (also the events' application token); empty in operator mode.
+    /// Our bot's `CLIENT_ID` (also the v1 events' application token), or its v2 `botToken`; empty
+    /// in operator mode.
     pub client_id: String,
     /// The WhatsApp line the customers write on.
     pub line_id: u64,
@@ -132,6 +150,19 @@ impl TestApp {
         Ok(app)
     }
 
+    /// As [`TestApp::spawn_process`], but the child is not started yet: [`TestApp::restart`]
+    /// starts it (a test can set the portal up first, e.g. queue events for a fetch-mode bot).
+    pub async fn stopped_process(opts: AppOptions) -> anyhow::Result<Self> {
+        let (app, listener) = Self::prepare(&opts).await?;
+        drop(listener);
+        Ok(app)
+    }
+
+    /// The bridge's data directory (its SQLite store, `serve.log`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
     async fn prepare(opts: &AppOptions) -> anyhow::Result<(Self, TcpListener)> {
         let emulator = Emulator::start(EmulatorConfig { rate: opts.portal_rate, ..EmulatorConfig::default() }).await?;
         let portal = emulator.seed_demo();
@@ -143,7 +174,13 @@ impl TestApp {
             Setup::Push => {
                 let webhook = WebhookBase::parse(&portal.webhook_url).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let client = B24Client::new(webhook, ClientOptions::default())?;
-                let reg = olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?;
+                let reg = match opts.chatbot {
+                    Chatbot::V1 => olbridge::admin::register::register(&client, &events_url, "olbridge_test", "Test assistant", None).await?,
+                    Chatbot::V2Webhook | Chatbot::V2Fetch => {
+                        let mode = if opts.chatbot == Chatbot::V2Fetch { V2EventMode::Fetch } else { V2EventMode::Webhook(events_url.clone()) };
+                        olbridge::admin::register::register_v2(&client, "olbridge_test", "Test assistant", mode, None).await?
+                    }
+                };
                 emulator.attach_welcome_bot(portal.whatsapp_line_id, reg.bot_id.get())?;
                 let env = vec![("B24_BOT_ID", reg.bot_id.to_string()), ("B24_BOT_CLIENT_ID", reg.client_id.expose().to_owned())];
                 (portal.webhook_url.clone(), reg.bot_id.get(), reg.client_id.expose().to_owned(), portal.whatsapp_line_id, env)
@@ -181,6 +218,19 @@ impl TestApp {
         .chain(mode_env)
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        match opts.chatbot {
+            Chatbot::V1 => {}
+            Chatbot::V2Webhook => {
+                env.insert("OLBRIDGE_BOT_API".into(), "v2".into());
+                env.insert("B24_APPLICATION_TOKEN".into(), emulator.v2_application_token());
+            }
+            Chatbot::V2Fetch => {
+                env.insert("OLBRIDGE_BOT_API".into(), "v2".into());
+                env.insert("OLBRIDGE_MODE".into(), "fetch".into());
+                env.insert("B24_MEMBER_ID".into(), emulator.member_id());
+                env.insert("B24_POLL_SEC".into(), "0.2".into());
+            }
+        }
         if let Some(t) = opts.bot_timeout_sec {
             env.insert("BOT_HTTP_TIMEOUT_SEC".into(), t.to_string());
         }

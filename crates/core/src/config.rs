@@ -21,8 +21,10 @@ use crate::domain::ids::{BotId, MemberId};
 use crate::domain::profile::DEFAULT_PROFILE_MAX_BYTES;
 use crate::domain::secret::Secret;
 
+mod chatbot;
 mod sources;
 
+pub use chatbot::{BotApi, ChatbotSettings};
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
 /// Environment variable names.
@@ -43,8 +45,10 @@ pub mod vars {
     pub const B24_APPLICATION_TOKEN: &str = "B24_APPLICATION_TOKEN";
     /// Our chatbot's id.
     pub const B24_BOT_ID: &str = "B24_BOT_ID";
-    /// Our chatbot's `CLIENT_ID`.
+    /// Our chatbot's `CLIENT_ID` (v1) or `botToken` (v2).
     pub const B24_BOT_CLIENT_ID: &str = "B24_BOT_CLIENT_ID";
+    /// The chatbot API: `v1` (default) or `v2` (Chatbots 2.0).
+    pub const OLBRIDGE_BOT_API: &str = "OLBRIDGE_BOT_API";
     /// Signs bot requests when set.
     pub const BOT_HMAC_SECRET: &str = "BOT_HMAC_SECRET";
     /// When set, events from another portal are refused.
@@ -147,6 +151,8 @@ pub mod vars {
         B24_APPLICATION_TOKEN,
         B24_BOT_ID,
         B24_BOT_CLIENT_ID,
+        OLBRIDGE_BOT_API,
+        OLBRIDGE_MODE,
         BOT_HMAC_SECRET,
         B24_MEMBER_ID,
         OLBRIDGE_LISTEN,
@@ -350,6 +356,8 @@ pub struct Config {
     pub aws: AwsSettings,
     /// Message sources.
     pub sources: SourceSettings,
+    /// The chatbot API and whether its events are fetched.
+    pub chatbot: ChatbotSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -521,7 +529,8 @@ impl Config {
             secret_ttl: Duration::from_secs(r.number(OLBRIDGE_SECRET_TTL_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
         };
         let sources = sources::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources }) } else { Err(ConfigError(r.problems)) }
+        let chatbot = chatbot::read(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to
@@ -545,11 +554,23 @@ impl Config {
         if mode == Mode::Operator {
             return if p.is_empty() { Ok(()) } else { Err(ConfigError(p)) };
         }
-        if self.portal.application_token.is_none() && self.portal.bot_client_id.is_none() && mode == Mode::Push {
-            p.push(format!("neither {B24_APPLICATION_TOKEN} nor {B24_BOT_CLIENT_ID} is set: events could not be verified (run `olbridge register-bot`)"));
+        let register = if self.chatbot.api == BotApi::V2 { "olbridge register-bot --v2" } else { "olbridge register-bot" };
+        match (self.chatbot.api, mode == Mode::Fetch) {
+            (BotApi::V1, true) => p.push(format!(
+                "{OLBRIDGE_MODE}=fetch needs a Chatbots 2.0 bot: set {OLBRIDGE_BOT_API}=v2 and register one with `olbridge register-bot --v2 --fetch`"
+            )),
+            (BotApi::V1, false) if self.portal.application_token.is_none() && self.portal.bot_client_id.is_none() => {
+                p.push(format!("neither {B24_APPLICATION_TOKEN} nor {B24_BOT_CLIENT_ID} is set: events could not be verified (run `olbridge register-bot`)"))
+            }
+            // A v2 bot's events carry the portal's application token, never the botToken.
+            (BotApi::V2, false) if self.portal.application_token.is_none() => p.push(format!(
+                "{B24_APPLICATION_TOKEN} is not set: Chatbots 2.0 events are verified against their auth[application_token] (see docs/bitrix24-setup.md), \
+                 or run without a public endpoint in fetch mode ({OLBRIDGE_MODE}=fetch, `olbridge register-bot --v2 --fetch`)"
+            )),
+            _ => {}
         }
         if self.portal.bot_id.is_none() || self.portal.bot_client_id.is_none() {
-            p.push(format!("{B24_BOT_ID} and {B24_BOT_CLIENT_ID} must be set: run `olbridge register-bot` and copy the lines it prints"));
+            p.push(format!("{B24_BOT_ID} and {B24_BOT_CLIENT_ID} must be set: run `{register}` and copy the lines it prints"));
         }
         if p.is_empty() { Ok(()) } else { Err(ConfigError(p)) }
     }
@@ -619,6 +640,31 @@ mod tests {
         assert_eq!(phrases_only.matches("agent"), None);
         let off = Config::from_map(&env(&[("OLBRIDGE_ESCALATION_WORDS", "|")])).expect("valid").conversation.escalation;
         assert_eq!(off.lone_words().count(), 0);
+    }
+
+    #[test]
+    fn the_chatbot_api_and_fetch_mode_are_read_and_checked_for_serve() {
+        let base = [
+            ("B24_WEBHOOK_BASE", "https://example.bitrix24.com/rest/38005/code123456/"),
+            ("BOT_HTTP_URL", "http://bot"),
+            ("B24_BOT_ID", "7"),
+            ("B24_BOT_CLIENT_ID", "tok"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| Config::from_map(&env(&[&base[..], extra].concat()));
+        let v1 = with(&[]).expect("valid");
+        assert_eq!((v1.chatbot, v1.mode()), (ChatbotSettings { api: BotApi::V1 }, Mode::Push));
+        assert!(v1.check_serve().is_ok(), "v1 verifies with the CLIENT_ID");
+        let v2 = with(&[("OLBRIDGE_BOT_API", "v2")]).expect("valid");
+        let e = v2.check_serve().expect_err("v2 webhook mode needs the application token");
+        assert!(e.0.len() == 1 && e.0[0].contains("B24_APPLICATION_TOKEN"), "{e}");
+        assert!(with(&[("OLBRIDGE_BOT_API", "v2"), ("B24_APPLICATION_TOKEN", "app")]).expect("valid").check_serve().is_ok());
+        let fetch = with(&[("OLBRIDGE_BOT_API", "V2"), ("OLBRIDGE_MODE", "fetch")]).expect("valid");
+        assert_eq!((fetch.chatbot, fetch.mode()), (ChatbotSettings { api: BotApi::V2 }, Mode::Fetch));
+        assert!(fetch.check_serve().is_ok(), "fetch mode verifies nothing: it pulls");
+        let e = with(&[("OLBRIDGE_MODE", "fetch")]).expect("valid").check_serve().expect_err("v1 cannot fetch");
+        assert!(e.0[0].contains("OLBRIDGE_BOT_API=v2"), "{e}");
+        let e = with(&[("OLBRIDGE_BOT_API", "v3"), ("OLBRIDGE_MODE", "pull")]).expect_err("invalid");
+        assert_eq!(e.0.len(), 2, "{e}");
     }
 
     #[test]

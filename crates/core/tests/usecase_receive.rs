@@ -142,3 +142,56 @@ async fn a_store_that_cannot_take_the_job_refuses_with_503_and_undoes_the_admiss
     let accepted = call(&store, CAPTURE, None, at_ts()).await.expect("accepted");
     assert!(matches!(accepted, Received::Enqueued(_)));
 }
+
+/// A Chatbots 2.0 `ONIMBOTV2MESSAGEADD` as webhook mode POSTs it (contract §4.8: the bot's own
+/// `auth` inside `data[bot]`, the portal's at the top level), from the customer of an Open Lines chat.
+fn v2_event(top_token: &str, bot_token: &str) -> String {
+    let pairs = [
+        ("event", "ONIMBOTV2MESSAGEADD"),
+        ("ts", "1711455834"),
+        ("auth[domain]", "b24-1x2ywp.bitrix24.ru"),
+        ("auth[application_token]", top_token),
+        ("data[bot][id]", "456"),
+        ("data[bot][code]", "olbridge"),
+        ("data[bot][auth][application_token]", bot_token),
+        ("data[message][id]", "789"),
+        ("data[message][chatId]", "5"),
+        ("data[message][authorId]", "13"),
+        ("data[message][date]", "2024-03-26T15:23:54+03:00"),
+        ("data[message][text]", "Hello bot!"),
+        ("data[chat][id]", "5"),
+        ("data[chat][dialogId]", "chat5"),
+        ("data[chat][entityType]", "LINES"),
+        ("data[chat][entityId]", "whatsappbyedna|3|4915112345678@olbridge|13"),
+        ("data[user][id]", "13"),
+        ("data[user][connector]", "Y"),
+    ];
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+#[tokio::test]
+async fn v2_events_are_verified_against_the_top_level_application_token_only() {
+    let store = Arc::new(MemoryStore::new());
+    // B24_APPLICATION_TOKEN set; B24_BOT_CLIENT_ID holds the v2 botToken.
+    let v2 = ReceiveSettings { application_token: Some(Secret::new("portal-app-token")), bot_client_id: Some(Secret::new("bot-token")), ..settings() };
+    let r = receiver(&store, v2.clone());
+    let call = |body: String| {
+        let r = r.clone();
+        async move { r.receive(InboundRequest { body: body.as_bytes(), query: None }, at_ts()).await }
+    };
+    // The token inside data[bot][auth] does not count, nor does the botToken.
+    assert_eq!(call(v2_event("wrong", "portal-app-token")).await.expect_err("inner token").status(), 401);
+    assert_eq!(call(v2_event("bot-token", "bot-token")).await.expect_err("bot token").status(), 401);
+    assert_eq!(store.depth(at_ts()).await.expect("depth").ready, 0);
+
+    // The documented v2 envelope has no auth[member_id]: the configured one is used.
+    let accepted = call(v2_event("portal-app-token", "whatever")).await.expect("accepted");
+    assert!(matches!(accepted, Received::Enqueued(ref k) if k.as_str() == format!("{MEMBER}:msg:789")), "{accepted:?}");
+    assert_eq!(store.depth(at_ts()).await.expect("depth").ready, 1);
+
+    // Without B24_APPLICATION_TOKEN, a v2 event cannot be verified (v1 would fall back to the CLIENT_ID).
+    let unverifiable = receiver(&store, ReceiveSettings { application_token: None, ..v2 });
+    let body = v2_event("bot-token", "bot-token");
+    let err = unverifiable.receive(InboundRequest { body: body.as_bytes(), query: None }, at_ts()).await.expect_err("no token");
+    assert_eq!(err.status(), 401);
+}

@@ -198,7 +198,13 @@ fn print_summary(config: &Config) {
         .map(|u| format!("{}://{}{}{}", u.scheme(), u.host_str().unwrap_or(""), u.port().map(|p| format!(":{p}")).unwrap_or_default(), u.path()))
         .unwrap_or_default();
     let mode = config.mode();
-    eprintln!("olbridge {} — {} mode (OLBRIDGE_MODE)", env!("CARGO_PKG_VERSION"), mode.name());
+    let how = match (mode, config.chatbot.api) {
+        (olbridge_core::config::Mode::Operator, _) => "operator mode: the webhook's user polls its Open Lines chats",
+        (olbridge_core::config::Mode::Fetch, _) => "fetch mode: Chatbots 2.0, imbot.v2.Event.get",
+        (olbridge_core::config::Mode::Push, olbridge_core::config::BotApi::V2) => "push mode: Chatbots 2.0 events",
+        (olbridge_core::config::Mode::Push, olbridge_core::config::BotApi::V1) => "push mode: chatbot events",
+    };
+    eprintln!("olbridge {} — {how} (OLBRIDGE_MODE={})", env!("CARGO_PKG_VERSION"), mode.name());
     eprintln!("  portal   {portal} (member id check: {})", p.member_id.as_ref().map_or("off".into(), |m| m.to_string()));
     let answers_as = match (mode, p.bot_id) {
         (olbridge_core::config::Mode::Operator, _) | (_, None) => "the webhook's user".to_owned(),

@@ -142,6 +142,9 @@ fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         "NO_AUTH_FOUND" | "expired_token" | "invalid_token" | "insufficient_scope" | "INVALID_CREDENTIALS" | "WRONG_AUTH_TYPE" | "user_access_error" => {
             ErrorKind::Auth
         }
+        // Chatbots 2.0: the `botToken` is wrong or missing, or the bot is gone (§4.8): the
+        // configuration (`B24_BOT_CLIENT_ID`, `B24_BOT_ID`) must be fixed.
+        "BOT_OWNERSHIP_ERROR" | "BOT_TOKEN_NOT_SPECIFIED" | "BOT_NOT_FOUND" => ErrorKind::Auth,
         // Known codes that arrive with 5xx but will not get better by retrying.
         "PORTAL_DELETED" => ErrorKind::Permanent,
         _ => match status {
@@ -212,6 +215,9 @@ mod tests {
             assert_eq!(kind(c, 500), ErrorKind::Auth, "{c}");
         }
         assert_eq!(kind("PORTAL_DELETED", 500), ErrorKind::Permanent);
+        for c in ["BOT_OWNERSHIP_ERROR", "BOT_TOKEN_NOT_SPECIFIED", "BOT_NOT_FOUND"] {
+            assert_eq!(kind(c, 400), ErrorKind::Auth, "{c}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Typed chatbot calls: v1 `imbot.*` (contract §4.1–§4.4, §4.7; UPPER_CASE parameters) and the
-//! two Chatbots 2.0 calls the bridge uses (`imbot.v2.Event.get`, `imbot.v2.Chat.Message.send`;
-//! camelCase, §3.7, §4.8).
+//! Chatbots 2.0 calls the bridge uses (`imbot.v2.Bot.register`, `imbot.v2.Event.get`,
+//! `imbot.v2.Chat.Message.send`, `imbot.v2.Chat.InputAction.notify`; camelCase, §3.7, §4.8).
 //!
 //! Through a webhook every v1 bot call must repeat the `CLIENT_ID` the bot was registered with, and
 //! every v2 call its `botToken`; both are [`Secret`]s and only ever go into the request body.
@@ -232,6 +232,83 @@ impl B24Client {
         let p = json!({"botId": bot.get(), "botToken": bot_token.expose(), "dialogId": m.dialog.to_string(), "fields": fields});
         let v: Value = self.call_no_replay("imbot.v2.Chat.Message.send", &p).await?;
         message_id("imbot.v2.Chat.Message.send", v.get("id").unwrap_or(&Value::Null))
+    }
+}
+
+/// `imbot.v2.Bot.register` `fields.eventMode`: how the portal hands the bot its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V2EventMode {
+    /// POSTed form-encoded to this URL (`ONIMBOTV2*`, never retried).
+    Webhook(String),
+    /// Queued on the portal for `imbot.v2.Event.get` (offset-acknowledged; no public endpoint).
+    Fetch,
+}
+
+/// `imbot.v2.Bot.register` parameters (an Open Lines bot: `type: openline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V2BotRegistration {
+    /// Unique within the portal.
+    pub code: String,
+    /// The bot's user profile (`properties.name`, `lastName`, `workPosition`, `color`).
+    pub properties: BotProperties,
+    /// Webhook or fetch.
+    pub mode: V2EventMode,
+    /// Ties the bot to this webhook; repeated on every later call (≤ 40 characters, §4.8).
+    pub bot_token: Secret,
+}
+
+/// A v2 bot as `imbot.v2.Bot.register` (and the fetch-mode events) describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct V2Bot {
+    /// Its id (its user id).
+    #[serde(deserialize_with = "de::u64")]
+    pub id: u64,
+    /// Registration code.
+    #[serde(deserialize_with = "de::string")]
+    pub code: String,
+    /// `bot`, `openline`, ...
+    #[serde(rename = "type", deserialize_with = "de::string")]
+    pub kind: String,
+    /// `webhook` or `fetch`.
+    #[serde(deserialize_with = "de::string")]
+    pub event_mode: String,
+}
+
+impl B24Client {
+    /// `imbot.v2.Bot.register`: idempotent on the portal for the same `botToken` and code (the
+    /// existing bot comes back unchanged; another token gets `BOT_CODE_ALREADY_TAKEN`).
+    pub async fn imbot_v2_bot_register(&self, r: &V2BotRegistration) -> Result<V2Bot, B24Error> {
+        const METHOD: &str = "imbot.v2.Bot.register";
+        let mut props = json!({"name": r.properties.name});
+        for (key, value) in [("lastName", &r.properties.last_name), ("color", &r.properties.color), ("workPosition", &r.properties.work_position)] {
+            if let Some(v) = value {
+                props[key] = json!(v);
+            }
+        }
+        let mut fields = json!({"code": r.code, "type": "openline", "isSupportOpenline": true, "properties": props});
+        match &r.mode {
+            V2EventMode::Webhook(url) => {
+                fields["eventMode"] = json!("webhook");
+                fields["webhookUrl"] = json!(url);
+            }
+            V2EventMode::Fetch => fields["eventMode"] = json!("fetch"),
+        }
+        let v: Value = self.call_no_replay(METHOD, &json!({"botToken": r.bot_token.expose(), "fields": fields})).await?;
+        let bot = v.get("bot").cloned().unwrap_or(Value::Null);
+        let bot: V2Bot = serde_json::from_value(bot).map_err(|e| B24Error::unexpected_result(METHOD, &e))?;
+        if bot.id == 0 {
+            return Err(B24Error::local(METHOD, ErrorKind::Permanent, codes::UNEXPECTED_RESULT, "expected result.bot.id"));
+        }
+        Ok(bot)
+    }
+
+    /// `imbot.v2.Chat.InputAction.notify` ("typing…") at optional priority: `None` when skipped for
+    /// lack of rate budget.
+    pub async fn imbot_v2_chat_input_action_notify(&self, bot: BotId, bot_token: &Secret, dialog: DialogId) -> Result<Option<bool>, B24Error> {
+        let p = json!({"botId": bot.get(), "botToken": bot_token.expose(), "dialogId": dialog.to_string()});
+        let v: Option<Value> = self.call_optional("imbot.v2.Chat.InputAction.notify", &p).await?;
+        Ok(v.map(|v| v != Value::Bool(false)))
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`batch`]: up to 50 commands per request, PHP-style `cmd` encoding, per-command errors.
 //! - [`im`], [`imbot`], [`imopenlines`], [`crm`]: typed calls with typed results.
 //! - [`de`]: tolerant deserializers for v1's string-or-number ids and `Y`/`N` flags.
-//! - [`portal`]: [`BotPortal`] (a v1 Open Lines bot) and [`OperatorPortal`] (the service user).
+//! - [`portal`]: [`BotPortal`] (a v1 Open Lines bot) and [`OperatorPortal`] (the service user);
+//!   [`portal_v2`]: [`BotV2Portal`] (a Chatbots 2.0 Open Lines bot, also the fetch-mode event feed).
 //! - [`feed`]: [`RestFeed`], what the pollers read (recent chats, messages in batches, the user's
 //!   `im.v2` event log), at background priority.
 //!
@@ -30,6 +31,7 @@ pub mod im;
 pub mod imbot;
 pub mod imopenlines;
 pub mod portal;
+pub mod portal_v2;
 pub mod ratelimit;
 pub mod webhook;
 
@@ -38,5 +40,6 @@ pub use client::{B24Client, ClientOptions, Operating, Page, Replay};
 pub use error::{B24Error, ErrorKind};
 pub use feed::RestFeed;
 pub use portal::{BotPortal, OperatorPortal};
+pub use portal_v2::BotV2Portal;
 pub use ratelimit::{Permit, Priority, RateLimiter, RatePlan};
 pub use webhook::{WebhookBase, WebhookError};

@@ -216,6 +216,12 @@ pub fn from_v2_json(event: &Value, portal: &PortalRef) -> Result<Option<PortalEv
     v2::decode(kind, data, Ctx { portal: portal.clone(), source: Source::BotFetch, sent_at, bot_id: None })
 }
 
+/// Whether an event code is a Chatbots 2.0 event (`ONIMBOTV2*`), whose `auth[application_token]`
+/// is the portal's application token rather than a v1 bot's `CLIENT_ID`.
+pub fn is_v2_event(event: &str) -> bool {
+    event.to_ascii_uppercase().starts_with("ONIMBOTV2")
+}
+
 fn v2_kind(event: &str) -> Option<Kind> {
     match event {
         "ONIMBOTV2MESSAGEADD" => Some(Kind::Message),

@@ -159,10 +159,6 @@ pub struct TurnProgress {
     /// message before the bot is asked: a resumed turn answers exactly the same messages, and
     /// marks them done with it, even when they are not redelivered together.
     pub merged: Vec<InboundMessage>,
-    /// The turn's composition is fixed (saved before the bot is first asked): a resumed turn asks
-    /// the bot the same question under the same `Idempotency-Key`, never a bigger one.
-    #[serde(default)]
-    pub composed: bool,
 }
 
 /// Timings of one turn, for the message log. Every instant is wall-clock UTC.

@@ -12,6 +12,7 @@
 //! | [`MetaStore`] | small named values with compare-and-set (the pinned portal, poller cursors) | memory, SQLite, DynamoDB |
 //! | [`Portal`] | what the worker does on Bitrix24 | the REST client's adapters in [`crate::b24`] |
 //! | [`ChatFeed`] | what the pollers read on Bitrix24: recent chats, messages after a cursor, the user's event log | [`crate::b24::feed::RestFeed`] |
+//! | [`EventFeed`] | a Chatbots 2.0 bot's event queue, read by offset (fetch mode) | [`crate::b24::BotV2Portal`] |
 //! | [`Bot`] | the bot, with its request and answer types | [`crate::bot::http::HttpBot`] |
 //! | [`Clock`] | time | system, manual |
 //!
@@ -22,6 +23,7 @@
 //! testable without sleeping.
 
 mod bot;
+mod bot_events;
 mod chat;
 mod clock;
 mod feed;
@@ -33,6 +35,7 @@ mod profile;
 mod queue;
 
 pub use bot::{Bot, BotAnswer, BotCrm, BotError, BotRequest};
+pub use bot_events::{EventFeed, FeedEvent, FeedPage};
 pub use chat::{ChatMode, ChatStore, HistoryTurn};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use feed::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted, Pressure};

@@ -3,12 +3,15 @@
 //! port or a `now` argument.
 //!
 //! - [`receive`]: verify a Bitrix24 event, de-duplicate it, enqueue it (the receiver).
+//! - [`fetch`]: pull a Chatbots 2.0 bot's events (`imbot.v2.Event.get`) and enqueue them the same
+//!   way, acknowledging them only once they are queued (the fetch loop, a poller Lambda).
 //! - [`process`]: one chat's consecutive jobs as turns (the worker), and giving a turn up.
 //! - [`job`]: what becomes of a job after a turn (ack, retry after a delay, give up, dead-letter),
 //!   and putting dead letters back.
 //! - [`poll`]: finding messages by reading the portal (operator mode, and push mode's
 //!   reconciliation), enqueued through `receive::enqueue` with the push path's key.
 
+pub mod fetch;
 pub mod job;
 pub mod poll;
 pub mod process;

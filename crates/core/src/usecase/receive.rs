@@ -14,6 +14,14 @@
 //! | another portal (member id or domain) | 403 |
 //! | the store failed | 503 (nothing was enqueued; Bitrix24 will not retry, reconciliation will) |
 //!
+//! # Which token
+//! v1 events are checked against `B24_APPLICATION_TOKEN`, or, when only `B24_BOT_CLIENT_ID` is
+//! set, against the bot's `CLIENT_ID` (what webhook-registered v1 bots' events were seen to carry),
+//! plus the `CLIENT_ID` Bitrix24 appends to a v1 handler URL. Chatbots 2.0 (`ONIMBOTV2*`) events
+//! are checked against the top-level `auth[application_token]` only, and only against
+//! `B24_APPLICATION_TOKEN`: the `botToken` is our credential for calls, never in an event, and v2
+//! handler URLs get no `CLIENT_ID` appended.
+//!
 //! # Which portal
 //! The de-duplication key is `<member id>:msg:<message id>`, and the member id in it never comes
 //! from an unverified field: it is `B24_MEMBER_ID` when configured, otherwise the member id of the
@@ -247,8 +255,15 @@ impl Receiver {
         let Some(event) = parse::to_portal_event_as(&envelope, portal).map_err(|e| ReceiveError::Malformed(e.to_string()))? else {
             return Ok(Received::Ignored(format!("event {} is not handled", envelope.event)));
         };
+        self.accept(event, now).await
+    }
+
+    /// Queues a verified, parsed event, whatever brought it in (the receiver, the fetch loop): our
+    /// own messages are dropped, an operator's message silences the bot at once, and the rest goes
+    /// through [`enqueue`].
+    pub async fn accept(&self, event: PortalEvent, now: DateTime<Utc>) -> Result<Received, ReceiveError> {
         if let PortalEvent::Message(m) = &event {
-            if m.author.kind == AuthorKind::Bot && m.author.id.map(|u| u.get()) == settings.bot_id.map(|b| b.get()) {
+            if m.author.kind == AuthorKind::Bot && m.author.id.map(|u| u.get()) == self.settings.bot_id.map(|b| b.get()) {
                 return Ok(Received::Ignored("our own message".into()));
             }
             if m.author.kind == AuthorKind::Operator && m.lines.user_code.is_some() {
@@ -285,8 +300,16 @@ fn decode(settings: &ReceiveSettings, body: &[u8]) -> Result<EventEnvelope, Rece
 }
 
 fn verify(settings: &ReceiveSettings, env: &EventEnvelope, query: Option<&str>, now: DateTime<Utc>) -> Result<(), ReceiveError> {
-    // Token first: an unauthenticated caller learns nothing about which portal we serve.
-    let expected = settings.application_token.as_ref().or(settings.bot_client_id.as_ref()).ok_or(ReceiveError::Forged)?;
+    // Token first: an unauthenticated caller learns nothing about which portal we serve. A v1
+    // webhook bot's events have been seen carrying its CLIENT_ID as the token; a Chatbots 2.0
+    // event carries the portal's application token at the top level (not the one inside
+    // `data[bot][auth]`, contract §3.2), never the botToken, so v2 events need the configured token.
+    let expected = if parse::is_v2_event(&env.event) {
+        settings.application_token.as_ref()
+    } else {
+        settings.application_token.as_ref().or(settings.bot_client_id.as_ref())
+    };
+    let expected = expected.ok_or(ReceiveError::Forged)?;
     let presented = env.auth.application_token.as_deref().unwrap_or("");
     // Every candidate is compared (in constant time each), so timing does not tell which matched.
     let matched = std::iter::once(expected).chain(&settings.previous_tokens).fold(false, |any, t| t.matches(presented) | any);

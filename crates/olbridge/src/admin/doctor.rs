@@ -11,6 +11,10 @@
 //! an event), and `B24_MEMBER_ID`, which nobody can look up in the Bitrix24 UI: it is the
 //! `auth[member_id]` of every event; the bridge pins the first verified one in its store, so once
 //! it has received an event, doctor can name the line to add to `.env`.
+//!
+//! A Chatbots 2.0 setup gets its own checks (`doctor_v2`): token, event mode, and what the mode
+//! needs. In fetch mode there is no handler URL to check, and `B24_MEMBER_ID` (or a pinned one) is
+//! required: fetched events carry no member id.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -50,7 +54,7 @@ impl Check {
 pub async fn checks(config: &Config) -> Vec<Check> {
     let mut out = vec![Check::Ok(format!("mode: {} ({})", config.mode().name(), mode_why(config)))];
     out.extend(portal_checks(config).await);
-    if config.mode() == Mode::Push {
+    if config.mode() != Mode::Operator {
         out.extend(handler_checks(config).await);
     }
     out.push(member_id_check(config).await);
@@ -142,8 +146,9 @@ async fn portal_checks(config: &Config) -> Vec<Check> {
         (Some(_), Err(e)) => out.push(Check::Fail(format!("imbot.bot.list failed: {e}"))),
     }
     if config.portal.bot_client_id.is_none() {
-        out.push(Check::Fail("B24_BOT_CLIENT_ID is not set: it is printed by `olbridge register-bot`".into()));
+        out.push(Check::Fail("B24_BOT_CLIENT_ID is not set: it is printed by `olbridge register-bot` (the v2 botToken with --v2)".into()));
     }
+    out.extend(super::doctor_v2::checks(&client, config).await);
     out.extend(line_checks(&client, config, bot_id).await);
     out
 }
@@ -199,6 +204,9 @@ async fn operator_line_checks(client: &B24Client) -> Vec<Check> {
 }
 
 async fn handler_checks(config: &Config) -> Vec<Check> {
+    if config.mode() == Mode::Fetch {
+        return vec![Check::Ok("fetch mode: the bridge pulls the bot's events (imbot.v2.Event.get), no public endpoint is needed".into())];
+    }
     let Some(base) = &config.runner.public_url else {
         return vec![Check::Warn("OLBRIDGE_PUBLIC_URL is not set: cannot check that Bitrix24 can reach the receiver".into())];
     };
@@ -273,6 +281,11 @@ async fn member_id_check(config: &Config) -> Check {
             "B24_MEMBER_ID is not set; the bridge pinned member id {p} from the first verified event and refuses events naming another portal. \
              Add B24_MEMBER_ID={p} to .env to make it explicit (it then never depends on which event came first)"
         )),
+        (None, None) if config.mode() == Mode::Fetch => Check::Fail(
+            "B24_MEMBER_ID is not set, and fetch mode needs it: fetched events carry no auth block, so the bridge cannot learn it \
+             (`olbridge serve` refuses to start). See docs/bitrix24-setup.md, \"Chatbots 2.0\", for where to find it"
+                .into(),
+        ),
         (None, None) => Check::Warn(
             "B24_MEMBER_ID is not set: the bridge will pin the member id of the first verified event and refuse others. The Bitrix24 UI does not show it: \
              every event carries it as auth[member_id], and the bridge logs it (WARN \"learned the portal's member id\") when it pins it. \

@@ -2,6 +2,7 @@
 //! used to provide, and the local store's reports.
 
 pub mod doctor;
+pub mod doctor_v2;
 pub mod local;
 pub mod register;
 pub mod tty;

@@ -7,6 +7,14 @@
 //! lines without creating anything. Only whoever holds the webhook code can compute it, and a new
 //! webhook (a rotation) gives another one: `.env` keeps the one printed at registration.
 //!
+//! `--v2` registers a Chatbots 2.0 bot instead (`imbot.v2.Bot.register`, type `openline`), in
+//! webhook mode with the handler URL, or with `--fetch` in fetch mode (no handler URL at all). Its
+//! `botToken` is derived the same way ([`derived_bot_token`], another label, so a v1 `CLIENT_ID`
+//! and a v2 `botToken` of one code differ; 32 characters, under the 40 Bitrix24 accepts), goes
+//! into `B24_BOT_CLIENT_ID` (same role: it authenticates every bot call), and the registration is
+//! idempotent on the portal itself: the same token and code give back the existing bot unchanged.
+//! A bot already registered in the other event mode is refused rather than silently kept.
+//!
 //! An explicit `B24_BOT_CLIENT_ID` is used instead of the derived one. Bots registered by older
 //! olbridge versions have a random `CLIENT_ID`: re-running finds them, cannot prove the derived id,
 //! and asks for the old `B24_BOT_CLIENT_ID` instead of creating a twin (every `imbot.*` call must
@@ -16,7 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use hmac::{Hmac, Mac as _};
-use olbridge_core::b24::imbot::{BotProperties, BotRegistration, BotType};
+use olbridge_core::b24::imbot::{BotProperties, BotRegistration, BotType, V2BotRegistration, V2EventMode};
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use olbridge_core::domain::ids::BotId;
@@ -46,6 +54,12 @@ pub struct RegisterArgs {
     /// The handler URL Bitrix24 POSTs events to; default `OLBRIDGE_PUBLIC_URL` + `/bitrix/events`.
     #[arg(long)]
     pub handler_url: Option<String>,
+    /// Register a Chatbots 2.0 bot (`imbot.v2.Bot.register`) instead of a v1 one.
+    #[arg(long)]
+    pub v2: bool,
+    /// With --v2: fetch mode, the bridge pulls the events (`imbot.v2.Event.get`); no handler URL.
+    #[arg(long, requires = "v2")]
+    pub fetch: bool,
 }
 
 /// A registered bot.
@@ -62,13 +76,71 @@ pub struct Registration {
 /// The `CLIENT_ID` olbridge gives the bot `code` on the portal of `webhook`: hex HMAC-SHA256 keyed
 /// by the webhook's secret code over `"olbridge-client-id:" + code`, first 32 characters.
 pub fn derived_client_id(webhook: &WebhookBase, code: &str) -> anyhow::Result<Secret> {
+    derive(webhook, "olbridge-client-id:", code)
+}
+
+/// The `botToken` olbridge gives the v2 bot `code` on the portal of `webhook`: as
+/// [`derived_client_id`], over `"olbridge-bot-token:" + code`.
+pub fn derived_bot_token(webhook: &WebhookBase, code: &str) -> anyhow::Result<Secret> {
+    derive(webhook, "olbridge-bot-token:", code)
+}
+
+fn derive(webhook: &WebhookBase, label: &str, code: &str) -> anyhow::Result<Secret> {
     // HMAC takes keys of any length; the error cannot happen.
     let mut mac = Hmac::<Sha256>::new_from_slice(webhook.code().expose().as_bytes()).map_err(|e| anyhow::anyhow!("cannot key HMAC-SHA256: {e}"))?;
-    mac.update(b"olbridge-client-id:");
+    mac.update(label.as_bytes());
     mac.update(code.as_bytes());
     let mut hex = hex::encode(mac.finalize().into_bytes());
     hex.truncate(CLIENT_ID_LEN);
     Ok(Secret::new(hex))
+}
+
+/// Registers the Chatbots 2.0 bot `code` in `mode`, or finds it when this token registered it
+/// before. `bot_token` is `B24_BOT_CLIENT_ID` when configured; otherwise the derived one.
+pub async fn register_v2(client: &B24Client, code: &str, name: &str, mode: V2EventMode, bot_token: Option<Secret>) -> anyhow::Result<Registration> {
+    let explicit = bot_token.is_some();
+    let bot_token = match bot_token {
+        Some(t) => t,
+        None => derived_bot_token(client.webhook(), code)?,
+    };
+    let before = client.imbot_bot_list().await.context("imbot.bot.list failed")?;
+    let want = match &mode {
+        V2EventMode::Webhook(_) => "webhook",
+        V2EventMode::Fetch => "fetch",
+    };
+    let registration = V2BotRegistration {
+        code: code.to_owned(),
+        properties: BotProperties {
+            name: name.to_owned(),
+            work_position: Some("WhatsApp assistant".into()),
+            color: Some("AQUA".into()),
+            ..BotProperties::default()
+        },
+        mode,
+        bot_token: bot_token.clone(),
+    };
+    let bot = match client.imbot_v2_bot_register(&registration).await {
+        Ok(bot) => bot,
+        Err(e) if e.code == "BOT_CODE_ALREADY_TAKEN" => {
+            let which = if explicit { "B24_BOT_CLIENT_ID in the configuration is not its botToken" } else { "it was registered with another botToken" };
+            anyhow::bail!(
+                "a Chatbots 2.0 bot with code {code:?} is already registered, but {which}. \
+                 Set B24_BOT_CLIENT_ID to the botToken printed when it was registered (see the old .env), or register a new bot with --code <another code>."
+            );
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("imbot.v2.Bot.register failed")),
+    };
+    let bot_id = BotId::new(bot.id).map_err(|e| anyhow::anyhow!("imbot.v2.Bot.register returned bot id {}: {e}", bot.id))?;
+    if !bot.event_mode.eq_ignore_ascii_case(want) {
+        anyhow::bail!(
+            "the bot {code:?} (id {bot_id}) is registered in {} mode, not {want} mode; Bitrix24 keeps an existing bot unchanged. \
+             Run `olbridge register-bot --v2{}` to keep its mode, or register a new bot with --code <another code>.",
+            bot.event_mode,
+            if bot.event_mode == "fetch" { " --fetch" } else { "" },
+        );
+    }
+    let created = !before.iter().any(|b| b.id == bot.id);
+    Ok(Registration { bot_id, client_id: bot_token, created })
 }
 
 /// Registers the bot `code`, or finds it when it exists. `client_id` is `B24_BOT_CLIENT_ID` when
@@ -135,9 +207,17 @@ pub async fn run(config: &Config, args: RegisterArgs) -> anyhow::Result<ExitCode
     let handler = match (&args.handler_url, &config.runner.public_url) {
         (Some(h), _) => h.clone(),
         (None, Some(base)) => format!("{}/bitrix/events", base.as_str().trim_end_matches('/')),
-        (None, None) => anyhow::bail!("set OLBRIDGE_PUBLIC_URL (the https:// address Bitrix24 reaches this bridge at) or pass --handler-url"),
+        // Fetch mode has no handler URL at all.
+        (None, None) if args.fetch => String::new(),
+        (None, None) => anyhow::bail!(
+            "set OLBRIDGE_PUBLIC_URL (the https:// address Bitrix24 reaches this bridge at) or pass --handler-url \
+             (or, with no public endpoint, use a Chatbots 2.0 bot in fetch mode: --v2 --fetch)"
+        ),
     };
     let client = B24Client::new(webhook, ClientOptions::default())?;
+    if args.v2 {
+        return run_v2(config, &client, &args, &handler).await;
+    }
     let reg = register(&client, &handler, &args.code, &args.name, config.portal.bot_client_id.clone()).await?;
     if reg.created {
         crate::outln!("Registered the Open Lines bot {:?} (id {}) with handler {handler}.", args.name, reg.bot_id)?;
@@ -151,6 +231,39 @@ pub async fn run(config: &Config, args: RegisterArgs) -> anyhow::Result<ExitCode
     crate::outln!("  1. Contact Center -> your WhatsApp line -> Settings -> Chatbot: assign {:?}, join: always,", args.name)?;
     crate::outln!("     leaves: when transferred to an operator; set the time before transfer well above your bot's slowest answer.")?;
     crate::outln!("  2. Start the bridge (`olbridge serve`) where {handler} reaches it, then run `olbridge doctor`.")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `olbridge register-bot --v2 [--fetch]`.
+async fn run_v2(config: &Config, client: &B24Client, args: &RegisterArgs, handler: &str) -> anyhow::Result<ExitCode> {
+    let mode = if args.fetch { V2EventMode::Fetch } else { V2EventMode::Webhook(handler.to_owned()) };
+    let reg = register_v2(client, &args.code, &args.name, mode, config.portal.bot_client_id.clone()).await?;
+    let how = if args.fetch { "in fetch mode (no handler URL)".to_owned() } else { format!("in webhook mode with handler {handler}") };
+    if reg.created {
+        crate::outln!("Registered the Chatbots 2.0 Open Lines bot {:?} (id {}) {how}.", args.name, reg.bot_id)?;
+    } else {
+        crate::outln!("The Chatbots 2.0 bot {:?} (id {}) is already registered {how}; nothing changed.", args.code, reg.bot_id)?;
+    }
+    crate::outln!("\nAdd these lines to .env (keep B24_BOT_CLIENT_ID secret: it is the bot's botToken):\n")?;
+    crate::outln!("B24_BOT_ID={}", reg.bot_id)?;
+    crate::outln!("B24_BOT_CLIENT_ID={}", reg.client_id.expose())?;
+    crate::outln!("OLBRIDGE_BOT_API=v2")?;
+    if args.fetch {
+        crate::outln!("OLBRIDGE_MODE=fetch")?;
+        if config.portal.member_id.is_none() {
+            crate::outln!("B24_MEMBER_ID=<the portal's member id: fetched events carry none, see docs/bitrix24-setup.md>")?;
+        }
+    } else if config.portal.application_token.is_none() {
+        crate::outln!("B24_APPLICATION_TOKEN=<the auth[application_token] of the bot's events, see docs/bitrix24-setup.md>")?;
+    }
+    crate::outln!("\nNext, in Bitrix24 (see docs/bitrix24-setup.md):")?;
+    crate::outln!("  1. Contact Center -> your WhatsApp line -> Settings -> Chatbot: assign {:?}, join: always,", args.name)?;
+    crate::outln!("     leaves: when transferred to an operator; set the time before transfer well above your bot's slowest answer.")?;
+    if args.fetch {
+        crate::outln!("  2. Start the bridge (`olbridge serve`) anywhere it can reach the portal, then run `olbridge doctor`.")?;
+    } else {
+        crate::outln!("  2. Start the bridge (`olbridge serve`) where {handler} reaches it, then run `olbridge doctor`.")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,5 +284,9 @@ mod tests {
         assert_ne!(id, derive(&other_code, "olbridge"));
         // python3 -c "import hmac,hashlib;print(hmac.new(b'abcdef123456',b'olbridge-client-id:olbridge',hashlib.sha256).hexdigest()[:32])"
         assert_eq!(id, "38b1a7166d7ae263dad9821e4737666f");
+        let token = derived_bot_token(&a, "olbridge").unwrap();
+        assert_eq!(token.expose().len(), CLIENT_ID_LEN, "within the 40 characters a botToken may have");
+        assert_ne!(token.expose(), id, "a v1 CLIENT_ID and a v2 botToken of one code differ");
+        assert_eq!(token.expose(), derived_bot_token(&a_again, "olbridge").unwrap().expose());
     }
 }

@@ -5,9 +5,11 @@
 //! `POST /bitrix/events`, `process` in each worker, `poll` in the poller task — over the SQLite
 //! store, the REST client and the bot's HTTP endpoint, and returns a handle the CLI, the demo and
 //! the tests all use. The mode (`OLBRIDGE_MODE`) decides who the worker posts as (the bot, or in
-//! operator mode the webhook's user) and what the poller does (operator polling, or push mode's
-//! reconciliation).
+//! operator mode the webhook's user), what the poller does (operator polling, or reconciliation
+//! beside push and fetch mode), and whether the `fetch` loop pulls a Chatbots 2.0 bot's events
+//! instead of the receiver getting them pushed.
 
+mod fetch;
 mod http;
 mod listener;
 mod poller;
@@ -22,10 +24,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use olbridge_core::b24::imopenlines::TransferTarget;
-use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, OperatorPortal, RatePlan, RestFeed};
+use olbridge_core::b24::{B24Client, BotPortal, BotV2Portal, ClientOptions, OperatorPortal, RatePlan, RestFeed};
 use olbridge_core::bot::http::HttpBot;
-use olbridge_core::config::{Config, Mode, PollSource, TransferTo};
-use olbridge_core::ports::{Clock, Portal, SystemClock, WorkQueue};
+use olbridge_core::config::{BotApi, Config, Mode, PollSource, TransferTo};
+use olbridge_core::ports::{Clock, MetaStore, Portal, SystemClock, WorkQueue};
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::poll::{Policy, PollDeps, PollSettings, Poller};
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
@@ -63,6 +65,10 @@ pub(crate) struct Shared {
     pub(crate) refusals: Arc<refusals::Refusals>,
     /// The poller's state for `/health`, when one runs.
     pub(crate) poll_status: Option<Arc<poller::PollStatus>>,
+    /// The REST client (one rate budget for the worker and the fetch loop).
+    pub(crate) client: B24Client,
+    /// Small named values (the fetch offset).
+    pub(crate) meta: Arc<dyn MetaStore>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -98,11 +104,16 @@ impl Bridge {
         let recovered = store.recover(clock.now()).await.context("cannot recover in-flight work")?;
         let (shared, poll) = build_shared(config, &store, clock)?;
         let shared = Arc::new(shared);
+        // Checked before anything runs: fetch mode cannot start without a member id.
+        let fetcher = if config.mode() == Mode::Fetch { Some(fetch::fetcher(config, &shared).await?) } else { None };
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(http::serve(listener, Arc::clone(&shared), config.runner.receiver, stopped.clone()));
         tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
+        if let Some(fetcher) = fetcher {
+            tasks.spawn(fetch::run(fetcher, Arc::clone(&shared), stopped.clone()));
+        }
         let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
         if let (Some((poller, plan)), Some(status)) = (poll, shared.poll_status.clone()) {
@@ -169,11 +180,16 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
     let client = B24Client::new(webhook, options)?;
     let mode = config.mode();
     let (portal, policy): (Arc<dyn Portal>, Option<Policy>) = match mode {
-        Mode::Push => {
+        Mode::Push | Mode::Fetch => {
             let bot_id = config.portal.bot_id.context("B24_BOT_ID is not set")?;
             let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
+            // Reconciliation finds what neither a push nor the bot's queue delivered.
             let reconcile = config.sources.reconcile_every.map(|_| Policy::Reconcile { bot: bot_id.as_user() });
-            (Arc::new(BotPortal::new(client.clone(), bot_id, client_id)), reconcile)
+            let portal: Arc<dyn Portal> = match config.chatbot.api {
+                BotApi::V1 => Arc::new(BotPortal::new(client.clone(), bot_id, client_id)),
+                BotApi::V2 => Arc::new(BotV2Portal::new(client.clone(), bot_id, client_id)),
+            };
+            (portal, reconcile)
         }
         Mode::Operator => {
             let target = config.sources.transfer_to.map(|t| match t {
@@ -182,9 +198,6 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
             });
             (Arc::new(OperatorPortal::new(client.clone(), target)), Some(Policy::Operator))
         }
-        // The Chatbots 2.0 fetch source (`imbot.v2.Event.get`) plugs in here: its portal adapter
-        // and its pull task beside the worker, with reconciliation as in push mode.
-        Mode::Fetch => anyhow::bail!("OLBRIDGE_MODE=fetch (Chatbots 2.0 fetch mode) is not available in this build yet: use push or operator"),
     };
     let bot = Arc::new(
         HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)
@@ -233,6 +246,8 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         refusals: Arc::default(),
         poll_status: poll.as_ref().map(|(_, _, status)| Arc::clone(status)),
+        client,
+        meta: store.clone(),
     };
     Ok((shared, poll.map(|(poller, plan, _)| (poller, plan))))
 }

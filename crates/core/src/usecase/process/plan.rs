@@ -1,11 +1,13 @@
 //! Step 1, and the shape of a group: claims the jobs in order and cuts them into turns.
 //!
 //! Folding is a pure decision over the jobs at hand, made here and nowhere else: a customer
-//! message starts a turn, and the customer messages right after it join that turn (up to
-//! `max_turn_messages`) when they are fresh — never claimed, or claimed by an attempt that saved
-//! nothing. A turn that was already composed by an earlier attempt (its first message's checkpoint
-//! lists the others, or it decided what to say) keeps that composition, so a resumed turn answers
-//! exactly the messages it answered before a crash, never more.
+//! message never claimed before starts a turn, and the customer messages right after it that were
+//! never claimed either join that turn (up to `max_turn_messages`). A message an earlier attempt
+//! claimed keeps the composition that attempt gave it: its first message's checkpoint lists the
+//! others when there were others (saved before the bot is asked), and otherwise it was asked about
+//! alone. So a resumed turn asks the bot the same question under the same `Idempotency-Key` and
+//! answers exactly the messages it answered before a crash, never more — at no extra write for
+//! the common one-message turn.
 
 use std::time::Duration;
 
@@ -43,12 +45,6 @@ fn customer_message(job: &Job) -> Option<&InboundMessage> {
     }
 }
 
-/// Whether a turn starting with this progress may still take in more messages: nothing was
-/// decided or saved for it yet (an attempt that died before its first checkpoint).
-fn composable(progress: &TurnProgress) -> bool {
-    !progress.composed && progress.answer.is_none() && progress.handoff.is_none() && progress.merged.is_empty()
-}
-
 async fn claim(deps: &Deps, job: &Job, owner: &Owner) -> Result<Claim, ProcessError> {
     let now = deps.clock.now();
     let lease = owner.bound(deps.settings.lease, now, Duration::ZERO).max(MIN_LEASE);
@@ -58,14 +54,14 @@ async fn claim(deps: &Deps, job: &Job, owner: &Owner) -> Result<Claim, ProcessEr
 /// One turn or event starting at `jobs[i]`; marks what it finished.
 async fn step(deps: &Deps, jobs: &[Job], i: usize, owner: &Owner, give_up: Option<&str>, result: &mut GroupResult) -> Result<(), Stopped> {
     let head = &jobs[i];
-    let progress = match claim(deps, head, owner).await.map_err(Stopped::Failed)? {
+    let (progress, fresh) = match claim(deps, head, owner).await.map_err(Stopped::Failed)? {
         Claim::Done(_) => {
             result.finished[i] = true;
             return Ok(());
         }
         Claim::InProgress { until } => return Err(Stopped::Busy { until }),
-        Claim::New => TurnProgress::default(),
-        Claim::Resumed(p) => p,
+        Claim::New => (TurnProgress::default(), true),
+        Claim::Resumed(p) => (p, false),
     };
     let PortalEvent::Message(first) = &head.event else {
         let outcome = handle_event(&head.event);
@@ -81,7 +77,7 @@ async fn step(deps: &Deps, jobs: &[Job], i: usize, owner: &Owner, give_up: Optio
 
     let mut claimed = vec![Claimed { message: first, progress }];
     let mut members = vec![i];
-    if customer_message(head).is_some() && composable(&claimed[0].progress) && give_up.is_none() {
+    if customer_message(head).is_some() && fresh && give_up.is_none() {
         for (j, job) in jobs.iter().enumerate().skip(i + 1) {
             if claimed.len() >= deps.settings.max_turn_messages {
                 break;
@@ -93,11 +89,8 @@ async fn step(deps: &Deps, jobs: &[Job], i: usize, owner: &Owner, give_up: Optio
                     claimed.push(Claimed { message: m, progress: TurnProgress::default() });
                     members.push(j);
                 }
-                Ok(Claim::Resumed(p)) if composable(&p) => {
-                    claimed.push(Claimed { message: m, progress: p });
-                    members.push(j);
-                }
-                // The head of a turn an earlier attempt composed, or someone else's: its own turn.
+                // Claimed by an earlier attempt (its own turn, or one that composed it), or by
+                // someone else: not ours to fold.
                 Ok(Claim::Resumed(_) | Claim::InProgress { .. }) | Err(_) => break,
             }
         }

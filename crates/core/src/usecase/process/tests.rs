@@ -135,10 +135,8 @@ async fn a_resumed_turn_keeps_its_composition_and_the_rest_is_the_next_turn() {
 async fn a_turn_that_asked_the_bot_alone_stays_alone_after_a_crash() {
     let w = world();
     let jobs = [customer(1, "a"), customer(2, "b")];
-    // An attempt claimed message 1 alone, fixed its composition, asked the bot and died.
+    // An attempt claimed message 1 alone, asked the bot and died before saving anything.
     w.store.claim(&jobs[0].key, "dead", t(0), Duration::from_secs(1)).await.unwrap();
-    let composed = crate::domain::turn::TurnProgress { composed: true, ..Default::default() };
-    w.store.checkpoint(&jobs[0].key, "dead", &composed, t(0), Duration::from_secs(1)).await.unwrap();
     let r = process(&w.deps, &jobs, &owner()).await;
     assert_eq!(r.finished, [true, true]);
     assert_eq!(w.bot.texts(), ["a", "b"], "the same question again under the same key; the follow-up is its own turn");

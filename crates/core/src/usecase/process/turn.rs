@@ -118,13 +118,13 @@ pub(super) async fn run_turn(
     let Some(head) = answerable.next() else { return Ok(done) };
     let first = head.message;
     let mut progress = head.progress;
-    // A turn an earlier attempt composed keeps its composition; a new one saves its composition
-    // before anything else happens (the planner only adds messages to a composable head), so a
-    // resumed turn never asks the bot a bigger question under the same Idempotency-Key.
-    let composed = progress.composed || progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
+    // A turn an earlier attempt composed keeps its composition; a new one with folded messages
+    // saves its composition before anything else happens (the planner folds only into a head no
+    // attempt claimed before), so a resumed turn never asks the bot a bigger question under the
+    // same Idempotency-Key. A one-message turn has nothing to save: resumed, it is asked alone.
+    let composed = progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
     if !composed {
         progress.merged = answerable.map(|c| c.message.clone()).collect();
-        progress.composed = true;
     }
     let mut messages: Vec<InboundMessage> = vec![first.clone()];
     messages.extend(progress.merged.iter().cloned());
@@ -143,7 +143,7 @@ pub(super) async fn run_turn(
         bot_ms: None,
         profile: None,
     };
-    if !composed {
+    if !composed && turn.keys.len() > 1 {
         turn.checkpoint().await?;
     }
     let messages: Vec<&InboundMessage> = messages.iter().collect();
