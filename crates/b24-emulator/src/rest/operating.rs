@@ -59,7 +59,7 @@ pub(crate) struct Figures {
     pub reset_at: i64,
 }
 
-/// One row of [`Operating::usage`].
+/// One row of [`crate::Emulator::operating_usage`]: what one webhook spent on one method.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct OperatingUsage {
     /// The webhook, as `<user id>/<code>`.

@@ -22,7 +22,7 @@
 //! is enqueued; a crash in between finds the messages again and their keys already admitted. An
 //! admitted key whose job was lost (a crash between the admission and the send: the record stays
 //! `Queued`) is sent again once it has been queued for the grace period; until then the cursor
-//! waits before it. Cursors live in the [`MetaStore`](crate::ports::MetaStore) (memory, SQLite,
+//! waits before it. Cursors live in the [`MetaStore`] (memory, SQLite,
 //! DynamoDB), per policy and chat; a chat reconciliation has not seen yet starts from operator
 //! mode's cursor, so moving from operator to push mode never re-answers what the service user did.
 //!
