@@ -12,7 +12,7 @@
 //! - `modes`: the REST budget of each way messages reach the bridge, on a portal at its standard 2
 //!   requests/s (burst 50) and the bridge's default pace (2/s, burst 40): requests per minute in
 //!   operator mode (polling every 2 s, from `im.recent.list` or from the `im.v2.Event.get` log) and
-//!   in push mode (with reconciliation every 30 s), idle and
+//!   in push mode (with reconciliation every 30 s) and in Chatbots 2.0 fetch mode, idle and
 //!   with `--chats` active chats (each customer writes every `--every-s` seconds and waits for the
 //!   answer; the bot takes 0.5 s), split into polling, replies and the rest; and the time from the
 //!   customer's message to the answer in their WhatsApp.
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use b24_emulator::{Fault, RateLimit, RecordedCall};
-use olbridge_tests::{AppOptions, Reply, Setup, TestApp};
+use olbridge_tests::{AppOptions, Chatbot, Reply, Setup, TestApp};
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -191,6 +191,7 @@ type Env = &'static [(&'static str, &'static str)];
 /// One mode: idle, then active; the budgets and the reply times.
 async fn one_mode(
     setup: Setup,
+    chatbot: Chatbot,
     env: &[(&str, &str)],
     idle: Duration,
     active: Duration,
@@ -199,7 +200,7 @@ async fn one_mode(
 ) -> anyhow::Result<(Budget, Budget, Vec<f64>)> {
     let mut extra_env = vec![("B24_POLL_SEC".to_owned(), "2".to_owned())];
     extra_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let opts = AppOptions { setup, portal_rate: RateLimit { per_sec: 2.0, burst: 50.0 }, client_rate: (2.0, 40), extra_env, ..AppOptions::default() };
+    let opts = AppOptions { setup, chatbot, portal_rate: RateLimit { per_sec: 2.0, burst: 50.0 }, client_rate: (2.0, 40), extra_env, ..AppOptions::default() };
     let app = Arc::new(TestApp::spawn(opts).await?);
     app.bot.set_default(Reply::After(Duration::from_millis(500), Box::new(Reply::Echo)));
     // Steady state: one conversation first, so push mode has pinned the portal's member id
@@ -257,13 +258,14 @@ async fn modes() -> anyhow::Result<()> {
         String::from("| mode | phase | requests/min | of the 2 req/s budget | polling | replies | other | refused |\n|---|---|---|---|---|---|---|---|\n");
     let mut latency = String::from("| mode | replies | p50 | p95 | max |\n|---|---|---|---|---|\n");
     let operator = Setup::Operator { service_first: true };
-    let runs: [(&str, Setup, Env); 3] = [
-        ("operator, im.recent.list every 2 s", operator, &[]),
-        ("operator, im.v2.Event.get every 2 s + 60 s sweep", operator, &[("OLBRIDGE_POLL_SOURCE", "events")]),
-        ("push + recovery every 30 s", Setup::Push, &[]),
+    let runs: [(&str, Setup, Chatbot, Env); 4] = [
+        ("operator, im.recent.list every 2 s", operator, Chatbot::V1, &[]),
+        ("operator, im.v2.Event.get every 2 s + 60 s sweep", operator, Chatbot::V1, &[("OLBRIDGE_POLL_SOURCE", "events")]),
+        ("push (v1 bot) + recovery every 30 s", Setup::Push, Chatbot::V1, &[]),
+        ("fetch (Chatbots 2.0, imbot.v2.Event.get every 2 s) + recovery every 30 s", Setup::Push, Chatbot::V2Fetch, &[]),
     ];
-    for (name, setup, env) in runs {
-        let (i, a, times) = one_mode(setup, env, idle, active, chats, every).await?;
+    for (name, setup, chatbot, env) in runs {
+        let (i, a, times) = one_mode(setup, chatbot, env, idle, active, chats, every).await?;
         table.push_str(&i.row(name, "idle"));
         table.push_str(&a.row(name, &format!("{chats} active chats")));
         let max = times.iter().copied().fold(0.0, f64::max);
