@@ -279,9 +279,15 @@ impl Metric {
                 true,
                 "messages the poller's passes enqueued in one run (operator mode: every new message; push and fetch mode: a message whose event was lost, recovered)",
             ),
-            Self::PollerFailed => {
-                ("PollerFailed", Count, E::Poller, &[], None, true, "one poller run that failed: every pass of the run failed, or the run itself did (0 for a run that worked)")
-            }
+            Self::PollerFailed => (
+                "PollerFailed",
+                Count,
+                E::Poller,
+                &[],
+                None,
+                true,
+                "one poller run that failed: every pass of the run failed, or the run itself did (0 for a run that worked)",
+            ),
             Self::RotationNothingStaged => {
                 ("RotationNothingStaged", Count, E::Rotator, &[], None, true, "a rotation that found no staged webhook: the quarterly webhook rotation is due")
             }

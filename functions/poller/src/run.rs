@@ -7,7 +7,7 @@
 //! is only started if the longest pass of this run so far would still end before that point, and
 //! each pass is cut off half a margin before the deadline: a pass cut short is safe (cursors and
 //! offsets only move past what was enqueued), and the release and the metrics still get written.
-//! Between passes the run sleeps until the next task is due, as [`Poller::pace`] stretches the
+//! Between passes the run sleeps until the next task is due, as [`Poller::pace`](olbridge_core::usecase::poll::Poller::pace) stretches the
 //! interval while the portal reports the polled methods near their operating-time limit.
 //!
 //! A context without a deadline (one built by hand) runs each task once.

@@ -44,8 +44,8 @@ pub enum Task {
     },
     /// Fetch mode: one read of the bot's queue; the next after [`Tick::wait`](olbridge_core::usecase::fetch::Tick::wait).
     Fetch {
-        /// The fetcher.
-        fetcher: Fetcher,
+        /// The fetcher (boxed: it is much larger than the other tasks).
+        fetcher: Box<Fetcher>,
     },
 }
 
@@ -155,7 +155,7 @@ pub fn work(config: &Config, client: &B24Client, stores: &Stores, clock: Arc<dyn
             };
             let settings = FetchSettings { bot_id, domain: webhook.domain().clone(), limit: DEFAULT_LIMIT, idle: config.portal.poll_interval };
             let feed = Arc::new(BotV2Portal::new(client.clone(), bot_id, token));
-            tasks.push(Task::Fetch { fetcher: Fetcher { feed, meta: Arc::clone(&stores.meta), receiver, settings } });
+            tasks.push(Task::Fetch { fetcher: Box::new(Fetcher { feed, meta: Arc::clone(&stores.meta), receiver, settings }) });
             reconcile(&mut tasks)?;
         }
     }
