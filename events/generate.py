@@ -114,6 +114,22 @@ def record(n, group, body, receives=1):
     }
 
 
+def scheduled():
+    """An EventBridge "Scheduled Event" as a rule with a rate schedule sends it to its Lambda target,
+    shaped like aws_lambda_events' lambda-events/src/fixtures/example-eventbridge-schedule.json."""
+    return {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-29T06:00:00Z",
+        "region": "eu-central-1",
+        "resources": ["arn:aws:events:eu-central-1:123456789012:rule/olbridge-dev-poller"],
+        "detail": {},
+    }
+
+
 def write(name, value):
     (HERE / name).write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
@@ -123,6 +139,7 @@ def main():
     write("apigw-v2-messageadd-base64.json", apigw("POST", "/bitrix/events", CAPTURE, query="CLIENT_ID=192735", base64_body=True))
     write("apigw-v2-forged.json", apigw("POST", "/bitrix/events", replace(CAPTURE, "auth[application_token]", "forged-token")))
     write("apigw-v2-health.json", apigw("GET", "/health"))
+    write("poller-scheduled.json", scheduled())
 
     first = job(17, 5, "hahahahaha", 13, "telegrambot|1|1398715343|13", 1)
     other_chat = job(18, 7, "hello, do you deliver on Sundays?", 15, "telegrambot|1|2222222222|15", 2)

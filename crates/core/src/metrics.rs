@@ -119,9 +119,9 @@ pub enum Metric {
     WorkerRecords,
     /// Reserved: Bitrix24 REST calls, by method.
     RestCalls,
-    /// Reserved (poller): customer messages found unanswered and queued again.
+    /// Poller: messages a pass enqueued (found by polling, or recovered by reconciliation).
     PollerRecovered,
-    /// Reserved (poller): runs that failed.
+    /// Poller: runs that failed (every pass failed, or the run itself did).
     PollerFailed,
     /// Reserved (rotator): a rotation step found no pending version to work on.
     RotationNothingStaged,
@@ -270,10 +270,24 @@ impl Metric {
                 ("WorkerRecords", Count, E::Worker, &[D::Result], Some(RECORD_RESULTS), true, "one SQS record handled by the worker, by what became of it")
             }
             Self::RestCalls => ("RestCalls", Count, E::Worker, &[D::Method], None, false, "one Bitrix24 REST call, by method (reserved)"),
-            Self::PollerRecovered => {
-                ("PollerRecovered", Count, E::Poller, &[], None, false, "one customer message the poller found unanswered and queued again (reserved)")
-            }
-            Self::PollerFailed => ("PollerFailed", Count, E::Poller, &[], None, false, "one poller run that failed (reserved)"),
+            Self::PollerRecovered => (
+                "PollerRecovered",
+                Count,
+                E::Poller,
+                &[],
+                None,
+                true,
+                "messages the poller's passes enqueued in one run (operator mode: every new message; push and fetch mode: a message whose event was lost, recovered)",
+            ),
+            Self::PollerFailed => (
+                "PollerFailed",
+                Count,
+                E::Poller,
+                &[],
+                None,
+                true,
+                "one poller run that failed: every pass of the run failed, or the run itself did (0 for a run that worked)",
+            ),
             Self::RotationNothingStaged => {
                 ("RotationNothingStaged", Count, E::Rotator, &[], None, true, "a rotation that found no staged webhook: the quarterly webhook rotation is due")
             }
@@ -369,6 +383,13 @@ pub fn rotation_failed(nothing_staged: bool) -> Vec<Datum> {
         data.push(Datum::plain(Metric::RotationNothingStaged, 1.0));
     }
     data
+}
+
+/// The metric values of one poller run that held the lease: `PollerRecovered` (the messages its
+/// passes enqueued, resent lost jobs included) and `PollerFailed` (1 when the run failed, else 0, so
+/// the alarm's sum has data points from every run).
+pub fn poller_run(recovered: usize, failed: bool) -> Vec<Datum> {
+    vec![Datum::plain(Metric::PollerRecovered, recovered as f64), Datum::plain(Metric::PollerFailed, if failed { 1.0 } else { 0.0 })]
 }
 
 /// The metric value of one SQS record the worker handled.

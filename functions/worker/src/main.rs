@@ -9,9 +9,8 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use olbridge_aws::emf::Emf;
 use olbridge_aws::setup::Setup;
-use olbridge_core::b24::{B24Client, BotPortal, BotV2Portal, ClientOptions, RatePlan};
+use olbridge_core::b24::{B24Client, ClientOptions, RatePlan};
 use olbridge_core::bot::http::HttpBot;
-use olbridge_core::config::BotApi;
 use olbridge_core::ports::SystemClock;
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
@@ -26,17 +25,13 @@ async fn main() -> Result<(), Error> {
     let (config, sdk) = (&setup.config, &setup.sdk);
     let store = setup.store()?;
     let webhook = config.portal.webhook.clone().ok_or("B24_WEBHOOK_BASE is not configured")?;
-    let bot_id = config.portal.bot_id.ok_or("B24_BOT_ID is not configured")?;
-    let client_id = config.portal.bot_client_id.clone().ok_or("B24_BOT_CLIENT_ID is not configured")?;
     let bot_url = config.bot.url.clone().ok_or("BOT_HTTP_URL is not configured")?;
     let queue_url = config.aws.queue_url.clone().ok_or("OLBRIDGE_QUEUE_URL is not configured")?;
     let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
     let client = B24Client::new(webhook, options)?;
-    // The same choice the local runner makes: the v1 bot API, or Chatbots 2.0.
-    let portal: Arc<dyn olbridge_core::ports::Portal> = match config.chatbot.api {
-        BotApi::V1 => Arc::new(BotPortal::new(client, bot_id, client_id)),
-        BotApi::V2 => Arc::new(BotV2Portal::new(client, bot_id, client_id)),
-    };
+    // The same choice the local runner makes: the bot (v1 or Chatbots 2.0), or in operator mode
+    // the webhook's user.
+    let portal = olbridge_core::b24::portal::for_mode(config, client)?;
     let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)?);
     let process = Deps {
         idempotency: store.clone(),

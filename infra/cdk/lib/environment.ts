@@ -21,8 +21,8 @@ export interface ResourceValues {
 export const ALLOWED_CIDRS = 'OLBRIDGE_ALLOWED_CIDRS';
 
 /**
- * What a function missing from infra/functions.json gets: the resources it cannot run without. (The
- * poller is not in the file yet; when it is, the file decides, as for every other function.)
+ * What a function missing from infra/functions.json gets: the resources it cannot run without
+ * (every function of the stack is listed today; this is for one added before the file knows it).
  */
 export const FALLBACK_VARS = ['OLBRIDGE_TABLE', 'OLBRIDGE_QUEUE_URL', 'OLBRIDGE_SECRET_ID', 'OLBRIDGE_SECRET_TTL_SEC'] as const;
 

@@ -198,8 +198,17 @@ export class OlbridgeStack extends Stack {
     );
 
     if (settings.poller) {
-      // A failed run is not retried: the next scheduled run does the same work.
-      const poller = make('poller', Duration.seconds(POLLER_TIMEOUT_SEC), 'Reconciliation: find customer messages nobody answered', { retryAttempts: 0 });
+      // A failed run is not retried: the next scheduled run does the same work. One run at a time:
+      // the reserved concurrency of 1 makes Lambda throttle a run that overlaps the previous one
+      // (EventBridge invokes asynchronously; the throttled event is dropped after maxEventAge, the
+      // shortest Lambda allows), and the run lease in the table (functions/poller) holds where
+      // that is not enough (a manual invoke).
+      const poller = make(
+        'poller',
+        Duration.seconds(POLLER_TIMEOUT_SEC),
+        'Operator polling, fetch and reconciliation: messages nobody pushed to us',
+        { retryAttempts: 0, maxEventAge: Duration.seconds(60), reservedConcurrentExecutions: 1 },
+      );
       access.tableReadWrite(poller.role, this.table);
       access.sendToQueue(poller.role, this.queue);
       access.readSecret(poller.role, this.secret);

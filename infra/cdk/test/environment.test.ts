@@ -70,10 +70,21 @@ describe('function environments', () => {
     assert.throws(() => build({}, bad), /reads BOT_HMAC_SECRET from its environment, but BOT_HMAC_SECRET is a key of the secret/);
   });
 
-  test('a function functions.json does not list yet (the poller) gets only the resources', () => {
-    const env = lambdaFn(defaults().template, 'poller').props.Environment.Variables;
+  test('the poller gets exactly what functions.json lists for it: its mode and polling settings, no secret key', () => {
+    const env = lambdaFn(build({ environment: { OLBRIDGE_MODE: 'operator', B24_POLL_SEC: '3' } }).template, 'poller').props.Environment.Variables;
     const listed = spec.functions.functions.find((f) => f.name === 'poller');
-    const expected = listed ? listed.vars.filter((v) => v.from === 'env').map((v) => v.name) : ['OLBRIDGE_TABLE', 'OLBRIDGE_QUEUE_URL', 'OLBRIDGE_SECRET_ID', 'OLBRIDGE_SECRET_TTL_SEC'];
-    assert.deepEqual(Object.keys(env).sort(), [...expected].sort());
+    assert.ok(listed, 'infra/functions.json lists the poller');
+    assert.deepEqual(Object.keys(env).sort(), listed.vars.filter((v) => v.from === 'env').map((v) => v.name).sort());
+    assert.equal(env.OLBRIDGE_MODE, 'operator');
+    assert.equal(env.B24_POLL_SEC, '3');
+    for (const key of ['B24_WEBHOOK_BASE', 'BOT_HTTP_AUTH', 'BOT_HMAC_SECRET', 'B24_APPLICATION_TOKEN']) assert.equal(env[key], undefined, key);
+  });
+
+  test('a function functions.json does not list gets only the resources', () => {
+    const without = specWith((s) => {
+      s.functions.functions = s.functions.functions.filter((f: { name: string }) => f.name !== 'poller');
+    });
+    const env = lambdaFn(build({}, without).template, 'poller').props.Environment.Variables;
+    assert.deepEqual(Object.keys(env).sort(), ['OLBRIDGE_QUEUE_URL', 'OLBRIDGE_SECRET_ID', 'OLBRIDGE_SECRET_TTL_SEC', 'OLBRIDGE_TABLE']);
   });
 });

@@ -7,7 +7,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 
 import { resolveSettings } from '../lib/settings';
 import { checkTimings } from '../lib/stack';
-import { build, CDK_DIR, defaults, lambdaFn, resources, spec, specWith } from './support';
+import { actionsOf, build, CDK_DIR, defaults, lambdaFn, resources, spec, specWith, statementsOf } from './support';
 
 const res = spec.resources;
 
@@ -175,6 +175,34 @@ describe('functions', () => {
     const without = build({ poller: false }).template;
     assert.equal(Object.values(resources(without, 'AWS::Lambda::Function')).length, 3);
     without.resourceCountIs('AWS::Events::Rule', 0);
+  });
+
+  test('the poller: an EventBridge schedule, one run at a time, no retries; table read/write, queue send only, the secret read-only, no bot', () => {
+    const { template } = defaults();
+    const poller = lambdaFn(template, 'poller');
+    assert.equal(poller.props.ReservedConcurrentExecutions, 1, 'reserved concurrency 1: two runs never overlap');
+    assert.equal(poller.props.Timeout, 60);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      Targets: Match.arrayWith([Match.objectLike({ Arn: { 'Fn::GetAtt': [poller.id, 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0 } })]),
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: poller.id },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+    const { statements } = statementsOf(template, 'poller');
+    const actions = actionsOf(statements);
+    for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'sqs:SendMessage', 'secretsmanager:GetSecretValue']) {
+      assert.ok(actions.includes(a), `the poller needs ${a}`);
+    }
+    for (const a of actions.filter((x) => x.startsWith('sqs:'))) assert.equal(a, 'sqs:SendMessage', 'queue: send only');
+    for (const a of actions.filter((x) => x.startsWith('secretsmanager:'))) assert.ok(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'].includes(a), `secret: read only, not ${a}`);
+    assert.ok(!actions.includes('dynamodb:Scan'), 'no table scans');
+    const env = poller.props.Environment.Variables;
+    assert.equal(env.BOT_HTTP_URL, undefined, 'no bot access: the poller never calls the bot');
+    assert.equal(env.BOT_HTTP_TIMEOUT_SEC, undefined);
   });
 
   test('a missing bootstrap fails the synth with what to run', () => {

@@ -204,3 +204,30 @@ pub async fn messages_after(client: &B24Client, dialog: DialogId, after: Message
     out.dedup_by_key(|m| m.id);
     Ok(out)
 }
+
+/// What the worker posts as, for the configured mode: the bot (v1 or Chatbots 2.0, by
+/// `OLBRIDGE_BOT_API`) in push and fetch mode, the webhook's user in operator mode (handing chats
+/// over to `B24_TRANSFER_TO` when set). The local runner and the worker Lambda both build their
+/// portal here, so the two runtimes cannot answer a mode differently. The error names the missing
+/// variable.
+pub fn for_mode(config: &crate::config::Config, client: B24Client) -> Result<std::sync::Arc<dyn Portal>, String> {
+    use crate::config::vars::{B24_BOT_CLIENT_ID, B24_BOT_ID};
+    use crate::config::{BotApi, Mode, TransferTo};
+    Ok(match config.mode() {
+        Mode::Push | Mode::Fetch => {
+            let bot_id = config.portal.bot_id.ok_or_else(|| format!("{B24_BOT_ID} is not set"))?;
+            let client_id = config.portal.bot_client_id.clone().ok_or_else(|| format!("{B24_BOT_CLIENT_ID} is not set"))?;
+            match config.chatbot.api {
+                BotApi::V1 => std::sync::Arc::new(BotPortal::new(client, bot_id, client_id)),
+                BotApi::V2 => std::sync::Arc::new(super::BotV2Portal::new(client, bot_id, client_id)),
+            }
+        }
+        Mode::Operator => {
+            let target = config.sources.transfer_to.map(|t| match t {
+                TransferTo::User(u) => TransferTarget::User(u),
+                TransferTo::Queue(l) => TransferTarget::Queue(l),
+            });
+            std::sync::Arc::new(OperatorPortal::new(client, target))
+        }
+    })
+}

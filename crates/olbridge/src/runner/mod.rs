@@ -23,11 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use olbridge_core::b24::imopenlines::TransferTarget;
-use olbridge_core::b24::{B24Client, BotPortal, BotV2Portal, ClientOptions, OperatorPortal, RatePlan, RestFeed};
+use olbridge_core::b24::{B24Client, ClientOptions, RatePlan, RestFeed};
 use olbridge_core::bot::http::HttpBot;
-use olbridge_core::config::{BotApi, Config, Mode, PollSource, TransferTo};
-use olbridge_core::ports::{Clock, MetaStore, Portal, SystemClock, WorkQueue};
+use olbridge_core::config::{Config, Mode, PollSource};
+use olbridge_core::ports::{Clock, MetaStore, SystemClock, WorkQueue};
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::poll::{Policy, PollDeps, PollSettings, Poller};
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
@@ -178,26 +177,14 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
     // One client, one rate budget: the worker's replies and the poller's reads share it, and the
     // reads go at background priority.
     let client = B24Client::new(webhook, options)?;
-    let mode = config.mode();
-    let (portal, policy): (Arc<dyn Portal>, Option<Policy>) = match mode {
+    let portal = olbridge_core::b24::portal::for_mode(config, client.clone()).map_err(anyhow::Error::msg)?;
+    // Reconciliation finds what neither a push nor the bot's queue delivered; operator mode polls.
+    let policy = match config.mode() {
         Mode::Push | Mode::Fetch => {
             let bot_id = config.portal.bot_id.context("B24_BOT_ID is not set")?;
-            let client_id = config.portal.bot_client_id.clone().context("B24_BOT_CLIENT_ID is not set")?;
-            // Reconciliation finds what neither a push nor the bot's queue delivered.
-            let reconcile = config.sources.reconcile_every.map(|_| Policy::Reconcile { bot: bot_id.as_user() });
-            let portal: Arc<dyn Portal> = match config.chatbot.api {
-                BotApi::V1 => Arc::new(BotPortal::new(client.clone(), bot_id, client_id)),
-                BotApi::V2 => Arc::new(BotV2Portal::new(client.clone(), bot_id, client_id)),
-            };
-            (portal, reconcile)
+            config.sources.reconcile_every.map(|_| Policy::Reconcile { bot: bot_id.as_user() })
         }
-        Mode::Operator => {
-            let target = config.sources.transfer_to.map(|t| match t {
-                TransferTo::User(u) => TransferTarget::User(u),
-                TransferTo::Queue(l) => TransferTarget::Queue(l),
-            });
-            (Arc::new(OperatorPortal::new(client.clone(), target)), Some(Policy::Operator))
-        }
+        Mode::Operator => Some(Policy::Operator),
     };
     let bot = Arc::new(
         HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)

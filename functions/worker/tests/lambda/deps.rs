@@ -44,7 +44,9 @@ fn no_lambda_links_sqlite_or_the_emulator_and_the_runner_links_no_aws_sdk() {
         .filter(|p| p["manifest_path"].as_str().is_some_and(|m| m.contains("/functions/")))
         .map(|p| p["name"].as_str().expect("name").to_owned())
         .collect();
-    assert!(lambdas.iter().any(|l| l == "olbridge-receiver") && lambdas.iter().any(|l| l == "olbridge-worker"), "{lambdas:?}");
+    for expected in ["olbridge-receiver", "olbridge-worker", "olbridge-poller", "olbridge-rotator"] {
+        assert!(lambdas.iter().any(|l| l == expected), "{expected} is not among {lambdas:?}");
+    }
     for lambda in &lambdas {
         let deps = reachable(&metadata, lambda);
         assert!(deps.contains("olbridge-core"), "the walk is wrong: {lambda} -> {deps:?}");

@@ -1,0 +1,38 @@
+//! `olbridge-poller`: wires the dependencies once per Lambda instance, then handles each scheduled
+//! event with [`olbridge_poller::handle`]. Nothing here is tested by calling it: everything worth
+//! testing is in the library (`work::work` builds the same tasks from the same configuration).
+
+use std::sync::Arc;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use olbridge_aws::emf::Emf;
+use olbridge_aws::setup::Setup;
+use olbridge_core::b24::{B24Client, ClientOptions, RatePlan};
+use olbridge_core::ports::{Clock, SystemClock};
+use olbridge_poller::lease::Lease;
+use olbridge_poller::work::{Stores, work};
+use olbridge_poller::{Invocation, PollerDeps, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON lines when AWS_LAMBDA_LOG_FORMAT=JSON; level from AWS_LAMBDA_LOG_LEVEL or RUST_LOG.
+    lambda_runtime::tracing::init_default_subscriber();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let setup = Setup::load(Arc::clone(&clock)).await?;
+    let config = &setup.config;
+    let store = setup.store()?;
+    let stores = Stores { idempotency: store.clone(), chats: store.clone(), meta: store.clone(), sink: setup.sink()? };
+    let webhook = config.portal.webhook.clone().ok_or("B24_WEBHOOK_BASE is not configured")?;
+    // One client, one rate budget for every pass of the instance (the stack gives each process its
+    // share of the portal's budget).
+    let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
+    let client = B24Client::new(webhook, options)?;
+    let deps = PollerDeps { work: work(config, &client, &stores, Arc::clone(&clock))?, lease: Lease::new(store), clock, emf: Emf::stdout() };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
+        let invocation = Invocation::from_context(&event.context);
+        handle(deps, &event.payload, &invocation).await
+    }))
+    .await
+}
