@@ -123,9 +123,9 @@ pub enum Metric {
     PollerRecovered,
     /// Poller: runs that failed (every pass failed, or the run itself did).
     PollerFailed,
-    /// Reserved (rotator): a rotation step found no pending version to work on.
+    /// Rotator: a rotation step found no pending version to work on (the quarterly rotation is due).
     RotationNothingStaged,
-    /// Reserved (rotator): a rotation step failed.
+    /// Rotator: a rotation step failed.
     RotationFailed,
 }
 
