@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test loudly
 
 mod admin;
+mod allowlist;
 mod answers;
 mod chatbots_v2;
 mod cli;

@@ -21,9 +21,11 @@ use crate::domain::ids::{BotId, MemberId};
 use crate::domain::profile::DEFAULT_PROFILE_MAX_BYTES;
 use crate::domain::secret::Secret;
 
+mod access;
 mod chatbot;
 mod sources;
 
+pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
@@ -139,6 +141,16 @@ pub mod vars {
     pub const B24_TRANSFER_TO: &str = "B24_TRANSFER_TO";
     /// The portal's per-method operating-time limit over ten minutes, seconds (default 480).
     pub const B24_OPERATING_LIMIT_SEC: &str = "B24_OPERATING_LIMIT_SEC";
+    /// Sources allowed to POST events, comma-separated IPv4/IPv6 CIDRs (default: every source).
+    pub const OLBRIDGE_ALLOWED_CIDRS: &str = "OLBRIDGE_ALLOWED_CIDRS";
+    /// Local runner: reverse proxies (CIDRs) whose `X-Forwarded-For` names the client (default: none).
+    pub const OLBRIDGE_TRUSTED_PROXIES: &str = "OLBRIDGE_TRUSTED_PROXIES";
+    /// Set to `1` to run with a `.env` file that group or others can read (with a warning).
+    pub const OLBRIDGE_ALLOW_INSECURE_ENV: &str = "OLBRIDGE_ALLOW_INSECURE_ENV";
+    /// Local runner: a directory for daily-rotated log files, besides stderr (default: none).
+    pub const OLBRIDGE_LOG_DIR: &str = "OLBRIDGE_LOG_DIR";
+    /// How many daily log files `OLBRIDGE_LOG_DIR` keeps (default 14).
+    pub const OLBRIDGE_LOG_KEEP: &str = "OLBRIDGE_LOG_KEEP";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -195,6 +207,11 @@ pub mod vars {
         OLBRIDGE_BACKFILL_SEC,
         B24_TRANSFER_TO,
         B24_OPERATING_LIMIT_SEC,
+        OLBRIDGE_ALLOWED_CIDRS,
+        OLBRIDGE_TRUSTED_PROXIES,
+        OLBRIDGE_ALLOW_INSECURE_ENV,
+        OLBRIDGE_LOG_DIR,
+        OLBRIDGE_LOG_KEEP,
     ];
 }
 
@@ -358,6 +375,8 @@ pub struct Config {
     pub sources: SourceSettings,
     /// The chatbot API and whether its events are fetched.
     pub chatbot: ChatbotSettings,
+    /// Who may POST events.
+    pub access: AccessSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -530,7 +549,8 @@ impl Config {
         };
         let sources = sources::read(&mut r);
         let chatbot = chatbot::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot }) } else { Err(ConfigError(r.problems)) }
+        let access = access::read(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

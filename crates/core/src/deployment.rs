@@ -48,6 +48,7 @@ pub const FUNCTIONS: &[Function] = &[
             (B24_MEMBER_ID, Env),
             (OLBRIDGE_TS_WINDOW_SEC, Env),
             (OLBRIDGE_MAX_BODY_BYTES, Env),
+            (OLBRIDGE_ALLOWED_CIDRS, Env),
         ],
     },
     Function {

@@ -158,7 +158,8 @@ pub const ESCALATION_REASONS: &[&str] = &["phrase", "lone_word", "bot_handoff", 
 
 /// The values of `Events`' `Result`: the accepted results, then the refusal codes
 /// ([`ReceiveError::code`]).
-pub const EVENT_RESULTS: &[&str] = &["enqueued", "duplicate", "ignored", "too_large", "malformed", "unauthorized", "stale", "unknown_portal", "unavailable"];
+pub const EVENT_RESULTS: &[&str] =
+    &["enqueued", "duplicate", "ignored", "too_large", "malformed", "unauthorized", "stale", "unknown_portal", "not_allowed", "unavailable"];
 
 /// What the worker did with one SQS record (the values of `WorkerRecords`' `Result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

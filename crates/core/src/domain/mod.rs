@@ -1,6 +1,7 @@
 //! The pure domain: identifiers, the message model, events, turns, profiles and the rules that
 //! decide what to do. Nothing here does I/O.
 
+pub mod allowlist;
 pub mod escalation;
 pub mod event;
 pub mod form;

@@ -128,6 +128,7 @@ fn event_results_cover_every_receive_result() {
         Err(ReceiveError::Forged),
         Err(ReceiveError::Stale(0)),
         Err(ReceiveError::UnknownPortal),
+        Err(ReceiveError::NotAllowed),
         Err(ReceiveError::Store(StoreError::Backend("x".into()))),
     ];
     let got: Vec<&str> = results.iter().map(event_result).collect();
