@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_command, run_olbridge};
+use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_command, poll_until, run_olbridge};
 
 use crate::REPLY_TIMEOUT;
 
@@ -69,6 +69,24 @@ async fn a_dotenv_others_can_read_is_refused_with_the_fix_unless_explicitly_allo
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("can be read by other users"));
+}
+
+#[tokio::test]
+async fn with_a_log_dir_serve_also_logs_to_a_daily_file_and_stderr_is_unchanged() {
+    let logs = tempfile::TempDir::new().unwrap();
+    let extra_env = vec![("OLBRIDGE_LOG_DIR".to_owned(), logs.path().display().to_string()), ("RUST_LOG".to_owned(), "info".to_owned())];
+    let app = TestApp::spawn_process(AppOptions { extra_env, ..AppOptions::default() }).await.unwrap();
+    app.customer_writes(PHONE, "hello").await.unwrap();
+    app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let file = logs.path().join(format!("olbridge.{today}.log"));
+    // The writer is non-blocking: wait for its thread to have written (the child is killed below).
+    let text = poll_until(REPLY_TIMEOUT, || async { std::fs::read_to_string(&file).unwrap_or_default() }, |t| t.contains("receiver limits")).await;
+    assert!(text.lines().any(|l| l.contains("INFO") && l.contains("receiver limits")), "{text}");
+    let files: Vec<_> = std::fs::read_dir(logs.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files, [file], "one file, today's");
+    assert!(app.serve_log().contains("receiver limits"), "stderr still gets every line");
+    app.shutdown().await;
 }
 
 #[tokio::test]

@@ -315,6 +315,10 @@ pub struct RunnerSettings {
     pub transient_patience: Duration,
     /// `OLBRIDGE_LOG_FORMAT=json`.
     pub log_json: bool,
+    /// `OLBRIDGE_LOG_DIR`: `olbridge serve` also logs to daily-rotated files there.
+    pub log_dir: Option<PathBuf>,
+    /// `OLBRIDGE_LOG_KEEP`: how many daily log files are kept (default 14).
+    pub log_keep: usize,
     /// `OLBRIDGE_PUBLIC_URL`.
     pub public_url: Option<Url>,
     /// The receiver's connection limits.
@@ -537,6 +541,8 @@ impl Config {
                 "expected seconds, 1..=604800",
             )),
             log_json: log_json.unwrap_or(false),
+            log_dir: r.text(OLBRIDGE_LOG_DIR).map(PathBuf::from),
+            log_keep: r.number(OLBRIDGE_LOG_KEEP, 14, |v: &usize| (1..=3650).contains(v), "expected a number of files, 1..=3650"),
             public_url,
             receiver: receiver_limits(&mut r),
         };

@@ -109,8 +109,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = crate::env::over_process_env(file.map(|f| f.vars).unwrap_or_default());
     let config = Config::from_map(&env).map_err(anyhow::Error::new)?;
     let (json, rust_log) = (cli.log_json || config.runner.log_json, env.get("RUST_LOG").map(String::as_str));
+    // Held until `run` returns: dropping it flushes and stops the log file writer.
+    let mut _log_files = crate::telemetry::Guard::default();
     if matches!(command, Command::Serve) {
-        crate::telemetry::init(json, rust_log);
+        match &config.runner.log_dir {
+            Some(dir) => {
+                let files = crate::telemetry::LogFiles { dir: dir.clone(), keep: config.runner.log_keep };
+                _log_files = crate::telemetry::init_with_files(json, rust_log, &files)?;
+            }
+            None => crate::telemetry::init(json, rust_log),
+        }
     } else {
         // The admin commands print their own results: their logs are for warnings unless RUST_LOG
         // asks for more (a failed call they report anyway would otherwise be said twice).
