@@ -24,6 +24,7 @@ use crate::domain::secret::Secret;
 mod access;
 mod chatbot;
 mod sources;
+mod window;
 
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
@@ -151,6 +152,10 @@ pub mod vars {
     pub const OLBRIDGE_LOG_DIR: &str = "OLBRIDGE_LOG_DIR";
     /// How many daily log files `OLBRIDGE_LOG_DIR` keeps (default 14).
     pub const OLBRIDGE_LOG_KEEP: &str = "OLBRIDGE_LOG_KEEP";
+    /// WhatsApp's 24-hour window: `on` (default) or `off`.
+    pub const OLBRIDGE_WINDOW_CHECK: &str = "OLBRIDGE_WINDOW_CHECK";
+    /// No free text in the last this-many seconds of the window (default 60).
+    pub const OLBRIDGE_WINDOW_MARGIN_SEC: &str = "OLBRIDGE_WINDOW_MARGIN_SEC";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -212,6 +217,8 @@ pub mod vars {
         OLBRIDGE_ALLOW_INSECURE_ENV,
         OLBRIDGE_LOG_DIR,
         OLBRIDGE_LOG_KEEP,
+        OLBRIDGE_WINDOW_CHECK,
+        OLBRIDGE_WINDOW_MARGIN_SEC,
     ];
 }
 
@@ -294,6 +301,8 @@ pub struct ConversationSettings {
     pub profile_max_bytes: usize,
     /// `OLBRIDGE_HISTORY_TEXT_MAX_CHARS`: the cap for [`crate::domain::history::cap_history_text`].
     pub history_text_max_chars: usize,
+    /// `OLBRIDGE_WINDOW_CHECK` and `OLBRIDGE_WINDOW_MARGIN_SEC`: WhatsApp's 24-hour window.
+    pub window: crate::domain::window::WindowPolicy,
 }
 
 /// The local runner.
@@ -526,6 +535,7 @@ impl Config {
                 |v: &usize| (100..=100_000).contains(v),
                 "expected characters, 100..=100000",
             ),
+            window: window::read(&mut r),
         };
         let runner = RunnerSettings {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),

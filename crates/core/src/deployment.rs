@@ -81,6 +81,8 @@ pub const FUNCTIONS: &[Function] = &[
             (OLBRIDGE_PROFILE_RETENTION_DAYS, Env),
             (OLBRIDGE_PROFILE_MAX_BYTES, Env),
             (OLBRIDGE_HISTORY_TEXT_MAX_CHARS, Env),
+            (OLBRIDGE_WINDOW_CHECK, Env),
+            (OLBRIDGE_WINDOW_MARGIN_SEC, Env),
         ],
     },
     Function { name: "rotator", vars: &[(OLBRIDGE_SECRET_ID, Env)] },

@@ -14,3 +14,4 @@ pub mod secret;
 pub mod split;
 pub mod stats;
 pub mod turn;
+pub mod window;
