@@ -19,6 +19,7 @@ mod receiver;
 mod recovery;
 mod tools;
 mod turns;
+mod window;
 
 use std::time::Duration;
 
