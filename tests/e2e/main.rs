@@ -17,6 +17,7 @@ mod load;
 mod operator;
 mod receiver;
 mod recovery;
+mod redaction;
 mod tools;
 mod turns;
 mod window;
