@@ -17,6 +17,8 @@ use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
 
 use super::*;
 
+mod redaction;
+
 const MESSAGEADD: &str = include_str!("../../../../events/apigw-v2-messageadd.json");
 const MESSAGEADD_BASE64: &str = include_str!("../../../../events/apigw-v2-messageadd-base64.json");
 const FORGED: &str = include_str!("../../../../events/apigw-v2-forged.json");

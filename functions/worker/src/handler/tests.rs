@@ -24,6 +24,8 @@ use olbridge_core::usecase::receive::{InboundRequest, MemberPin, ReceiveSettings
 use serde_json::Value;
 
 use super::*;
+
+mod redaction;
 use crate::visibility::VisibilityError;
 
 const ONE_JOB: &str = include_str!("../../../../events/sqs-one-job.json");
