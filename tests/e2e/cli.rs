@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_command, run_olbridge};
+use olbridge_tests::{AppOptions, PHONE, TestApp, olbridge_command, poll_until, run_olbridge};
 
 use crate::REPLY_TIMEOUT;
 
@@ -17,7 +17,7 @@ async fn dotenv_reads_the_readme_format_lets_the_environment_win_and_never_print
     let env_file = dir.path().join(".env");
     let template =
         format!("# as in README.md\nBOT_HTTP_AUTH=Bearer <token>            # optional\nexport OLBRIDGE_DATA_DIR={}   # the store\n", store.display());
-    std::fs::write(&env_file, template).unwrap();
+    olbridge::env::write_private(&env_file, &template).unwrap();
     // `stats` reads the store named in .env: its error shows the path, without the comment.
     let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -29,12 +29,64 @@ async fn dotenv_reads_the_readme_format_lets_the_environment_win_and_never_print
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("no olbridge store in {other_str} (")), "the real environment wins: {stderr}");
 
-    std::fs::write(&env_file, format!("OLBRIDGE_DATA_DIR=x\nBOT_HTTP_AUTH=\"Bearer {SECRET}\n")).unwrap();
+    olbridge::env::write_private(&env_file, &format!("OLBRIDGE_DATA_DIR=x\nBOT_HTTP_AUTH=\"Bearer {SECRET}\n")).unwrap();
     let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("{}, line 2: BOT_HTTP_AUTH: ", env_file.display())), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_dotenv_others_can_read_is_refused_with_the_fix_unless_explicitly_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = dir.path().join("store");
+    let env_file = dir.path().join(".env");
+    std::fs::write(&env_file, format!("OLBRIDGE_DATA_DIR={}\nBOT_HTTP_AUTH=Bearer {SECRET}\n", store.display())).unwrap();
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("{} can be read by other users (mode 644)", env_file.display())), "{stderr}");
+    assert!(stderr.contains(&format!("chmod 600 {}", env_file.display())), "{stderr}");
+    assert!(!stderr.contains("no olbridge store"), "refused before the configuration is used: {stderr}");
+
+    // Allowed from the real environment: it runs (to `stats`' own error) with a loud warning.
+    let out = run_olbridge(dir.path(), &[("OLBRIDGE_ALLOW_INSECURE_ENV", "1")], &["stats"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN") && stderr.contains("can be read by other users and OLBRIDGE_ALLOW_INSECURE_ENV=1 lets it be used"), "{stderr}");
+    assert!(stderr.contains(&format!("no olbridge store in {} (", store.display())), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+
+    // The file cannot vouch for itself.
+    std::fs::write(&env_file, "OLBRIDGE_ALLOW_INSECURE_ENV=1\n").unwrap();
+    let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("can be read by other users"));
+
+    // chmod 600 fixes it.
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run_olbridge(dir.path(), &[], &["stats"]).await.unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("can be read by other users"));
+}
+
+#[tokio::test]
+async fn with_a_log_dir_serve_also_logs_to_a_daily_file_and_stderr_is_unchanged() {
+    let logs = tempfile::TempDir::new().unwrap();
+    let extra_env = vec![("OLBRIDGE_LOG_DIR".to_owned(), logs.path().display().to_string()), ("RUST_LOG".to_owned(), "info".to_owned())];
+    let app = TestApp::spawn_process(AppOptions { extra_env, ..AppOptions::default() }).await.unwrap();
+    app.customer_writes(PHONE, "hello").await.unwrap();
+    app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let file = logs.path().join(format!("olbridge.{today}.log"));
+    // The writer is non-blocking: wait for its thread to have written (the child is killed below).
+    let text = poll_until(REPLY_TIMEOUT, || async { std::fs::read_to_string(&file).unwrap_or_default() }, |t| t.contains("receiver limits")).await;
+    assert!(text.lines().any(|l| l.contains("INFO") && l.contains("receiver limits")), "{text}");
+    let files: Vec<_> = std::fs::read_dir(logs.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files, [file], "one file, today's");
+    assert!(app.serve_log().contains("receiver limits"), "stderr still gets every line");
+    app.shutdown().await;
 }
 
 #[tokio::test]

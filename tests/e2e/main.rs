@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test loudly
 
 mod admin;
+mod allowlist;
 mod answers;
 mod chatbots_v2;
 mod cli;
@@ -16,8 +17,10 @@ mod load;
 mod operator;
 mod receiver;
 mod recovery;
+mod redaction;
 mod tools;
 mod turns;
+mod window;
 
 use std::time::Duration;
 

@@ -140,6 +140,9 @@ pub struct SnapshotMessage {
     pub skip_connector: bool,
     /// Whether it reached the customer's messenger.
     pub to_customer: bool,
+    /// Meant for the customer but posted after the chat's `BLOCK_DATE` (WhatsApp's 24-hour
+    /// window), so never delivered.
+    pub window_blocked: bool,
     /// Session id when written.
     pub session_id: u64,
 }

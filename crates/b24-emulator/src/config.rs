@@ -145,7 +145,16 @@ pub struct EmulatorConfig {
     /// Whether `im.v2.Event.*` user logs include Open Lines chats the user belongs to (UNCONFIRMED, contract
     /// §3.4 and §10 item 5). On by default.
     pub im_v2_events_include_openlines: bool,
+    /// WhatsApp's 24-hour window: on lines whose connector id starts with `whatsapp`, each customer
+    /// message sets the session's `BLOCK_DATE` (`entity_data_1` field 9) this long ahead, and free
+    /// text posted after it is recorded as not delivered (contract §11: the Edna and Twilio
+    /// connectors use 86 400 s). `None`: no block date (`0`), as on other connectors.
+    pub whatsapp_window: Option<Duration>,
 }
+
+/// `BLOCK_REASON` the emulator writes beside a WhatsApp block date. The real value is UNCONFIRMED
+/// (Bitrix24's source names the restriction per connector); clients should treat it as opaque.
+pub const WHATSAPP_BLOCK_REASON: &str = "WHATSAPP_24H";
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -163,6 +172,7 @@ impl Default for EmulatorConfig {
             max_body_bytes: 2 * 1024 * 1024,
             operating: OperatingLimit::default(),
             im_v2_events_include_openlines: true,
+            whatsapp_window: Some(Duration::from_secs(86_400)),
         }
     }
 }

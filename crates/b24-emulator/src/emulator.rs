@@ -60,6 +60,7 @@ impl Emulator {
             enforce_extranet_support: config.enforce_extranet_support,
             expose_connector_phones: config.expose_connector_phones,
             im_v2_openlines: config.im_v2_events_include_openlines,
+            whatsapp_window: config.whatsapp_window,
         };
         let clock = Arc::new(crate::clock::Clock::default());
         let shared = Arc::new(Shared {
@@ -202,6 +203,18 @@ impl Emulator {
     pub fn chat(&self, chat_id: u64) -> Option<ChatSnapshot> {
         let portal = self.shared.portal();
         portal.chats.get(&chat_id).map(|c| views::snapshot(&portal, c))
+    }
+
+    /// Sets a chat's WhatsApp `BLOCK_DATE` (e.g. to the past: the window has closed), or clears it
+    /// with `None`. The next customer message sets it anew.
+    pub fn set_block_date(&self, chat_id: u64, at: Option<chrono::DateTime<chrono::Utc>>) -> anyhow::Result<()> {
+        self.shared.portal().set_block_date(chat_id, at.map(|t| t.timestamp())).map_err(api_err)
+    }
+
+    /// Changes WhatsApp's window length for the customer messages that follow (`None`: no block
+    /// dates); see [`crate::EmulatorConfig::whatsapp_window`].
+    pub fn set_whatsapp_window(&self, window: Option<Duration>) {
+        self.shared.portal().ident.whatsapp_window = window;
     }
 
     /// The Open Lines chat of a customer on a line, if it exists.

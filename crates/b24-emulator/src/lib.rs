@@ -42,7 +42,7 @@ mod shared;
 mod state;
 
 pub use api::{ChatSnapshot, CustomerMessage, DemoPortal, InboxMessage, NewLine, SnapshotMessage, WelcomeBotJoin, WelcomeBotLeft};
-pub use config::{EmulatorConfig, OperatingLimit, RateLimit};
+pub use config::{EmulatorConfig, OperatingLimit, RateLimit, WHATSAPP_BLOCK_REASON};
 pub use emulator::Emulator;
 pub use faults::{DeliveryOutage, Fault, FaultKind, OutageFailure};
 pub use record::{EventDelivery, RecordedCall};

@@ -21,9 +21,12 @@ use crate::domain::ids::{BotId, MemberId};
 use crate::domain::profile::DEFAULT_PROFILE_MAX_BYTES;
 use crate::domain::secret::Secret;
 
+mod access;
 mod chatbot;
 mod sources;
+mod window;
 
+pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
@@ -139,6 +142,20 @@ pub mod vars {
     pub const B24_TRANSFER_TO: &str = "B24_TRANSFER_TO";
     /// The portal's per-method operating-time limit over ten minutes, seconds (default 480).
     pub const B24_OPERATING_LIMIT_SEC: &str = "B24_OPERATING_LIMIT_SEC";
+    /// Sources allowed to POST events, comma-separated IPv4/IPv6 CIDRs (default: every source).
+    pub const OLBRIDGE_ALLOWED_CIDRS: &str = "OLBRIDGE_ALLOWED_CIDRS";
+    /// Local runner: reverse proxies (CIDRs) whose `X-Forwarded-For` names the client (default: none).
+    pub const OLBRIDGE_TRUSTED_PROXIES: &str = "OLBRIDGE_TRUSTED_PROXIES";
+    /// Set to `1` to run with a `.env` file that group or others can read (with a warning).
+    pub const OLBRIDGE_ALLOW_INSECURE_ENV: &str = "OLBRIDGE_ALLOW_INSECURE_ENV";
+    /// Local runner: a directory for daily-rotated log files, besides stderr (default: none).
+    pub const OLBRIDGE_LOG_DIR: &str = "OLBRIDGE_LOG_DIR";
+    /// How many daily log files `OLBRIDGE_LOG_DIR` keeps (default 14).
+    pub const OLBRIDGE_LOG_KEEP: &str = "OLBRIDGE_LOG_KEEP";
+    /// WhatsApp's 24-hour window: `on` (default) or `off`.
+    pub const OLBRIDGE_WINDOW_CHECK: &str = "OLBRIDGE_WINDOW_CHECK";
+    /// No free text in the last this-many seconds of the window (default 60).
+    pub const OLBRIDGE_WINDOW_MARGIN_SEC: &str = "OLBRIDGE_WINDOW_MARGIN_SEC";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -195,6 +212,13 @@ pub mod vars {
         OLBRIDGE_BACKFILL_SEC,
         B24_TRANSFER_TO,
         B24_OPERATING_LIMIT_SEC,
+        OLBRIDGE_ALLOWED_CIDRS,
+        OLBRIDGE_TRUSTED_PROXIES,
+        OLBRIDGE_ALLOW_INSECURE_ENV,
+        OLBRIDGE_LOG_DIR,
+        OLBRIDGE_LOG_KEEP,
+        OLBRIDGE_WINDOW_CHECK,
+        OLBRIDGE_WINDOW_MARGIN_SEC,
     ];
 }
 
@@ -277,6 +301,8 @@ pub struct ConversationSettings {
     pub profile_max_bytes: usize,
     /// `OLBRIDGE_HISTORY_TEXT_MAX_CHARS`: the cap for [`crate::domain::history::cap_history_text`].
     pub history_text_max_chars: usize,
+    /// `OLBRIDGE_WINDOW_CHECK` and `OLBRIDGE_WINDOW_MARGIN_SEC`: WhatsApp's 24-hour window.
+    pub window: crate::domain::window::WindowPolicy,
 }
 
 /// The local runner.
@@ -298,6 +324,10 @@ pub struct RunnerSettings {
     pub transient_patience: Duration,
     /// `OLBRIDGE_LOG_FORMAT=json`.
     pub log_json: bool,
+    /// `OLBRIDGE_LOG_DIR`: `olbridge serve` also logs to daily-rotated files there.
+    pub log_dir: Option<PathBuf>,
+    /// `OLBRIDGE_LOG_KEEP`: how many daily log files are kept (default 14).
+    pub log_keep: usize,
     /// `OLBRIDGE_PUBLIC_URL`.
     pub public_url: Option<Url>,
     /// The receiver's connection limits.
@@ -358,6 +388,8 @@ pub struct Config {
     pub sources: SourceSettings,
     /// The chatbot API and whether its events are fetched.
     pub chatbot: ChatbotSettings,
+    /// Who may POST events.
+    pub access: AccessSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -503,6 +535,7 @@ impl Config {
                 |v: &usize| (100..=100_000).contains(v),
                 "expected characters, 100..=100000",
             ),
+            window: window::read(&mut r),
         };
         let runner = RunnerSettings {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -518,6 +551,8 @@ impl Config {
                 "expected seconds, 1..=604800",
             )),
             log_json: log_json.unwrap_or(false),
+            log_dir: r.text(OLBRIDGE_LOG_DIR).map(PathBuf::from),
+            log_keep: r.number(OLBRIDGE_LOG_KEEP, 14, |v: &usize| (1..=3650).contains(v), "expected a number of files, 1..=3650"),
             public_url,
             receiver: receiver_limits(&mut r),
         };
@@ -530,7 +565,8 @@ impl Config {
         };
         let sources = sources::read(&mut r);
         let chatbot = chatbot::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot }) } else { Err(ConfigError(r.problems)) }
+        let access = access::read(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

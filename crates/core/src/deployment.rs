@@ -48,6 +48,7 @@ pub const FUNCTIONS: &[Function] = &[
             (B24_MEMBER_ID, Env),
             (OLBRIDGE_TS_WINDOW_SEC, Env),
             (OLBRIDGE_MAX_BODY_BYTES, Env),
+            (OLBRIDGE_ALLOWED_CIDRS, Env),
         ],
     },
     Function {
@@ -82,6 +83,8 @@ pub const FUNCTIONS: &[Function] = &[
             (OLBRIDGE_PROFILE_RETENTION_DAYS, Env),
             (OLBRIDGE_PROFILE_MAX_BYTES, Env),
             (OLBRIDGE_HISTORY_TEXT_MAX_CHARS, Env),
+            (OLBRIDGE_WINDOW_CHECK, Env),
+            (OLBRIDGE_WINDOW_MARGIN_SEC, Env),
         ],
     },
     Function {

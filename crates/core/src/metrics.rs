@@ -150,15 +150,16 @@ pub struct MetricDef {
 }
 
 /// The outcome names ([`TurnOutcome::name`]), the values of `Turns`' `Outcome`.
-pub const OUTCOMES: &[&str] = &["answered", "silent", "handed_off", "fallback", "gave_up", "ignored"];
+pub const OUTCOMES: &[&str] = &["answered", "silent", "handed_off", "fallback", "gave_up", "window_closed", "ignored"];
 
 /// The handoff rules ([`crate::domain::turn::HandoffReason::rule`]), the values of
 /// `Escalations`' `Reason`.
-pub const ESCALATION_REASONS: &[&str] = &["phrase", "lone_word", "bot_handoff", "bot_failure", "portal_refused", "gave_up"];
+pub const ESCALATION_REASONS: &[&str] = &["phrase", "lone_word", "bot_handoff", "bot_failure", "portal_refused", "gave_up", "window_closed"];
 
 /// The values of `Events`' `Result`: the accepted results, then the refusal codes
 /// ([`ReceiveError::code`]).
-pub const EVENT_RESULTS: &[&str] = &["enqueued", "duplicate", "ignored", "too_large", "malformed", "unauthorized", "stale", "unknown_portal", "unavailable"];
+pub const EVENT_RESULTS: &[&str] =
+    &["enqueued", "duplicate", "ignored", "too_large", "malformed", "unauthorized", "stale", "unknown_portal", "not_allowed", "unavailable"];
 
 /// What the worker did with one SQS record (the values of `WorkerRecords`' `Result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -327,13 +328,15 @@ impl Datum {
 
 /// The handoff rule of a turn that sent the chat to a human, `None` for other outcomes: the
 /// rule of [`TurnOutcome::HandedOff`]'s reason, `bot_failure` for a fallback (the bot kept
-/// failing), `gave_up` for a turn the bridge gave up — the rules of the `HandoffReason`s those
-/// outcomes come from.
+/// failing), `gave_up` for a turn the bridge gave up, `window_closed` for a chat handed over
+/// because WhatsApp's 24-hour window closed — the rules of the `HandoffReason`s those outcomes
+/// come from.
 pub fn escalation_reason(outcome: &TurnOutcome) -> Option<&'static str> {
     match outcome {
         TurnOutcome::HandedOff { reason } => Some(reason.rule()),
         TurnOutcome::Fallback { .. } => Some("bot_failure"),
         TurnOutcome::GaveUp { .. } => Some("gave_up"),
+        TurnOutcome::WindowClosed { .. } => Some("window_closed"),
         TurnOutcome::Answered { .. } | TurnOutcome::Silent | TurnOutcome::Ignored { .. } => None,
     }
 }

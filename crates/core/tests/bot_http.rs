@@ -87,6 +87,7 @@ fn inbound(id: &str, text: &str) -> InboundMessage {
             session_id: SessionId::new(12).ok(),
             crm: Some(CrmBinding { entity_type: "lead".into(), entity_id: 42 }),
             phone: Phone::parse("+917704090366").ok(),
+            window: None,
         },
         bot_id: BotId::new(11).ok(),
         language: Some("en".into()),

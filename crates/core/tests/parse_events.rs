@@ -115,6 +115,7 @@ fn obs_capture_a_webhook_bot_in_a_telegram_line() {
             session_id: SessionId::new(1).ok(),
             crm: crm("lead", 3),
             phone: None,
+            window: None,
         },
         bot_id: BotId::new(11).ok(),
         language: Some("ru".into()),
@@ -342,6 +343,7 @@ fn v2_open_lines_customer_both_ways() {
         session_id: SessionId::new(900).ok(),
         crm: crm("lead", 12),
         phone: Phone::parse("+971501234567").ok(),
+        window: None,
     };
     assert_eq!(pushed.lines, lines);
     let mut data = json_fixture("doc_v2_messageadd_data.json");

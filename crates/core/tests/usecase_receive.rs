@@ -30,6 +30,7 @@ fn settings() -> ReceiveSettings {
         bot_id: None,
         ts_window: Duration::from_secs(300),
         max_body_bytes: 64 * 1024,
+        sources: Default::default(),
     }
 }
 

@@ -103,13 +103,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         other => other,
     };
     // The one place the configuration is read: `.env` under the real environment (see `env`).
-    let file = crate::env::read(&cli.env_dir)?;
+    let file = crate::env::read(&cli.env_dir, crate::env::insecure_allowed())?;
     let loaded_env = file.is_some();
-    let env = crate::env::over_process_env(file.unwrap_or_default());
+    let insecure_mode = file.as_ref().and_then(|f| f.insecure_mode);
+    let env = crate::env::over_process_env(file.map(|f| f.vars).unwrap_or_default());
     let config = Config::from_map(&env).map_err(anyhow::Error::new)?;
     let (json, rust_log) = (cli.log_json || config.runner.log_json, env.get("RUST_LOG").map(String::as_str));
+    // Held until `run` returns: dropping it flushes and stops the log file writer.
+    let mut _log_files = crate::telemetry::Guard::default();
     if matches!(command, Command::Serve) {
-        crate::telemetry::init(json, rust_log);
+        match &config.runner.log_dir {
+            Some(dir) => {
+                let files = crate::telemetry::LogFiles { dir: dir.clone(), keep: config.runner.log_keep };
+                _log_files = crate::telemetry::init_with_files(json, rust_log, &files)?;
+            }
+            None => crate::telemetry::init(json, rust_log),
+        }
     } else {
         // The admin commands print their own results: their logs are for warnings unless RUST_LOG
         // asks for more (a failed call they report anyway would otherwise be said twice).
@@ -117,6 +126,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if loaded_env {
         tracing::debug!("read .env from {}", cli.env_dir.display());
+    }
+    if let Some(mode) = insecure_mode {
+        let path = cli.env_dir.join(crate::env::FILE_NAME);
+        tracing::warn!(
+            file = %path.display(),
+            mode = format!("{mode:03o}"),
+            "the .env file can be read by other users and OLBRIDGE_ALLOW_INSECURE_ENV=1 lets it be used: it holds the webhook code and the bot's credentials; fix with chmod 600"
+        );
     }
     match command {
         Command::Serve => serve(&config).await,

@@ -9,6 +9,15 @@
 //! ("Error parsing line: 'Bearer …'"). The format is small, so we parse it here: every error names
 //! the file, the 1-based line number and the variable when there is one, and never the value.
 //!
+//! # Why a `.env` others can read is refused
+//! The file holds the webhook code (full REST access to the portal as its user), the bot's
+//! credentials and the application token. A file group or others can read (`chmod 644`, what a
+//! plain `cp` or an editor leaves with the usual umask) gives them to every account on the machine,
+//! so [`read`] refuses it with the file named and the fix (`chmod 600 <file>`). Setting
+//! `OLBRIDGE_ALLOW_INSECURE_ENV=1` in the real environment (not in the file: the file cannot vouch
+//! for itself) reads it anyway, and the caller logs a warning at every start. Unix only: elsewhere
+//! there are no mode bits to check.
+//!
 //! # Why nothing is written to the process environment
 //! `std::env::set_var` is `unsafe` in edition 2024 (another thread may be reading the environment)
 //! and the workspace forbids unsafe code. So [`read`] returns the file's variables as a map,
@@ -33,6 +42,19 @@ pub enum EnvError {
         path: PathBuf,
         /// The I/O failure (its text names no content).
         cause: std::io::Error,
+    },
+    /// Group or others may read the file.
+    #[error(
+        "{} can be read by other users (mode {mode:03o}): it holds the webhook code and the bot's credentials. \
+         Fix: chmod 600 {} (or set OLBRIDGE_ALLOW_INSECURE_ENV=1 in the environment to run anyway)",
+        path.display(),
+        path.display()
+    )]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// A line is not `VAR=value`.
     #[error("{}, line {}: {}", path.display(), error.line, error.describe())]
@@ -98,17 +120,87 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Reads `dir/.env`: `Ok(None)` when there is no such file.
-pub fn read(dir: &Path) -> Result<Option<HashMap<String, String>>, EnvError> {
+/// The variable that lets a `.env` others can read be used anyway (read from the real environment).
+pub const ALLOW_INSECURE: &str = olbridge_core::config::vars::OLBRIDGE_ALLOW_INSECURE_ENV;
+
+/// A `.env` file that was read.
+#[derive(Debug, Default)]
+pub struct EnvFile {
+    /// Its variables.
+    pub vars: HashMap<String, String>,
+    /// `Some(mode)` when group or others can read it and [`ALLOW_INSECURE`] let it through: the
+    /// caller warns once logging is up.
+    pub insecure_mode: Option<u32>,
+}
+
+/// Whether the real environment sets [`ALLOW_INSECURE`] to `1` (or `true`).
+pub fn insecure_allowed() -> bool {
+    std::env::var_os(ALLOW_INSECURE).is_some_and(|v| matches!(v.to_str().map(str::trim), Some("1" | "true" | "yes")))
+}
+
+/// Reads `dir/.env`: `Ok(None)` when there is no such file. A file group or others can read is
+/// refused unless `allow_insecure` (see the module's docs).
+pub fn read(dir: &Path, allow_insecure: bool) -> Result<Option<EnvFile>, EnvError> {
     let path = dir.join(FILE_NAME);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(cause) => return Err(EnvError::Read { path, cause }),
     };
+    let insecure_mode = match readable_by_others(&file) {
+        Ok(mode) => mode,
+        Err(cause) => return Err(EnvError::Read { path, cause }),
+    };
+    if let Some(mode) = insecure_mode
+        && !allow_insecure
+    {
+        return Err(EnvError::Insecure { path, mode });
+    }
+    let text = match std::io::read_to_string(file) {
+        Ok(t) => t,
+        Err(cause) => return Err(EnvError::Read { path, cause }),
+    };
     match parse(&text) {
-        Ok(vars) => Ok(Some(vars.into_iter().collect())),
+        Ok(vars) => Ok(Some(EnvFile { vars: vars.into_iter().collect(), insecure_mode })),
         Err(error) => Err(EnvError::Syntax { path, error }),
+    }
+}
+
+/// The file's permission bits when group or others may read it.
+#[cfg(unix)]
+fn readable_by_others(file: &std::fs::File) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    Ok((mode & 0o044 != 0).then_some(mode))
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_file: &std::fs::File) -> std::io::Result<Option<u32>> {
+    Ok(None)
+}
+
+/// Writes a `.env` file readable by its owner only (0600 from its creation, so there is no moment
+/// at which others could read it). For the project's own tools and tests that write one.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut f = options.open(path)?;
+        // An existing file keeps its old mode through `open`: set it.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(text.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)?.write_all(text.as_bytes())
     }
 }
 
@@ -288,8 +380,8 @@ mod tests {
             ("export\n", 1, None, "no `=`"),
         ];
         for (text, line, var, says) in cases {
-            std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
-            let message = read(dir.path()).unwrap_err().to_string();
+            write_private(&dir.path().join(FILE_NAME), text).unwrap();
+            let message = read(dir.path(), false).unwrap_err().to_string();
             assert!(!message.contains(SECRET), "{message}");
             assert!(message.contains(&dir.path().join(FILE_NAME).display().to_string()), "{message}");
             assert!(message.contains(&format!("line {line}:")), "{message}");
@@ -304,9 +396,38 @@ mod tests {
     #[test]
     fn a_missing_file_is_no_error_and_an_unreadable_one_is() {
         let dir = tempfile::TempDir::new().unwrap();
-        assert!(read(dir.path()).unwrap().is_none());
+        assert!(read(dir.path(), false).unwrap().is_none());
         std::fs::create_dir(dir.path().join(FILE_NAME)).unwrap();
-        assert!(matches!(read(dir.path()), Err(EnvError::Read { .. })));
+        assert!(matches!(read(dir.path(), false), Err(EnvError::Read { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_read_is_refused_with_the_fix_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        write_private(&path, "BOT_HTTP_AUTH=Bearer SECRETBOTTOKEN\n").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "written private");
+        let ok = read(dir.path(), false).unwrap().unwrap();
+        assert_eq!((ok.vars.get("BOT_HTTP_AUTH").map(String::as_str), ok.insecure_mode), (Some("Bearer SECRETBOTTOKEN"), None));
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read(dir.path(), false).unwrap_err();
+            let message = e.to_string();
+            assert!(matches!(e, EnvError::Insecure { mode: m, .. } if m == mode), "{message}");
+            assert!(message.contains(&format!("chmod 600 {}", path.display())) && message.contains("OLBRIDGE_ALLOW_INSECURE_ENV=1"), "{message}");
+            assert!(!message.contains("SECRETBOTTOKEN"), "{message}");
+            let allowed = read(dir.path(), true).unwrap().unwrap();
+            assert_eq!(allowed.insecure_mode, Some(mode));
+            assert!(allowed.vars.contains_key("BOT_HTTP_AUTH"));
+        }
+        // Owner-only modes other than 600 are fine; rewriting privately fixes an open file.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(read(dir.path(), false).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, "A=1\n").unwrap();
+        assert_eq!(read(dir.path(), false).unwrap().unwrap().vars.get("A").map(String::as_str), Some("1"));
     }
 
     #[test]

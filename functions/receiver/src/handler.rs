@@ -10,10 +10,17 @@
 //!
 //! A named API Gateway stage (`/prod/bitrix/events`) is routed like the `$default` stage.
 //!
+//! The source allow-list (`OLBRIDGE_ALLOWED_CIDRS`) is checked on `requestContext.http.sourceIp`
+//! (payload 2.0; `identity.sourceIp` for 1.0) before the body is looked at: 403 `not_allowed`,
+//! counted in `Events` like every refusal. API Gateway sets `sourceIp` from the TCP connection it
+//! accepted, not from a header, so `OLBRIDGE_TRUSTED_PROXIES` plays no part here. A request with no
+//! `sourceIp` cannot be placed and is refused while the list is on.
+//!
 //! Logging: refusals at DEBUG only (anyone on the internet can POST a forged event; a line each
 //! would let them bury the lines that matter, and the `Events` metric counts them per code); a
 //! store failure (503) is ours, so it is a WARN with its error. One EMF line per event.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
@@ -104,6 +111,13 @@ impl ReceiverDeps {
 }
 
 async fn event(deps: &ReceiverDeps, request: &Request) -> Response<Body> {
+    let policy = deps.receiver().settings.sources;
+    if !policy.is_open() && !policy.allows(source_ip(request)) {
+        let result = Err(ReceiveError::NotAllowed);
+        deps.emf.emit(&[metrics::event(&result)], deps.clock.now(), &[]);
+        debug!(source_ip = ?source_ip(request), "event refused: source outside OLBRIDGE_ALLOWED_CIDRS");
+        return respond(StatusCode::FORBIDDEN, &json!({"error": ReceiveError::NotAllowed.code()}));
+    }
     let inbound = InboundRequest { body: request.body().as_ref(), query: request.uri().query() };
     let now = deps.clock.now();
     let mut result = deps.receiver().receive(inbound, now).await;
@@ -131,6 +145,16 @@ async fn event(deps: &ReceiverDeps, request: &Request) -> Response<Body> {
             respond(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST), &json!({"error": e.code()}))
         }
     }
+}
+
+/// The address API Gateway accepted the request from.
+fn source_ip(request: &Request) -> Option<IpAddr> {
+    let ip = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.http.source_ip.as_deref(),
+        Some(RequestContext::ApiGatewayV1(c)) => c.identity.source_ip.as_deref(),
+        _ => None,
+    };
+    ip.and_then(|ip| ip.trim().parse().ok())
 }
 
 /// The request's path without a named API Gateway stage (`$default` has none).

@@ -29,16 +29,21 @@ describe('HTTP API', () => {
     assert.equal(format.sourceIp, '$context.identity.sourceIp');
   });
 
-  test('an allow-list is refused while the receiver does not read OLBRIDGE_ALLOWED_CIDRS', () => {
-    assert.throws(() => build({ allowedCidrs: ['203.0.113.0/24'] }), /receiver does not read OLBRIDGE_ALLOWED_CIDRS/);
+  test('the receiver reads OLBRIDGE_ALLOWED_CIDRS (infra/functions.json), so the allow-list reaches it as comma-separated CIDRs', () => {
+    const env = lambdaFn(build({ allowedCidrs: ['203.0.113.0/24', '2001:db8::/32'] }).template, 'receiver').props.Environment.Variables;
+    assert.equal(env[ALLOWED_CIDRS], '203.0.113.0/24,2001:db8::/32');
+    const open = lambdaFn(build({}).template, 'receiver').props.Environment.Variables;
+    assert.equal(open[ALLOWED_CIDRS], '', 'no allow-list: empty, everyone may post (the token is still checked)');
+    assert.throws(() => build({ allowedCidrs: ['203.0.113.0/33'] }), /not an IPv4 or IPv6 CIDR/);
+    const worker = lambdaFn(build({ allowedCidrs: ['203.0.113.0/24'] }).template, 'worker').props.Environment.Variables;
+    assert.equal(worker[ALLOWED_CIDRS], undefined, 'only the receiver gets the allow-list');
   });
 
-  test('once the receiver reads it, the allow-list reaches the receiver as comma-separated CIDRs', () => {
-    const withVar = specWith((s) => s.functions.functions.find((f: any) => f.name === 'receiver').vars.push({ name: ALLOWED_CIDRS, from: 'env' }));
-    const env = lambdaFn(build({ allowedCidrs: ['203.0.113.0/24', '2001:db8::/32'] }, withVar).template, 'receiver').props.Environment.Variables;
-    assert.equal(env[ALLOWED_CIDRS], '203.0.113.0/24,2001:db8::/32');
-    const open = lambdaFn(build({}, withVar).template, 'receiver').props.Environment.Variables;
-    assert.equal(open[ALLOWED_CIDRS], '', 'no allow-list: empty, everyone may post (the token is still checked)');
-    assert.throws(() => build({ allowedCidrs: ['203.0.113.0/33'] }, withVar), /not an IPv4 or IPv6 CIDR/);
+  test('an allow-list is still refused by a spec whose receiver does not read OLBRIDGE_ALLOWED_CIDRS', () => {
+    const without = specWith((s) => {
+      const receiver = s.functions.functions.find((f: any) => f.name === 'receiver');
+      receiver.vars = receiver.vars.filter((v: any) => v.name !== ALLOWED_CIDRS);
+    });
+    assert.throws(() => build({ allowedCidrs: ['203.0.113.0/24'] }, without), /receiver does not read OLBRIDGE_ALLOWED_CIDRS/);
   });
 });

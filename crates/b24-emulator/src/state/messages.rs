@@ -40,7 +40,10 @@ impl Portal {
         let now = self.now();
         let Some(chat) = self.chats.get_mut(&p.chat_id) else { return id };
         let lines = chat.lines.as_ref();
-        let to_customer = lines.is_some_and(|l| p.author_id != l.customer_id) && !p.skip_connector && (!p.system || p.important_connector);
+        let for_customer = lines.is_some_and(|l| p.author_id != l.customer_id) && !p.skip_connector && (!p.system || p.important_connector);
+        // WhatsApp's window: after BLOCK_DATE the connector delivers no free text.
+        let window_blocked = for_customer && lines.is_some_and(|l| l.block_date > 0 && now.timestamp() >= l.block_date);
+        let to_customer = for_customer && !window_blocked;
         let session_id = lines.map_or(0, |l| l.session_id);
         chat.message_ids.push(id);
         let mut params = p.params;
@@ -73,6 +76,7 @@ impl Portal {
                 session_id,
                 uuid: (p.author_id != 0).then(super::random_uuid),
                 to_customer,
+                window_blocked,
             },
         );
         self.log_message(id);

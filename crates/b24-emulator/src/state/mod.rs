@@ -41,6 +41,8 @@ pub(crate) struct Identity {
     pub expose_connector_phones: bool,
     /// Whether `im.v2.Event.*` logs Open Lines chats (UNCONFIRMED).
     pub im_v2_openlines: bool,
+    /// WhatsApp's window after a customer message (`None`: no block dates).
+    pub whatsapp_window: Option<std::time::Duration>,
 }
 
 /// Monotonic id sequences. They start at different, realistic-looking bases so that a client mixing up a chat

@@ -109,6 +109,11 @@ pub(crate) struct LinesInfo {
     pub crm: CrmLinks,
     /// `entity_data_3` (silent mode flag).
     pub silent: String,
+    /// `BLOCK_DATE` (unix seconds, 0: none): free text posted from then on does not reach the
+    /// customer (WhatsApp's 24-hour window).
+    pub block_date: i64,
+    /// `BLOCK_REASON` (`0`: none).
+    pub block_reason: String,
 }
 
 #[derive(Clone, Debug)]
@@ -174,6 +179,10 @@ pub(crate) struct Message {
     pub uuid: Option<String>,
     /// Whether the connector forwarded it to the customer's messenger.
     pub to_customer: bool,
+    /// Posted for the customer after the chat's `BLOCK_DATE`: stored and shown in Bitrix24, never
+    /// delivered (what a real portal does here is UNCONFIRMED; users of other platforms report
+    /// messages that look sent and never arrive, so the emulator accepts and records it).
+    pub window_blocked: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -51,6 +51,7 @@ impl Portal {
             Some(s) => s.id,
             None => self.start_session(chat_id, new_chat, user_id),
         };
+        self.refresh_window(chat_id);
         let message_id = self.post(super::messages::Post::text(chat_id, user_id, text));
         let bot_operator = self.open_session(chat_id).map(|s| s.operator_id).filter(|op| self.is_bot(*op));
         if text.trim() == "0" && bot_operator.is_some() {
@@ -60,6 +61,27 @@ impl Portal {
             self.notify_bots(message_id);
         }
         Ok(CustomerMessage { chat_id, message_id, session_id, user_id })
+    }
+
+    /// A customer message opens WhatsApp's window anew: `BLOCK_DATE` = now + the window, on
+    /// WhatsApp lines (before the message's events are built, so they carry it).
+    fn refresh_window(&mut self, chat_id: u64) {
+        let Some(window) = self.ident.whatsapp_window else { return };
+        let until = self.now().timestamp().saturating_add(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
+        if let Some(l) = self.chats.get_mut(&chat_id).and_then(|c| c.lines.as_mut())
+            && l.connector_id.to_ascii_lowercase().starts_with("whatsapp")
+        {
+            l.block_date = until;
+            l.block_reason = crate::config::WHATSAPP_BLOCK_REASON.to_owned();
+        }
+    }
+
+    /// Sets (or with `None` clears) a chat's `BLOCK_DATE`, as a test control.
+    pub fn set_block_date(&mut self, chat_id: u64, at: Option<i64>) -> Result<(), ApiError> {
+        let l = self.chats.get_mut(&chat_id).and_then(|c| c.lines.as_mut()).ok_or_else(|| ApiError::bad("CHAT_ID_EMPTY", "Not an Open Lines chat"))?;
+        l.block_date = at.unwrap_or(0);
+        l.block_reason = if at.is_some() { crate::config::WHATSAPP_BLOCK_REASON.to_owned() } else { "0".to_owned() };
+        Ok(())
     }
 
     fn ensure_connector_user(&mut self, connector: &str, digits: &str) -> u64 {
@@ -117,6 +139,8 @@ impl Portal {
                     session_id: 0,
                     crm: CrmLinks::default(),
                     silent: "N".to_owned(),
+                    block_date: 0,
+                    block_reason: "0".to_owned(),
                 }),
                 private_pair: None,
                 message_ids: Vec::new(),
@@ -337,7 +361,7 @@ impl Portal {
         let crm_on = self.lines.get(&l.line_id).is_some_and(|x| x.crm);
         let (etype, eid) = primary_crm(&l.crm);
         let (sid, created) = self.sessions.get(&l.session_id).map_or((0, 0), |s| (s.id, s.date_create.timestamp()));
-        format!("{}|{etype}|{eid}|N|N|{sid}|{created}|0|0|0", if crm_on { "Y" } else { "N" })
+        format!("{}|{etype}|{eid}|N|N|{sid}|{created}|0|{}|{}", if crm_on { "Y" } else { "N" }, l.block_date, l.block_reason)
     }
 
     /// `entity_data_2`: `LEAD|id|COMPANY|id|CONTACT|id|DEAL|id`.

@@ -247,6 +247,7 @@ pub(crate) fn snapshot(p: &Portal, c: &Chat) -> ChatSnapshot {
             system: m.system,
             skip_connector: m.skip_connector,
             to_customer: m.to_customer,
+            window_blocked: m.window_blocked,
             session_id: m.session_id,
         })
         .collect();

@@ -238,3 +238,45 @@ async fn polling_methods_follow_the_source() {
     let d = p.ok("imopenlines.dialog.get", json!({"CHAT_ID": m1.chat_id})).await;
     assert_eq!(d["owner"].as_u64(), Some(p.demo.operator_id), "the new holder");
 }
+
+#[tokio::test]
+async fn whatsapps_window_is_in_the_session_string_and_free_text_after_it_is_not_delivered() {
+    let p = start().await;
+    let rx = receiver().await;
+    p.register_bot(&rx.url, "olb-window").await;
+    let before = chrono::Utc::now().timestamp();
+    let m = p.emu.customer_writes(3, "+491700000009", "hello").await.expect("write");
+    assert!(p.emu.wait_idle(WAIT).await);
+    // The event carries BLOCK_DATE = the message + 24 h, and the reason (fields 9 and 10).
+    let events = rx.events("ONIMBOTMESSAGEADD");
+    let data_1 = events.last().and_then(|e| e["data"]["PARAMS"]["CHAT_ENTITY_DATA_1"].as_str()).expect("CHAT_ENTITY_DATA_1").to_owned();
+    let fields: Vec<&str> = data_1.split('|').collect();
+    assert_eq!(fields.len(), 10, "{data_1}");
+    let block: i64 = fields[8].parse().expect("BLOCK_DATE is unix seconds");
+    assert!((before + 86_400..=chrono::Utc::now().timestamp() + 86_400).contains(&block), "{data_1}");
+    assert_eq!(fields[9], b24_emulator::WHATSAPP_BLOCK_REASON);
+    let dialog = json!(format!("chat{}", m.chat_id));
+    let open = p.ok("im.message.add", json!({"DIALOG_ID": dialog, "MESSAGE": "in time"})).await;
+
+    // A day later the window has closed: the post is accepted and recorded, but never delivered.
+    p.emu.advance_clock(std::time::Duration::from_secs(86_400));
+    let late = p.ok("im.message.add", json!({"DIALOG_ID": dialog, "MESSAGE": "too late"})).await;
+    let chat = p.emu.chat(m.chat_id).expect("chat");
+    let by_id = |id: &serde_json::Value| chat.messages.iter().find(|x| x.id == id.as_u64().unwrap_or(0)).cloned().expect("message");
+    assert!(by_id(&open).to_customer && !by_id(&open).window_blocked);
+    assert!(!by_id(&late).to_customer && by_id(&late).window_blocked);
+    let texts: Vec<String> = p.emu.customer_inbox("491700000009").into_iter().map(|i| i.text).collect();
+    assert_eq!(texts, ["in time"]);
+
+    // The customer writes again: the window reopens.
+    p.emu.customer_writes(3, "+491700000009", "anyone?").await.expect("write");
+    p.ok("im.message.add", json!({"DIALOG_ID": dialog, "MESSAGE": "yes"})).await;
+    assert_eq!(p.emu.customer_inbox("491700000009").last().map(|i| i.text.clone()).as_deref(), Some("yes"));
+
+    // The control: a block date in the past closes it at once; None clears it.
+    p.emu.set_block_date(m.chat_id, Some(chrono::Utc::now() - chrono::Duration::hours(1))).expect("set");
+    p.ok("im.message.add", json!({"DIALOG_ID": dialog, "MESSAGE": "blocked"})).await;
+    assert_eq!(p.emu.customer_inbox("491700000009").last().map(|i| i.text.clone()).as_deref(), Some("yes"));
+    p.emu.set_block_date(m.chat_id, None).expect("clear");
+    assert!(p.emu.chat(m.chat_id).expect("chat").entity_data_1.ends_with("|0|0"));
+}

@@ -86,6 +86,10 @@ pub struct LinesContext {
     pub crm: Option<CrmBinding>,
     /// The customer's phone when the connector puts it in the user code.
     pub phone: Option<Phone>,
+    /// When the connector stops taking free text (WhatsApp's 24-hour window; `entity_data_1`
+    /// fields 9–10), if the session string says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::domain::window::Block>,
 }
 
 /// One message, whatever path brought it in.

@@ -1,6 +1,7 @@
 //! The pure domain: identifiers, the message model, events, turns, profiles and the rules that
 //! decide what to do. Nothing here does I/O.
 
+pub mod allowlist;
 pub mod escalation;
 pub mod event;
 pub mod form;
@@ -13,3 +14,4 @@ pub mod secret;
 pub mod split;
 pub mod stats;
 pub mod turn;
+pub mod window;

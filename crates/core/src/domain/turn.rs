@@ -47,6 +47,14 @@ pub enum HandoffReason {
         /// Why.
         error: String,
     },
+    /// WhatsApp's 24-hour window closed (the session's `BLOCK_DATE` passed) before the reply could
+    /// be posted: nothing more is posted, no notice either (it would not reach the customer), and
+    /// the chat goes to a human, who can reach the customer with a template.
+    WindowClosed {
+        /// `BLOCK_REASON`, when the portal gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        block_reason: Option<String>,
+    },
 }
 
 impl HandoffReason {
@@ -62,6 +70,7 @@ impl HandoffReason {
             Self::BotFailed { .. } => "bot_failure",
             Self::PortalRefused { .. } => "portal_refused",
             Self::GaveUp { .. } => Self::GAVE_UP_RULE,
+            Self::WindowClosed { .. } => "window_closed",
         }
     }
 }
@@ -103,6 +112,14 @@ pub enum TurnOutcome {
         /// Why.
         error: String,
     },
+    /// WhatsApp's 24-hour window was closed when the turn started or closed before its reply was
+    /// posted: nothing (more) was posted into the chat and it went to a human. Neither a failure
+    /// nor a fallback: the customer wrote too long ago for free text.
+    WindowClosed {
+        /// `BLOCK_REASON`, when the portal gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        block_reason: Option<String>,
+    },
     /// The message was not answered, on purpose.
     Ignored {
         /// Why (a stable name, see `IgnoreReason::as_str`).
@@ -119,6 +136,7 @@ impl TurnOutcome {
             Self::HandedOff { .. } => "handed_off",
             Self::Fallback { .. } => "fallback",
             Self::GaveUp { .. } => "gave_up",
+            Self::WindowClosed { .. } => "window_closed",
             Self::Ignored { .. } => "ignored",
         }
     }

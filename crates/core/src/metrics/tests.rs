@@ -58,7 +58,8 @@ fn outcome_index(o: &TurnOutcome) -> usize {
         TurnOutcome::HandedOff { .. } => 2,
         TurnOutcome::Fallback { .. } => 3,
         TurnOutcome::GaveUp { .. } => 4,
-        TurnOutcome::Ignored { .. } => 5,
+        TurnOutcome::WindowClosed { .. } => 5,
+        TurnOutcome::Ignored { .. } => 6,
     }
 }
 
@@ -69,6 +70,7 @@ fn every_outcome() -> Vec<TurnOutcome> {
         TurnOutcome::HandedOff { reason: HandoffReason::BotRequested },
         TurnOutcome::Fallback { error: "e".into() },
         TurnOutcome::GaveUp { error: "e".into() },
+        TurnOutcome::WindowClosed { block_reason: None },
         TurnOutcome::Ignored { reason: "operator_message".into() },
     ]
 }
@@ -90,6 +92,7 @@ fn every_handoff_reason() -> Vec<HandoffReason> {
         HandoffReason::BotFailed { error: "e".into() },
         HandoffReason::PortalRefused { code: "X".into() },
         HandoffReason::GaveUp { error: "e".into() },
+        HandoffReason::WindowClosed { block_reason: Some("WHATSAPP_24H".into()) },
     ];
     for r in &reasons {
         // No wildcard: a new reason fails to compile here until ESCALATION_REASONS names it.
@@ -99,7 +102,8 @@ fn every_handoff_reason() -> Vec<HandoffReason> {
             | HandoffReason::BotRequested
             | HandoffReason::BotFailed { .. }
             | HandoffReason::PortalRefused { .. }
-            | HandoffReason::GaveUp { .. } => {}
+            | HandoffReason::GaveUp { .. }
+            | HandoffReason::WindowClosed { .. } => {}
         }
     }
     reasons
@@ -110,7 +114,7 @@ fn escalation_reasons_are_the_handoff_rules() {
     let rules: Vec<&str> = every_handoff_reason().iter().map(HandoffReason::rule).collect();
     assert_eq!(rules, ESCALATION_REASONS);
     let escalated: Vec<Option<&str>> = every_outcome().iter().map(escalation_reason).collect();
-    assert_eq!(escalated, [None, None, Some("bot_handoff"), Some("bot_failure"), Some("gave_up"), None]);
+    assert_eq!(escalated, [None, None, Some("bot_handoff"), Some("bot_failure"), Some("gave_up"), Some("window_closed"), None]);
     // The outcomes a fallback or a give-up produce carry the rule of the reason they came from.
     assert_eq!(HandoffReason::BotFailed { error: String::new() }.rule(), "bot_failure");
     assert_eq!(HandoffReason::GaveUp { error: String::new() }.rule(), "gave_up");
@@ -128,6 +132,7 @@ fn event_results_cover_every_receive_result() {
         Err(ReceiveError::Forged),
         Err(ReceiveError::Stale(0)),
         Err(ReceiveError::UnknownPortal),
+        Err(ReceiveError::NotAllowed),
         Err(ReceiveError::Store(StoreError::Backend("x".into()))),
     ];
     let got: Vec<&str> = results.iter().map(event_result).collect();

@@ -46,6 +46,7 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use crate::config::Config;
+use crate::domain::allowlist::SourcePolicy;
 use crate::domain::event::{Job, PortalEvent};
 use crate::domain::form::{self, FormLimits};
 use crate::domain::ids::{BotId, DedupKey, MemberId, PortalDomain};
@@ -76,6 +77,9 @@ pub struct ReceiveSettings {
     pub ts_window: Duration,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Who may POST events (`OLBRIDGE_ALLOWED_CIDRS`, `OLBRIDGE_TRUSTED_PROXIES`). The transports
+    /// apply it before the body is read (they know the peer); `receive` never sees a refused one.
+    pub sources: SourcePolicy,
 }
 
 impl ReceiveSettings {
@@ -90,6 +94,7 @@ impl ReceiveSettings {
             bot_id: config.portal.bot_id,
             ts_window: config.portal.ts_window,
             max_body_bytes: config.portal.max_body_bytes,
+            sources: config.access.sources.clone(),
         }
     }
 }
@@ -132,6 +137,10 @@ pub enum ReceiveError {
     /// Another portal.
     #[error("event comes from a portal this bridge does not serve")]
     UnknownPortal,
+    /// The request's source address is outside `OLBRIDGE_ALLOWED_CIDRS` (decided by the receivers
+    /// with [`crate::domain::allowlist::SourcePolicy`] before the body is read).
+    #[error("request comes from an address outside the allow-list")]
+    NotAllowed,
     /// The store or the queue failed; nothing was enqueued.
     #[error("could not store the event: {0}")]
     Store(#[from] StoreError),
@@ -144,7 +153,7 @@ impl ReceiveError {
             Self::TooLarge(_) => 413,
             Self::Malformed(_) => 400,
             Self::Forged | Self::Stale(_) => 401,
-            Self::UnknownPortal => 403,
+            Self::UnknownPortal | Self::NotAllowed => 403,
             Self::Store(_) => 503,
         }
     }
@@ -157,6 +166,7 @@ impl ReceiveError {
             Self::Forged => "unauthorized",
             Self::Stale(_) => "stale",
             Self::UnknownPortal => "unknown_portal",
+            Self::NotAllowed => "not_allowed",
             Self::Store(_) => "unavailable",
         }
     }

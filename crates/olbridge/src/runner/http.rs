@@ -3,12 +3,19 @@
 //!
 //! Refusals carry only a stable error code in the body, never internal error text, and are logged
 //! through `refusals` (DEBUG each, a summary a minute). Connections, limits and timeouts: `listener`.
+//!
+//! The source allow-list (`OLBRIDGE_ALLOWED_CIDRS`, see `SourcePolicy`) is a layer on the events
+//! route alone: it answers 403 `not_allowed` from the peer address and the headers, before the body
+//! is read, so a refused source costs no parsing; `GET /health` stays open to every source.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -25,11 +32,29 @@ use super::refusals::{self, Refusals};
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: ReceiverLimits, stop: watch::Receiver<bool>) {
     let limit = shared.receiver.settings.max_body_bytes;
     let refusals = Arc::clone(&shared.refusals);
-    let app = Router::new().route("/bitrix/events", post(events)).route("/health", get(health)).layer(DefaultBodyLimit::max(limit)).with_state(shared);
+    let events = post(events).layer(middleware::from_fn_with_state(Arc::clone(&shared), admit));
+    let app = Router::new().route("/bitrix/events", events).route("/health", get(health)).layer(DefaultBodyLimit::max(limit)).with_state(shared);
     tokio::join!(
         super::listener::serve(listener, app, limits, Arc::clone(&refusals), stop.clone()),
         refusals::report(&refusals, refusals::SUMMARY_EVERY, stop),
     );
+}
+
+/// Refuses a request from outside the allow-list before its body is touched.
+async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let policy = &shared.receiver.settings.sources;
+    if policy.is_open() {
+        return next.run(request).await;
+    }
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = request.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let client = peer.and_then(|peer| policy.client(peer, forwarded));
+    if policy.allows(client) {
+        next.run(request).await
+    } else {
+        debug!(client = ?client, "event refused: source outside OLBRIDGE_ALLOWED_CIDRS");
+        refuse(&shared.refusals, &ReceiveError::NotAllowed)
+    }
 }
 
 async fn events(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body: Bytes) -> Response {

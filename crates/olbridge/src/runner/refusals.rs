@@ -30,6 +30,8 @@ pub(crate) enum Reason {
     Stale,
     /// 403: another portal's domain or member id.
     UnknownPortal,
+    /// 403: the source address is outside `OLBRIDGE_ALLOWED_CIDRS` (refused before the body).
+    NotAllowed,
     /// The request head did not arrive within the header timeout.
     HeaderTimeout,
     /// 408: the body did not arrive within the body timeout.
@@ -41,12 +43,13 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 9] = [
+    const ALL: [Reason; 10] = [
         Reason::TooLarge,
         Reason::Malformed,
         Reason::Unauthorized,
         Reason::Stale,
         Reason::UnknownPortal,
+        Reason::NotAllowed,
         Reason::HeaderTimeout,
         Reason::BodyTimeout,
         Reason::Silent,
@@ -61,6 +64,7 @@ impl Reason {
             Reason::Unauthorized => "unauthorized",
             Reason::Stale => "stale",
             Reason::UnknownPortal => "unknown_portal",
+            Reason::NotAllowed => "not_allowed",
             Reason::HeaderTimeout => "header_timeout",
             Reason::BodyTimeout => "body_timeout",
             Reason::Silent => "silent",
@@ -76,6 +80,7 @@ impl Reason {
             ReceiveError::Forged => Some(Reason::Unauthorized),
             ReceiveError::Stale(_) => Some(Reason::Stale),
             ReceiveError::UnknownPortal => Some(Reason::UnknownPortal),
+            ReceiveError::NotAllowed => Some(Reason::NotAllowed),
             ReceiveError::Store(_) => None,
         }
     }
@@ -252,5 +257,7 @@ mod tests {
         assert_eq!(refusals.event(403, &ReceiveError::UnknownPortal), "unknown_portal");
         assert_eq!(refusals.take().map(|s| s.to_string()).as_deref(), Some("unknown_portal=1"));
         assert_eq!(refusals.take(), None, "take resets the counts");
+        assert_eq!(refusals.event(403, &ReceiveError::NotAllowed), "not_allowed");
+        assert_eq!(refusals.take().map(|s| s.to_string()).as_deref(), Some("not_allowed=1"));
     }
 }

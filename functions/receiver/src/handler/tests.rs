@@ -17,6 +17,8 @@ use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
 
 use super::*;
 
+mod redaction;
+
 const MESSAGEADD: &str = include_str!("../../../../events/apigw-v2-messageadd.json");
 const MESSAGEADD_BASE64: &str = include_str!("../../../../events/apigw-v2-messageadd-base64.json");
 const FORGED: &str = include_str!("../../../../events/apigw-v2-forged.json");
@@ -37,6 +39,7 @@ fn settings() -> ReceiveSettings {
         bot_id: None,
         ts_window: Duration::from_secs(300),
         max_body_bytes: 64 * 1024,
+        sources: Default::default(),
     }
 }
 
@@ -126,6 +129,38 @@ async fn refusals_carry_the_local_receivers_status_and_code_and_queue_nothing() 
     assert!(queued(&store).await.is_empty());
     assert_eq!(event_results(&captured), ["unauthorized", "unauthorized", "malformed", "too_large"]);
     assert_eq!(event_results(&late_captured), ["stale"]);
+}
+
+fn allowing(store: &Arc<MemoryStore>, cidrs: &str) -> (ReceiverDeps, Captured) {
+    let (deps, captured) = fresh(store);
+    deps.receiver.write().unwrap().settings.sources.allowed = Some(olbridge_core::domain::allowlist::CidrList::parse(cidrs).unwrap());
+    (deps, captured)
+}
+
+#[tokio::test]
+async fn a_source_outside_the_allow_list_is_refused_before_the_body_is_read() {
+    let store = Arc::new(MemoryStore::new());
+    let source = request(MESSAGEADD).request_context_ref().and_then(|c| match c {
+        RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
+        _ => None,
+    });
+    assert!(source.is_some(), "the fixture carries requestContext.http.sourceIp");
+    let (closed, captured) = allowing(&store, "198.51.100.0/24,2001:db8::/32");
+    // A body that would be 400 if it were parsed: the refusal comes first.
+    let garbage = edited(MESSAGEADD, |v| v["body"] = json!("not a form"));
+    assert_eq!(call(&closed, garbage).await, (403, json!({"error": "not_allowed"})));
+    assert_eq!(call(&closed, request(MESSAGEADD)).await, (403, json!({"error": "not_allowed"})));
+    let no_source = edited(MESSAGEADD, |v| v["requestContext"]["http"]["sourceIp"] = json!(null));
+    assert_eq!(call(&closed, no_source).await, (403, json!({"error": "not_allowed"})), "an unplaceable request is refused");
+    assert_eq!(call(&closed, request(HEALTH)).await.0, 200, "/health stays open");
+    assert!(queued(&store).await.is_empty());
+    assert_eq!(event_results(&captured), ["not_allowed", "not_allowed", "not_allowed"]);
+
+    let inside = edited(MESSAGEADD, |v| v["requestContext"]["http"]["sourceIp"] = json!("198.51.100.77"));
+    assert_eq!(call(&closed, inside).await, (200, json!({"status": "ok"})));
+    assert_eq!(queued(&store).await.len(), 1);
+    let (listed, _) = allowing(&Arc::new(MemoryStore::new()), &format!("{}/32", source.unwrap()));
+    assert_eq!(call(&listed, request(MESSAGEADD)).await, (200, json!({"status": "ok"})), "the fixture's own address, listed");
 }
 
 /// A queue that is down, with an error text that must never reach the caller.

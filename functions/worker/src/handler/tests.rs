@@ -24,6 +24,8 @@ use olbridge_core::usecase::receive::{InboundRequest, MemberPin, ReceiveSettings
 use serde_json::Value;
 
 use super::*;
+
+mod redaction;
 use crate::visibility::VisibilityError;
 
 const ONE_JOB: &str = include_str!("../../../../events/sqs-one-job.json");
@@ -278,6 +280,7 @@ async fn the_one_job_fixture_is_what_the_receiver_queues_for_the_capture() {
         bot_id: None,
         ts_window: Duration::from_secs(300),
         max_body_bytes: 64 * 1024,
+        sources: Default::default(),
     };
     let receiver = Receiver {
         pin: MemberPin::new(settings.member_id.clone(), store.clone()),

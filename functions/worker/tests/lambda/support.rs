@@ -199,6 +199,7 @@ impl World {
             bot_id: None,
             ts_window: Duration::from_secs(300),
             max_body_bytes: 256 * 1024,
+            sources: Default::default(),
         };
         let receiver =
             Receiver { pin: MemberPin::new(None, stores.meta.clone()), settings, idempotency: stores.idempotency.clone(), sink, chats: stores.chats.clone() };

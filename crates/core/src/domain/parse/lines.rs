@@ -8,6 +8,7 @@
 
 use crate::domain::ids::{LineId, Phone, SessionId};
 use crate::domain::message::{CrmBinding, LinesContext};
+use crate::domain::window::Block;
 
 /// An Open Lines user code, `connector|line|connectorChatId|connectorUserId`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct SessionData {
     pub crm: Option<CrmBinding>,
     /// Field 8, when positive (often `0` in captures).
     pub line_id: Option<LineId>,
+    /// Fields 9–10, `BLOCK_DATE` and `BLOCK_REASON`, when a block date is set.
+    pub block: Option<Block>,
 }
 
 impl SessionData {
@@ -60,7 +63,7 @@ impl SessionData {
         let f: Vec<&str> = raw.trim().split('|').collect();
         let field = |i: usize| f.get(i).copied().unwrap_or("");
         let crm = if field(0).eq_ignore_ascii_case("Y") { crm_binding(field(1), field(2)) } else { None };
-        Self { session_id: SessionId::parse(field(5)).ok(), crm, line_id: LineId::parse(field(7)).ok() }
+        Self { session_id: SessionId::parse(field(5)).ok(), crm, line_id: LineId::parse(field(7)).ok(), block: Block::parse(field(8), field(9)) }
     }
 }
 
@@ -95,6 +98,7 @@ pub fn lines_context(entity_id: Option<&str>, data_1: Option<&str>, data_2: Opti
         session_id: session.session_id,
         crm: session.crm.or_else(|| data_2.and_then(crm_links)),
         phone: code.as_ref().and_then(UserCode::phone),
+        window: session.block,
     }
 }
 
@@ -122,7 +126,10 @@ mod tests {
         let s = SessionData::parse("Y|LEAD|1209|N|N|343|1773682918|0|0|0");
         assert_eq!(s.session_id.map(SessionId::get), Some(343));
         assert_eq!(s.crm, Some(CrmBinding { entity_type: "lead".into(), entity_id: 1209 }));
-        assert_eq!(s.line_id, None);
+        assert_eq!((s.line_id, s.block), (None, None), "0|0: no block date");
+        let blocked = SessionData::parse("N|NONE|0|N|N|343|1773682918|0|1773769318|WHATSAPP_24H");
+        assert_eq!(blocked.block.as_ref().map(|b| (b.at.timestamp(), b.reason.as_deref())), Some((1_773_769_318, Some("WHATSAPP_24H"))));
+        assert_eq!(SessionData::parse("N|NONE|0|N|N|343|1773682918|0|1773769318").block.map(|b| b.reason), Some(None), "no reason field");
         assert_eq!(SessionData::parse("N|NONE|0|N|N|5"), SessionData { session_id: SessionId::new(5).ok(), ..Default::default() });
         assert_eq!(SessionData::parse(""), SessionData::default());
         assert_eq!(crm_links("LEAD|3|COMPANY|9|CONTACT|3|DEAL|4"), Some(CrmBinding { entity_type: "deal".into(), entity_id: 4 }));

@@ -119,6 +119,7 @@ fn fetcher(store: &Arc<MemoryStore>, feed: &Arc<FakeFeed>, member: Option<&str>,
         bot_id: Some(bot),
         ts_window: Duration::from_secs(300),
         max_body_bytes: 64 * 1024,
+        sources: Default::default(),
     };
     let receiver = Receiver { settings, idempotency: store.clone(), sink, chats: store.clone(), pin: MemberPin::new(member, store.clone()) };
     let settings = FetchSettings { bot_id: bot, domain: PortalDomain::parse("example.bitrix24.com").unwrap(), limit: 100, idle: Duration::from_secs(2) };

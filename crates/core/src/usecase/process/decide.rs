@@ -25,6 +25,12 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
     if turn.is_human().await? {
         return Ok(Some(ignored(IgnoreReason::HumanSession)));
     }
+    // Nothing the bot says could be posted: do not ask it. The chat goes to a human, silently.
+    if turn.window_closed().is_some() {
+        turn.close_window();
+        turn.checkpoint().await?;
+        return Ok(None);
+    }
     let deps = turn.deps;
     if let Some(found) = messages.iter().find_map(|m| deps.settings.escalation.find(&m.text)) {
         info!(dialog = %turn.dialog, rule = found.rule.as_str(), text = %found.text, "escalation: handing the chat to a human");

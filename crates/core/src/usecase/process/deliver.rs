@@ -26,6 +26,12 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
             info!(dialog = %turn.dialog, "a human took the chat while the bot was working: staying silent");
             return Ok(ignored(IgnoreReason::HumanSession));
         }
+        // A late answer (a long queue, a slow bot) must not land in a chat WhatsApp has closed.
+        if turn.window_closed().is_some() {
+            turn.close_window();
+            turn.checkpoint().await?;
+            break;
+        }
         if turn.progress.sending && already_posted(turn, text).await? {
             continue;
         }
@@ -72,6 +78,7 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
     Ok(match reason {
         HandoffReason::BotFailed { error } => TurnOutcome::Fallback { error },
         HandoffReason::GaveUp { error } => TurnOutcome::GaveUp { error },
+        HandoffReason::WindowClosed { block_reason } => TurnOutcome::WindowClosed { block_reason },
         reason => TurnOutcome::HandedOff { reason },
     })
 }

@@ -12,12 +12,15 @@
 //!    holds makes the rest of the group wait);
 //! 2. drop what must not be answered (operators', bots', system messages; a chat a human has for
 //!    this session) — an operator message puts the chat in human mode;
-//! 3. decide: an escalation phrase hands off at once; otherwise ask the bot (typing indicator while
+//! 3. decide: a closed 24-hour window (the session's `BLOCK_DATE` passed) hands the chat to a human
+//!    without a word and without asking the bot ([`crate::domain::window`]); an escalation phrase
+//!    hands off at once; otherwise ask the bot (typing indicator while
 //!    it thinks; retries with backoff within a budget); the bot may ask for a handoff, or fail for
 //!    good, which hands off with the fallback message (`decide`);
-//! 4. post the reply chunks, re-checking right before each that no human took the chat meanwhile; a
-//!    post whose confirmation was lost is looked up on the portal before being sent again; a reply
-//!    the portal refuses for good hands the chat to a human (`deliver`);
+//! 4. post the reply chunks, re-checking right before each that no human took the chat meanwhile
+//!    and that WhatsApp's 24-hour window is still open; a post whose confirmation was lost is looked
+//!    up on the portal before being sent again; a reply the portal refuses for good hands the chat
+//!    to a human (`deliver`);
 //! 5. transfer to an operator when decided, and remember the session is human;
 //! 6. record history, profile and the per-message log, and mark every key done.
 //!
@@ -47,6 +50,7 @@ use crate::domain::escalation::EscalationRules;
 use crate::domain::event::{Job, PortalEvent};
 use crate::domain::ids::{DedupKey, SessionId};
 use crate::domain::turn::TurnOutcome;
+use crate::domain::window::WindowPolicy;
 use crate::ports::{Bot, ChatStore, Clock, IdempotencyStore, Portal, PortalError, PortalErrorKind, ProfileStore, StoreError, TurnLog};
 use crate::retry::RetryPolicy;
 
@@ -80,6 +84,8 @@ pub struct ProcessSettings {
     pub profile_max_bytes: usize,
     /// A history turn's text is cut to this many characters (`OLBRIDGE_HISTORY_TEXT_MAX_CHARS`).
     pub history_text_max_chars: usize,
+    /// WhatsApp's 24-hour window: checked when a turn starts and before every post.
+    pub window: WindowPolicy,
 }
 
 impl ProcessSettings {
@@ -109,6 +115,7 @@ impl ProcessSettings {
             max_turn_messages: Self::MAX_TURN_MESSAGES,
             profile_max_bytes: config.conversation.profile_max_bytes,
             history_text_max_chars: config.conversation.history_text_max_chars,
+            window: config.conversation.window,
         }
     }
 }

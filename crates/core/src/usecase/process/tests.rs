@@ -10,11 +10,13 @@ use super::{Deps, GroupResult, Owner, ProcessSettings, Stopped, give_up, process
 use crate::config::Config;
 use crate::contract::t;
 use crate::domain::event::{Job, PortalEvent};
+use crate::domain::ids::DedupKey;
 use crate::domain::ids::{ChatId, DialogId, MemberId, MessageId, PortalDomain, SessionId, UserId};
 use crate::domain::message::{Author, AuthorKind, InboundMessage, LinesContext, PortalRef, Source};
 use crate::domain::turn::{HandoffReason, TurnOutcome};
+use crate::domain::window::Block;
 use crate::memory::MemoryStore;
-use crate::ports::{BotError, ChatMode, ChatStore, Claim, IdempotencyStore, ManualClock, PortalErrorKind, TurnLog};
+use crate::ports::{Bot, BotAnswer, BotError, BotRequest, ChatMode, ChatStore, Claim, IdempotencyStore, ManualClock, PortalErrorKind, TurnLog};
 use crate::testing::{BotScript, FakeBot, FakePortal};
 
 const BOT_USER: u64 = 700;
@@ -24,6 +26,7 @@ struct World {
     store: Arc<MemoryStore>,
     portal: Arc<FakePortal>,
     bot: Arc<FakeBot>,
+    clock: ManualClock,
     deps: Deps,
 }
 
@@ -33,6 +36,7 @@ fn world() -> World {
     let bot = Arc::new(FakeBot::new());
     let mut settings = ProcessSettings::from_config(&Config::from_map(&Default::default()).expect("defaults"));
     settings.bot_retry = crate::retry::RetryPolicy::new(vec![Duration::ZERO, Duration::ZERO]);
+    let clock = ManualClock::new(t(100));
     let deps = Deps {
         idempotency: store.clone(),
         chats: store.clone(),
@@ -40,10 +44,10 @@ fn world() -> World {
         log: store.clone(),
         portal: portal.clone(),
         bot: bot.clone(),
-        clock: Arc::new(ManualClock::new(t(100))),
+        clock: Arc::new(clock.clone()),
         settings,
     };
-    World { store, portal, bot, deps }
+    World { store, portal, bot, clock, deps }
 }
 
 fn message(id: u64, text: &str, kind: AuthorKind) -> Job {
@@ -243,4 +247,93 @@ async fn a_lambda_deadline_cuts_the_bot_timeout() {
     let owner = Owner { id: "lambda".into(), deadline: Some(t(100) + chrono::Duration::seconds(45)) };
     process(&w.deps, &[customer(1, "hello")], &owner).await;
     assert_eq!(w.bot.timeouts(), [Duration::from_secs(35)], "45 s left minus 10 s kept to post the reply");
+}
+
+/// WhatsApp's 24-hour window: the job's message carries a block date `secs` after the epoch of
+/// [`t`] (`entity_data_1` field 9).
+fn blocked_at(mut job: Job, secs: i64) -> Job {
+    if let PortalEvent::Message(m) = &mut job.event {
+        m.lines.window = Some(Block { at: t(secs), reason: Some("WHATSAPP_24H".into()) });
+    }
+    job
+}
+
+/// A bot that takes `thinks` of the world's clock to answer (then answers like the fake bot).
+struct SlowBot {
+    inner: Arc<FakeBot>,
+    clock: ManualClock,
+    thinks: Duration,
+}
+
+#[async_trait::async_trait]
+impl Bot for SlowBot {
+    async fn ask(&self, request: &BotRequest, key: &DedupKey, timeout: Duration) -> Result<BotAnswer, BotError> {
+        self.clock.advance(self.thinks);
+        self.inner.ask(request, key, timeout).await
+    }
+}
+
+fn slow(mut w: World, thinks: Duration) -> World {
+    w.deps.bot = Arc::new(SlowBot { inner: w.bot.clone(), clock: w.clock.clone(), thinks });
+    w
+}
+
+async fn assert_window_closed(w: &World, r: &GroupResult) {
+    assert_eq!(names(r), ["window_closed"]);
+    assert!(matches!(&r.outcomes[0], TurnOutcome::WindowClosed { block_reason: Some(reason) } if reason == "WHATSAPP_24H"));
+    assert!(w.portal.posts().is_empty(), "nothing is posted into a closed chat: {:?}", w.portal.posts());
+    assert_eq!(w.portal.transfers(), [ChatId::new(CHAT).unwrap()], "a human gets the chat (to send a template)");
+    assert!(
+        matches!(w.store.mode(ChatId::new(CHAT).unwrap(), SessionId::new(301).ok()).await.unwrap(), ChatMode::Human { rule, .. } if rule == "window_closed")
+    );
+    let logged = w.store.recent(10).await.unwrap();
+    assert_eq!(logged[0].outcome.name(), "window_closed", "recorded in the turn log");
+}
+
+#[tokio::test]
+async fn a_window_closed_when_the_turn_starts_asks_no_bot_and_posts_nothing() {
+    let w = world();
+    let r = process(&w.deps, &[blocked_at(customer(1, "hello?"), 50)], &owner()).await;
+    assert_eq!(r.finished, [true]);
+    assert!(w.bot.texts().is_empty(), "the bot is not asked");
+    assert_window_closed(&w, &r).await;
+}
+
+#[tokio::test]
+async fn a_window_that_closes_while_the_bot_thinks_gets_no_late_answer() {
+    // Open at t(100) (block at t(220), margin 60 s); the bot takes 90 s: t(190) is inside the margin.
+    let w = slow(world(), Duration::from_secs(90));
+    let r = process(&w.deps, &[blocked_at(customer(1, "hello?"), 220)], &owner()).await;
+    assert_eq!(w.bot.texts(), ["hello?"], "asked while the window was open");
+    assert_window_closed(&w, &r).await;
+}
+
+#[tokio::test]
+async fn a_window_that_stays_open_is_answered_and_the_newest_message_decides() {
+    let w = slow(world(), Duration::from_secs(90));
+    // The first message's window is long closed; the follow-up (folded in) reopened it.
+    let jobs = [blocked_at(customer(1, "hi"), 50), blocked_at(customer(2, "still there?"), 100 + 86_400)];
+    let r = process(&w.deps, &jobs, &owner()).await;
+    assert_eq!(names(&r), ["answered"]);
+    assert_eq!(w.portal.posts(), ["echo: hi\nstill there?"]);
+}
+
+#[tokio::test]
+async fn no_fallback_message_goes_into_a_closed_chat() {
+    let w = slow(world(), Duration::from_secs(40));
+    w.bot.script([BotScript::Fail(BotError::Status(500)), BotScript::Fail(BotError::Status(500)), BotScript::Fail(BotError::Status(500))]);
+    let r = process(&w.deps, &[blocked_at(customer(1, "hello?"), 220)], &owner()).await;
+    assert_window_closed(&w, &r).await;
+
+    let w = world();
+    let r = give_up(&w.deps, &[blocked_at(customer(1, "hello?"), 50)], &owner(), "kept failing").await;
+    assert_window_closed(&w, &r).await;
+}
+
+#[tokio::test]
+async fn with_the_check_off_a_late_answer_is_posted() {
+    let mut w = world();
+    w.deps.settings.window.enabled = false;
+    let r = process(&w.deps, &[blocked_at(customer(1, "hello?"), 50)], &owner()).await;
+    assert_eq!(names(&r), ["answered"]);
 }

@@ -4,12 +4,14 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tracing::info;
 
 use super::{Deps, Owner, ProcessError, decide, deliver};
 use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
 use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
+use crate::domain::window::{self, Block};
 use crate::ports::{ChatMode, StoreError};
 
 /// A claimed message and the progress its claim answered with.
@@ -42,6 +44,8 @@ pub(super) struct Turn<'a> {
     pub(super) bot_ms: Option<u64>,
     /// The customer's profile as loaded for the bot request, saved once when the turn finishes.
     pub(super) profile: Option<Profile>,
+    /// The latest WhatsApp block date of the turn's messages (each customer message moves it).
+    pub(super) block: Option<Block>,
 }
 
 impl Turn<'_> {
@@ -56,6 +60,27 @@ impl Turn<'_> {
 
     pub(super) async fn is_human(&self) -> Result<bool, StoreError> {
         Ok(matches!(self.deps.chats.mode(self.chat, self.session).await?, ChatMode::Human { .. }))
+    }
+
+    /// The block that forbids free text now, if WhatsApp's window has closed (or closes within the
+    /// margin).
+    pub(super) fn window_closed(&self) -> Option<&Block> {
+        self.deps.settings.window.closed([self.block.as_ref()], self.deps.clock.now())
+    }
+
+    /// The window closed: nothing more is posted (no notice either: it would not reach the
+    /// customer), and the chat goes to a human whatever else was decided. Checkpointed by the caller.
+    pub(super) fn close_window(&mut self) {
+        let block_reason = self.block.as_ref().and_then(|b| b.reason.clone());
+        let at = self.block.as_ref().map(|b| b.at.to_rfc3339());
+        let p = &mut self.progress;
+        info!(dialog = %self.dialog, block_date = ?at, posted = p.sent, "WhatsApp's 24-hour window is closed: posting nothing more, handing the chat to a human");
+        p.sending = false;
+        if let Some(answer) = &mut p.answer {
+            answer.chunks.truncate(p.sent.min(answer.chunks.len()));
+        }
+        p.notice = None;
+        p.handoff = Some(HandoffReason::WindowClosed { block_reason });
     }
 }
 
@@ -142,6 +167,7 @@ pub(super) async fn run_turn(
         progress,
         bot_ms: None,
         profile: None,
+        block: window::latest(messages.iter().map(|m| m.lines.window.as_ref())).cloned(),
     };
     if !composed && turn.keys.len() > 1 {
         turn.checkpoint().await?;

@@ -19,6 +19,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -56,6 +58,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// waiting on it).
 pub(super) async fn serve(
     stream: TcpStream,
+    peer: SocketAddr,
     app: Router,
     limits: ReceiverLimits,
     state: Arc<ConnState>,
@@ -66,7 +69,7 @@ pub(super) async fn serve(
     let service = {
         let state = Arc::clone(&state);
         let refusals = Arc::clone(&refusals);
-        service_fn(move |request| handle(app.clone(), request, limits.body_timeout, Arc::clone(&state), Arc::clone(&refusals)))
+        service_fn(move |request| handle(app.clone(), peer, request, limits.body_timeout, Arc::clone(&state), Arc::clone(&refusals)))
     };
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
@@ -114,12 +117,14 @@ pub(super) async fn serve(
 /// Runs one request through the router, with the body under its deadline.
 async fn handle(
     app: Router,
+    peer: SocketAddr,
     request: Request<Incoming>,
     body_timeout: Duration,
     state: Arc<ConnState>,
     refusals: Arc<Refusals>,
 ) -> Result<Response<Body>, Infallible> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(ConnectInfo(peer));
     state.head_received(http_body::Body::is_end_stream(&body));
     let body = DeadlineBody { inner: body, deadline: Box::pin(tokio::time::sleep(body_timeout)), state: Arc::clone(&state), done: false };
     let response = match app.oneshot(Request::from_parts(parts, Body::new(body))).await {

@@ -40,6 +40,9 @@
 //!   [`ACCEPT_BACKOFF`] — no spinning on an error that cannot clear at once, no exit. It warns at
 //!   most once per [`ACCEPT_ERROR_LOG_EVERY`].
 //!
+//! Each request carries its connection's peer address (`ConnectInfo<SocketAddr>`), which the
+//! routes' source allow-list reads (`http`).
+//!
 //! Connections closed by a timeout or an eviction are counted in the refusal summary
 //! (`refusals`), never logged one by one above DEBUG.
 //!
@@ -111,12 +114,12 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: ReceiverLi
             () = waiting.notified(), if gate == Gate::AllBusy => {}
             () = tokio::time::sleep_until(gate.until()), if matches!(gate, Gate::Until(_)) => {}
             accepted = listener.accept(), if gate == Gate::Open => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     if conns.tasks.len() >= conns.cap {
                         conns.evict(&refusals);
                     }
                     let state = ConnState::new(Instant::now(), Arc::clone(conns.slots.waiting()));
-                    let task = connection::serve(stream, app.clone(), limits, Arc::clone(&state), Arc::clone(&refusals), conn_stop.clone());
+                    let task = connection::serve(stream, peer, app.clone(), limits, Arc::clone(&state), Arc::clone(&refusals), conn_stop.clone());
                     conns.slots.insert(state, conns.tasks.spawn(task));
                 }
                 Err(e) if is_resource_exhaustion(&e) => {
