@@ -144,6 +144,7 @@ struct Budget {
     total: f64,
     polling: f64,
     replies: f64,
+    typing: f64,
     other: f64,
     refused: usize,
 }
@@ -154,8 +155,9 @@ impl Budget {
         let mut b = Self::default();
         for c in calls.iter().filter(|c| !c.in_batch) {
             match c.method.as_str() {
-                "im.recent.list" | "batch" | "im.v2.Event.get" | "im.dialog.messages.get" => b.polling += per_min,
-                "im.message.add" | "imbot.message.add" => b.replies += per_min,
+                "im.recent.list" | "batch" | "im.v2.Event.get" | "imbot.v2.Event.get" | "im.dialog.messages.get" => b.polling += per_min,
+                "im.message.add" | "imbot.message.add" | "imbot.v2.Chat.Message.send" => b.replies += per_min,
+                "im.dialog.writing" | "imbot.chat.sendTyping" | "imbot.v2.Chat.InputAction.notify" => b.typing += per_min,
                 _ => b.other += per_min,
             }
             b.total += per_min;
@@ -166,11 +168,12 @@ impl Budget {
 
     fn row(&self, mode: &str, phase: &str) -> String {
         format!(
-            "| {mode} | {phase} | {:.1} | {:.0}% | {:.1} | {:.1} | {:.1} | {} |\n",
+            "| {mode} | {phase} | {:.1} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {} |\n",
             self.total,
             self.total / 120.0 * 100.0,
             self.polling,
             self.replies,
+            self.typing,
             self.other,
             self.refused
         )
@@ -255,7 +258,7 @@ async fn modes() -> anyhow::Result<()> {
     let chats = arg("--chats", 50) as usize;
     let every = Duration::from_secs(arg("--every-s", 60));
     let mut table =
-        String::from("| mode | phase | requests/min | of the 2 req/s budget | polling | replies | other | refused |\n|---|---|---|---|---|---|---|---|\n");
+        String::from("| mode | phase | requests/min | of the 2 req/s budget | polling | replies | typing | other | refused |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut latency = String::from("| mode | replies | p50 | p95 | max |\n|---|---|---|---|---|\n");
     let operator = Setup::Operator { service_first: true };
     let runs: [(&str, Setup, Chatbot, Env); 4] = [
