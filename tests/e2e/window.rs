@@ -58,6 +58,8 @@ async fn within_the_window_the_reply_is_sent_as_usual() {
     app.customer_writes(PHONE, "hello").await.unwrap();
     app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
     assert_eq!(app.bot_messages(PHONE), ["echo: hello"]);
-    assert_eq!(app.turns().await[0].outcome.name(), "answered");
+    // The turn is logged just after the reply is posted: wait for it.
+    let turns = app.wait_turns(1, REPLY_TIMEOUT).await;
+    assert_eq!(turns[0].outcome.name(), "answered", "{turns:?}");
     app.shutdown().await;
 }
