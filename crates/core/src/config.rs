@@ -98,6 +98,10 @@ pub mod vars {
     pub const OLBRIDGE_PUBLIC_URL: &str = "OLBRIDGE_PUBLIC_URL";
     /// Profile retention, days (default 365).
     pub const OLBRIDGE_PROFILE_RETENTION_DAYS: &str = "OLBRIDGE_PROFILE_RETENTION_DAYS";
+    /// Conversation history retention, days (default 30).
+    pub const OLBRIDGE_HISTORY_RETENTION_DAYS: &str = "OLBRIDGE_HISTORY_RETENTION_DAYS";
+    /// Turn log retention, days (default 90).
+    pub const OLBRIDGE_TURN_LOG_RETENTION_DAYS: &str = "OLBRIDGE_TURN_LOG_RETENTION_DAYS";
     /// Largest stored profile, bytes of JSON (default 16384); bigger bot patches are dropped.
     pub const OLBRIDGE_PROFILE_MAX_BYTES: &str = "OLBRIDGE_PROFILE_MAX_BYTES";
     /// Longest text of one history turn, characters (default 2000); longer ones are cut with `…`.
@@ -192,6 +196,8 @@ pub mod vars {
         OLBRIDGE_LOG_FORMAT,
         OLBRIDGE_PUBLIC_URL,
         OLBRIDGE_PROFILE_RETENTION_DAYS,
+        OLBRIDGE_HISTORY_RETENTION_DAYS,
+        OLBRIDGE_TURN_LOG_RETENTION_DAYS,
         OLBRIDGE_PROFILE_MAX_BYTES,
         OLBRIDGE_HISTORY_TEXT_MAX_CHARS,
         OLBRIDGE_TABLE,
@@ -297,6 +303,10 @@ pub struct ConversationSettings {
     pub burst_window: Duration,
     /// `OLBRIDGE_PROFILE_RETENTION_DAYS`.
     pub profile_retention: Duration,
+    /// `OLBRIDGE_HISTORY_RETENTION_DAYS`: how long conversation history is kept.
+    pub history_retention: Duration,
+    /// `OLBRIDGE_TURN_LOG_RETENTION_DAYS`: how long the turn log is kept.
+    pub turn_log_retention: Duration,
     /// `OLBRIDGE_PROFILE_MAX_BYTES`: the limit for [`crate::domain::profile::Profile::merge_bounded`].
     pub profile_max_bytes: usize,
     /// `OLBRIDGE_HISTORY_TEXT_MAX_CHARS`: the cap for [`crate::domain::history::cap_history_text`].
@@ -522,6 +532,12 @@ impl Config {
             burst_window: Duration::from_millis(r.number(OLBRIDGE_BURST_MS, 0, |v: &u64| *v <= 60_000, "expected milliseconds, 0..=60000")),
             profile_retention: Duration::from_secs(
                 86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
+            ),
+            history_retention: Duration::from_secs(
+                86_400 * r.number(OLBRIDGE_HISTORY_RETENTION_DAYS, 30, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
+            ),
+            turn_log_retention: Duration::from_secs(
+                86_400 * r.number(OLBRIDGE_TURN_LOG_RETENTION_DAYS, 90, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
             ),
             profile_max_bytes: r.number(
                 OLBRIDGE_PROFILE_MAX_BYTES,
