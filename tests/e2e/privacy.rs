@@ -52,5 +52,9 @@ async fn export_shows_a_customers_data_and_erase_leaves_no_byte_of_the_phone() {
 
     let out = run_olbridge(dir.path(), &env, &["privacy", "export", "--phone", PHONE]).await.unwrap();
     let data: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((data["profile"].is_null(), data["chats"].as_array().map(Vec::len), data["turns"].as_array().map(Vec::len)), (true, Some(0), Some(0)), "{data:#}");
+    assert_eq!(
+        (data["profile"].is_null(), data["chats"].as_array().map(Vec::len), data["turns"].as_array().map(Vec::len)),
+        (true, Some(0), Some(0)),
+        "{data:#}"
+    );
 }

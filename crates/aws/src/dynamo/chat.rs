@@ -113,13 +113,14 @@ impl ChatStore for DynamoStore {
     }
 
     async fn purge_history_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
-        let purged = self.purge(
-            "purge history",
-            "begins_with(#pk, :prefix) AND begins_with(#sk, :hist)",
-            "#at < :cutoff",
-            [(":prefix", s(PREFIX)), (":hist", s(HISTORY)), (":cutoff", n(ms(cutoff)))],
-        )
-        .await?;
+        let purged = self
+            .purge(
+                "purge history",
+                "begins_with(#pk, :prefix) AND begins_with(#sk, :hist)",
+                "#at < :cutoff",
+                [(":prefix", s(PREFIX)), (":hist", s(HISTORY)), (":cutoff", n(ms(cutoff)))],
+            )
+            .await?;
         // Links exist to find history: they go with it.
         self.purge(
             "purge phone links",
