@@ -257,8 +257,9 @@ async fn modes() -> anyhow::Result<()> {
     let active = Duration::from_secs(arg("--active-s", 120));
     let chats = arg("--chats", 50) as usize;
     let every = Duration::from_secs(arg("--every-s", 60));
-    let mut table =
-        String::from("| mode | phase | requests/min | of the 2 req/s budget | polling | replies | typing | other | refused |\n|---|---|---|---|---|---|---|---|---|\n");
+    let mut table = String::from(
+        "| mode | phase | requests/min | of the 2 req/s budget | polling | replies | typing | other | refused |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
     let mut latency = String::from("| mode | replies | p50 | p95 | max |\n|---|---|---|---|---|\n");
     let operator = Setup::Operator { service_first: true };
     let runs: [(&str, Setup, Chatbot, Env); 4] = [
