@@ -680,6 +680,19 @@ mod tests {
     }
 
     #[test]
+    fn retention_periods_default_and_are_read_in_days() {
+        const DAY: u64 = 86_400;
+        let c = Config::from_map(&HashMap::new()).expect("defaults");
+        let periods = |c: &Config| (c.conversation.profile_retention, c.conversation.history_retention, c.conversation.turn_log_retention);
+        assert_eq!(periods(&c), (Duration::from_secs(365 * DAY), Duration::from_secs(30 * DAY), Duration::from_secs(90 * DAY)));
+        let c = Config::from_map(&env(&[("OLBRIDGE_HISTORY_RETENTION_DAYS", "7"), ("OLBRIDGE_TURN_LOG_RETENTION_DAYS", "14")])).expect("valid");
+        assert_eq!(periods(&c).1, Duration::from_secs(7 * DAY));
+        assert_eq!(periods(&c).2, Duration::from_secs(14 * DAY));
+        let e = Config::from_map(&env(&[("OLBRIDGE_HISTORY_RETENTION_DAYS", "0"), ("OLBRIDGE_TURN_LOG_RETENTION_DAYS", "forever")])).expect_err("invalid");
+        assert_eq!(e.0.len(), 2, "{e}");
+    }
+
+    #[test]
     fn escalation_phrases_and_words_are_configured_separately() {
         let defaults = Config::from_map(&HashMap::new()).expect("defaults");
         assert_eq!(defaults.conversation.escalation, EscalationRules::default());
