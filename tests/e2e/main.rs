@@ -15,6 +15,7 @@ mod failures;
 mod lifecycle;
 mod load;
 mod operator;
+mod privacy;
 mod receiver;
 mod recovery;
 mod redaction;

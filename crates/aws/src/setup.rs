@@ -60,7 +60,12 @@ impl Setup {
     /// The stores on the one table (`OLBRIDGE_TABLE`), with the configured retention.
     pub fn store(&self) -> Result<Arc<DynamoStore>, SetupError> {
         let table = self.config.aws.table.clone().ok_or(SetupError::Missing(olbridge_core::config::vars::OLBRIDGE_TABLE))?;
-        let retention = Retention { profiles: self.config.conversation.profile_retention, ..Retention::default() };
+        let retention = Retention {
+            profiles: self.config.conversation.profile_retention,
+            history: self.config.conversation.history_retention,
+            turns: self.config.conversation.turn_log_retention,
+            ..Retention::default()
+        };
         Ok(Arc::new(DynamoStore::from_config(&self.sdk, table, retention)))
     }
 

@@ -98,6 +98,10 @@ pub mod vars {
     pub const OLBRIDGE_PUBLIC_URL: &str = "OLBRIDGE_PUBLIC_URL";
     /// Profile retention, days (default 365).
     pub const OLBRIDGE_PROFILE_RETENTION_DAYS: &str = "OLBRIDGE_PROFILE_RETENTION_DAYS";
+    /// Conversation history retention, days (default 30).
+    pub const OLBRIDGE_HISTORY_RETENTION_DAYS: &str = "OLBRIDGE_HISTORY_RETENTION_DAYS";
+    /// Turn log retention, days (default 90).
+    pub const OLBRIDGE_TURN_LOG_RETENTION_DAYS: &str = "OLBRIDGE_TURN_LOG_RETENTION_DAYS";
     /// Largest stored profile, bytes of JSON (default 16384); bigger bot patches are dropped.
     pub const OLBRIDGE_PROFILE_MAX_BYTES: &str = "OLBRIDGE_PROFILE_MAX_BYTES";
     /// Longest text of one history turn, characters (default 2000); longer ones are cut with `…`.
@@ -192,6 +196,8 @@ pub mod vars {
         OLBRIDGE_LOG_FORMAT,
         OLBRIDGE_PUBLIC_URL,
         OLBRIDGE_PROFILE_RETENTION_DAYS,
+        OLBRIDGE_HISTORY_RETENTION_DAYS,
+        OLBRIDGE_TURN_LOG_RETENTION_DAYS,
         OLBRIDGE_PROFILE_MAX_BYTES,
         OLBRIDGE_HISTORY_TEXT_MAX_CHARS,
         OLBRIDGE_TABLE,
@@ -297,6 +303,10 @@ pub struct ConversationSettings {
     pub burst_window: Duration,
     /// `OLBRIDGE_PROFILE_RETENTION_DAYS`.
     pub profile_retention: Duration,
+    /// `OLBRIDGE_HISTORY_RETENTION_DAYS`: how long conversation history is kept.
+    pub history_retention: Duration,
+    /// `OLBRIDGE_TURN_LOG_RETENTION_DAYS`: how long the turn log is kept.
+    pub turn_log_retention: Duration,
     /// `OLBRIDGE_PROFILE_MAX_BYTES`: the limit for [`crate::domain::profile::Profile::merge_bounded`].
     pub profile_max_bytes: usize,
     /// `OLBRIDGE_HISTORY_TEXT_MAX_CHARS`: the cap for [`crate::domain::history::cap_history_text`].
@@ -523,6 +533,12 @@ impl Config {
             profile_retention: Duration::from_secs(
                 86_400 * r.number(OLBRIDGE_PROFILE_RETENTION_DAYS, 365, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
             ),
+            history_retention: Duration::from_secs(
+                86_400 * r.number(OLBRIDGE_HISTORY_RETENTION_DAYS, 30, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
+            ),
+            turn_log_retention: Duration::from_secs(
+                86_400 * r.number(OLBRIDGE_TURN_LOG_RETENTION_DAYS, 90, |v: &u64| (1..=3650).contains(v), "expected days, 1..=3650"),
+            ),
             profile_max_bytes: r.number(
                 OLBRIDGE_PROFILE_MAX_BYTES,
                 DEFAULT_PROFILE_MAX_BYTES,
@@ -660,6 +676,19 @@ mod tests {
         let c = Config::from_map(&env(&[("OLBRIDGE_PROFILE_MAX_BYTES", "65536"), ("OLBRIDGE_HISTORY_TEXT_MAX_CHARS", "500")])).expect("valid");
         assert_eq!((c.conversation.profile_max_bytes, c.conversation.history_text_max_chars), (65_536, 500));
         let e = Config::from_map(&env(&[("OLBRIDGE_PROFILE_MAX_BYTES", "10"), ("OLBRIDGE_HISTORY_TEXT_MAX_CHARS", "lots")])).expect_err("invalid");
+        assert_eq!(e.0.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn retention_periods_default_and_are_read_in_days() {
+        const DAY: u64 = 86_400;
+        let c = Config::from_map(&HashMap::new()).expect("defaults");
+        let periods = |c: &Config| (c.conversation.profile_retention, c.conversation.history_retention, c.conversation.turn_log_retention);
+        assert_eq!(periods(&c), (Duration::from_secs(365 * DAY), Duration::from_secs(30 * DAY), Duration::from_secs(90 * DAY)));
+        let c = Config::from_map(&env(&[("OLBRIDGE_HISTORY_RETENTION_DAYS", "7"), ("OLBRIDGE_TURN_LOG_RETENTION_DAYS", "14")])).expect("valid");
+        assert_eq!(periods(&c).1, Duration::from_secs(7 * DAY));
+        assert_eq!(periods(&c).2, Duration::from_secs(14 * DAY));
+        let e = Config::from_map(&env(&[("OLBRIDGE_HISTORY_RETENTION_DAYS", "0"), ("OLBRIDGE_TURN_LOG_RETENTION_DAYS", "forever")])).expect_err("invalid");
         assert_eq!(e.0.len(), 2, "{e}");
     }
 

@@ -81,6 +81,8 @@ pub const FUNCTIONS: &[Function] = &[
             (OLBRIDGE_QUEUE_MAX_ATTEMPTS, Env),
             (OLBRIDGE_TRANSIENT_PATIENCE_SEC, Env),
             (OLBRIDGE_PROFILE_RETENTION_DAYS, Env),
+            (OLBRIDGE_HISTORY_RETENTION_DAYS, Env),
+            (OLBRIDGE_TURN_LOG_RETENTION_DAYS, Env),
             (OLBRIDGE_PROFILE_MAX_BYTES, Env),
             (OLBRIDGE_HISTORY_TEXT_MAX_CHARS, Env),
             (OLBRIDGE_WINDOW_CHECK, Env),

@@ -126,7 +126,7 @@ async fn sends_the_contract_headers_and_a_verifiable_signature() {
         "message_id": 55018228, "text": "hello\nare you there?", "message": "hello\nare you there?",
         "phone": "+917704090366", "customer_phone": "+917704090366", "business_phone": "+971501754133",
         "author_id": 39771, "customer_name": "Ravi", "line_id": 3, "connector": "whatsappbyedna", "session_id": 12,
-        "crm": {"entity_type": "lead", "entity_id": 42}, "profile": {"name": "Ravi"},
+        "crm": {"entity_type": "lead", "entity_id": 42}, "profile": {"name": "Ravi"}, "consent": null,
         "history": [{"role": "bot", "text": "Hi!", "at": "2026-02-26T08:03:20Z"}],
         "event_id": "abc123:msg:55018226"
     });
@@ -200,6 +200,16 @@ fn an_empty_turn_has_no_request() {
     assert!(BotRequest::for_turn(&[], json!({}), vec![], None).is_none());
     let single = BotRequest::for_turn(&[inbound("7", "hi")], Value::Null, vec![], Some("  ")).expect("request");
     assert_eq!((single.profile, single.business_phone, single.message_id), (json!({}), None, 7));
+}
+
+#[test]
+fn consent_comes_from_the_profile_and_is_null_when_unknown() {
+    let consent = |profile: Value| BotRequest::for_turn(&[inbound("7", "hi")], profile, vec![], None).expect("request").consent;
+    assert_eq!(consent(json!({"consent": true})), Some(true));
+    assert_eq!(consent(json!({"consent": false})), Some(false));
+    assert_eq!(consent(json!({"name": "Ravi"})), None);
+    let sent = serde_json::to_value(BotRequest::for_turn(&[inbound("7", "hi")], json!({}), vec![], None).expect("request")).expect("json");
+    assert_eq!(sent.get("consent"), Some(&Value::Null), "always sent, null when unknown");
 }
 
 /// A server that records every request it gets: the redirect target, which must never get one.

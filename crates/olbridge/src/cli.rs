@@ -78,9 +78,38 @@ pub enum Command {
         #[arg(long, requires = "redrive")]
         all: bool,
     },
-    /// Delete what the bridge remembers about a phone number (a customer's request).
+    /// Export or erase everything stored about a phone number (a customer's request); see
+    /// docs/privacy.md.
+    Privacy {
+        /// What to do.
+        #[command(subcommand)]
+        action: PrivacyAction,
+    },
+    /// An alias of `privacy erase --phone` (kept for scripts written for earlier versions).
     Forget {
         /// The phone number.
+        #[arg(required_unless_present = "phone_flag", conflicts_with = "phone_flag")]
+        phone: Option<String>,
+        /// The phone number (the same as the positional argument).
+        #[arg(long = "phone", id = "phone_flag", value_name = "PHONE")]
+        phone_flag: Option<String>,
+    },
+}
+
+/// `olbridge privacy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PrivacyAction {
+    /// Print everything stored about the phone as JSON: profile, chats and their history, turn log
+    /// records, queued and dead-lettered jobs, idempotency records that carry it.
+    Export {
+        /// The phone number (`+<digits>`; spaces and dashes are ignored).
+        #[arg(long)]
+        phone: String,
+    },
+    /// Delete all of that, then compact the database so no deleted byte stays in its files.
+    Erase {
+        /// The phone number.
+        #[arg(long)]
         phone: String,
     },
 }
@@ -156,7 +185,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::admin::local::dead_letters(&config, which).await
         }
-        Command::Forget { phone } => crate::admin::local::forget(&config, &phone).await,
+        Command::Privacy { action: PrivacyAction::Export { phone } } => crate::admin::local::privacy_export(&config, &phone).await,
+        Command::Privacy { action: PrivacyAction::Erase { phone } } => crate::admin::local::privacy_erase(&config, &phone).await,
+        Command::Forget { phone, phone_flag } => {
+            eprintln!("note: `olbridge forget` is an alias of `olbridge privacy erase --phone`");
+            let phone = phone.or(phone_flag).unwrap_or_default();
+            crate::admin::local::privacy_erase(&config, &phone).await
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use olbridge_core::domain::ids::{ChatId, SessionId};
+use olbridge_core::domain::ids::{ChatId, Phone, SessionId};
 use olbridge_core::ports::{ChatMode, ChatStore, HistoryTurn, StoreResult};
 use rusqlite::{OptionalExtension, params};
 
@@ -10,7 +10,7 @@ use super::{SqliteStore, from_ms, ms};
 
 /// A chat id as stored. Ids are only compared for equality, so the bit-preserving cast keeps the
 /// (theoretical) ids above `i64::MAX` distinct.
-fn chat_col(chat: ChatId) -> i64 {
+pub(super) fn chat_col(chat: ChatId) -> i64 {
     chat.get() as i64
 }
 
@@ -81,6 +81,25 @@ impl ChatStore for SqliteStore {
 
     async fn purge_history_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let cutoff = ms(cutoff);
-        self.run(move |c| Ok(c.execute("DELETE FROM history WHERE at < ?1", [cutoff])? as u64)).await
+        self.run(move |c| {
+            let tx = super::immediate(c)?;
+            let n = tx.execute("DELETE FROM history WHERE at < ?1", [cutoff])? as u64;
+            tx.execute("DELETE FROM phone_chats WHERE seen_at < ?1", [cutoff])?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn link_phone(&self, chat: ChatId, phone: &Phone, now: DateTime<Utc>) -> StoreResult<()> {
+        let (chat, phone, now) = (chat_col(chat), phone.as_str().to_owned(), ms(now));
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO phone_chats (phone, chat, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET seen_at = MAX(seen_at, excluded.seen_at)",
+                params![phone, chat, now],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }

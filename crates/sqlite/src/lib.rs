@@ -2,7 +2,7 @@
 //! the local runner.
 //!
 //! # Modules
-//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`), `schema` (versioned
+//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`), `schema` (versioned
 //! migrations) and `admin` (dead letters, retention). Every port passes core's contract suites
 //! (`tests/contract.rs`).
 //!
@@ -46,6 +46,7 @@ mod files;
 mod idempotency;
 mod log;
 mod meta;
+mod privacy;
 mod profile;
 mod queue;
 mod schema;
@@ -62,6 +63,7 @@ use olbridge_core::ports::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use admin::{Purged, Retention};
+pub use privacy::Compacted;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "olbridge.sqlite3";

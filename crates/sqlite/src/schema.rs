@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// Each step's SQL, in order.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -157,4 +157,17 @@ CREATE TABLE meta (
     value   TEXT NOT NULL,
     version INTEGER NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// Version 3: which phone each chat serves, so `privacy export|erase --phone` reaches the chat's
+/// history and turn log (history is keyed by chat; the phone is only in the messages).
+const V3: &str = "
+CREATE TABLE phone_chats (
+    phone   TEXT NOT NULL,
+    chat    INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (phone, chat)
+) WITHOUT ROWID;
+CREATE INDEX phone_chats_chat ON phone_chats (chat);
+CREATE INDEX phone_chats_seen_at ON phone_chats (seen_at);
 ";

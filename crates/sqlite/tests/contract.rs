@@ -54,3 +54,11 @@ async fn sqlite_meta_contract() {
     let root = tempfile::tempdir().expect("tempdir");
     contract::meta::run_all(fresh(root.path())).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_privacy_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut fresh = fresh(root.path());
+    contract::privacy::run_all(&mut fresh).await;
+    contract::privacy::jobs_carrying_the_phone_are_exported_and_erased(&fresh().await).await;
+}

@@ -1,20 +1,21 @@
 //! `ChatStore`: a chat's modes and history share its partition (`pk = chat#<id>`): modes at
 //! `sk = mode#<session or 0>` (only human modes are stored: no item means the bot serves the chat),
 //! history turns at `sk = hist#<at ms>#<stamp>`, so one `Query` reads the last turns in order.
+//! A chat's link to its customer's phone lives in the phone's partition (`privacy`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use olbridge_core::domain::ids::{ChatId, SessionId};
+use olbridge_core::domain::ids::{ChatId, Phone, SessionId};
 use olbridge_core::ports::{ChatMode, ChatStore, HistoryTurn, StoreResult};
 
 use super::codec::{Fields, Item, expires, ms, n, names, s, sortable_ms, values};
 use super::error::{backend, conditional};
 use super::{DynamoStore, key, stamp};
 
-const PREFIX: &str = "chat#";
-const HISTORY: &str = "hist#";
+pub(super) const PREFIX: &str = "chat#";
+pub(super) const HISTORY: &str = "hist#";
 
-fn pk(chat: ChatId) -> String {
+pub(super) fn pk(chat: ChatId) -> String {
     format!("{PREFIX}{}", chat.get())
 }
 
@@ -112,12 +113,29 @@ impl ChatStore for DynamoStore {
     }
 
     async fn purge_history_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let purged = self
+            .purge(
+                "purge history",
+                "begins_with(#pk, :prefix) AND begins_with(#sk, :hist)",
+                "#at < :cutoff",
+                [(":prefix", s(PREFIX)), (":hist", s(HISTORY)), (":cutoff", n(ms(cutoff)))],
+            )
+            .await?;
+        // Links exist to find history: they go with it.
         self.purge(
-            "purge history",
-            "begins_with(#pk, :prefix) AND begins_with(#sk, :hist)",
-            "#at < :cutoff",
-            [(":prefix", s(PREFIX)), (":hist", s(HISTORY)), (":cutoff", n(ms(cutoff)))],
+            "purge phone links",
+            "begins_with(#pk, :phone) AND begins_with(#sk, :chat)",
+            "#seen_at < :cutoff",
+            [(":phone", s(super::profile::PREFIX)), (":chat", s(PREFIX)), (":cutoff", n(ms(cutoff)))],
         )
-        .await
+        .await?;
+        Ok(purged)
+    }
+
+    async fn link_phone(&self, chat: ChatId, phone: &Phone, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut item = super::privacy::link_key(phone, chat);
+        item.extend([("seen_at".to_owned(), n(ms(now))), ("expires_at".to_owned(), expires(now, self.retention.history))]);
+        self.client.put_item().table_name(self.table()).set_item(Some(item)).send().await.map_err(|e| backend("PutItem (phone link)", e))?;
+        Ok(())
     }
 }

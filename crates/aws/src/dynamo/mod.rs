@@ -1,6 +1,6 @@
 //! Every storage port but the queue on one DynamoDB table: [`DynamoStore`].
 //!
-//! One file per port (`idempotency`, `chat`, `profile`, `log`, `meta`), `codec` (attribute
+//! One file per port (`idempotency`, `chat`, `profile`, `log`, `meta`, `privacy`), `codec` (attribute
 //! conversions and expressions) and `error` (SDK errors to `StoreError`, in one place). Every
 //! port passes core's contract suites against moto (`crates/aws/tests/dynamo.rs`). Operators read
 //! the same design in `docs/aws-table.md`.
@@ -15,6 +15,7 @@
 //! | chat mode | `chat#<chat id>` | `mode#<session id, 0 for none>` | `rule`, `since` (ms) | none |
 //! | history turn | `chat#<chat id>` | `hist#<at, ms, 15 digits>#<stamp>` | `role`, `text`, `at` (ms) | `at` + `Retention::history` |
 //! | profile | `phone#<phone>` | `profile` | `body` (the profile's JSON), `version`, `updated_at` (ms), `write_id` | `updated_at` + `Retention::profiles` |
+//! | phone link (the chat serves this phone; for `Privacy`) | `phone#<phone>` | `chat#<chat id>` | `seen_at` (ms) | `seen_at` + `Retention::history` |
 //! | turn log record | `turns#<yyyy-mm-dd of finished_at>` | `<finished_at, ms, 15 digits>#<stamp>` | `body` (JSON), `started_at` (ms), `outcome`, `total_ms`, `overhead_ms` | `finished_at` + `Retention::turns` |
 //! | turn log day | `turns#days` | `<yyyy-mm-dd>` | | the day's end + `Retention::turns` |
 //! | meta value | `meta#<name>` | `meta` | `value`, `version`, `write_id` | none |
@@ -91,6 +92,7 @@ mod error;
 mod idempotency;
 mod log;
 mod meta;
+mod privacy;
 mod profile;
 
 use std::collections::BTreeSet;

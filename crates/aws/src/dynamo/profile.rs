@@ -13,7 +13,7 @@ use super::codec::{Fields, Item, expires, ms, n, names, s, to_json, values};
 use super::error::{Cond, backend, conditional};
 use super::{DynamoStore, key, write_id};
 
-const PREFIX: &str = "phone#";
+pub(super) const PREFIX: &str = "phone#";
 const SK: &str = "profile";
 
 fn profile_key(phone: &Phone) -> Item {

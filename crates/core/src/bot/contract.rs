@@ -116,7 +116,8 @@ impl BotRequest {
     /// The texts are joined with `\n` (blank ones skipped); `message_id`, the chat and the Open
     /// Lines context come from the last message (the newest state), the customer's phone and
     /// name from the newest message that has them; `event_id` is the first message's
-    /// de-duplication key (the turn's own key). A `profile` that is not an object becomes `{}`.
+    /// de-duplication key (the turn's own key). A `profile` that is not an object becomes `{}`;
+    /// `consent` is the profile's `consent` when it is a boolean.
     /// `None` for an empty slice.
     pub fn for_turn(messages: &[InboundMessage], profile: Value, history: Vec<HistoryTurn>, business_phone: Option<&str>) -> Option<Self> {
         let first = messages.first()?;
@@ -144,6 +145,7 @@ impl BotRequest {
             connector: lines.connector.clone(),
             session_id: lines.session_id.map(|s| s.get()),
             crm: lines.crm.as_ref().map(|c| BotCrm { entity_type: c.entity_type.clone(), entity_id: c.entity_id }),
+            consent: profile.get("consent").and_then(Value::as_bool),
             profile: if profile.is_object() { profile } else { Value::Object(Map::new()) },
             history,
             event_id: first.dedup_key().to_string(),

@@ -35,3 +35,9 @@ async fn memory_log() {
 async fn memory_meta() {
     super::meta::run_all(fresh).await;
 }
+
+#[tokio::test]
+async fn memory_privacy() {
+    super::privacy::run_all(fresh).await;
+    super::privacy::jobs_carrying_the_phone_are_exported_and_erased(&fresh().await).await;
+}

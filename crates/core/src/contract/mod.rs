@@ -21,6 +21,7 @@ pub mod chat;
 pub mod idempotency;
 pub mod log;
 pub mod meta;
+pub mod privacy;
 pub mod profile;
 pub mod queue;
 

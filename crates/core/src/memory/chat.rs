@@ -6,15 +6,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{MemoryStore, lock};
-use crate::domain::ids::{ChatId, SessionId};
+use crate::domain::ids::{ChatId, Phone, SessionId};
 use crate::ports::{ChatMode, ChatStore, HistoryTurn, StoreResult};
 
 #[derive(Debug, Default)]
 pub(super) struct State {
     /// Only human modes are stored: "nothing recorded" is `Bot`, so `set_bot` is a removal.
-    human: HashMap<(ChatId, Option<SessionId>), (String, DateTime<Utc>)>,
+    pub(super) human: HashMap<(ChatId, Option<SessionId>), (String, DateTime<Utc>)>,
     /// Per chat, sorted by `at`; turns with the same `at` stay in append order.
-    history: HashMap<ChatId, Vec<HistoryTurn>>,
+    pub(super) history: HashMap<ChatId, Vec<HistoryTurn>>,
+    /// Per phone, its chats and when each was last seen.
+    pub(super) links: HashMap<Phone, HashMap<ChatId, DateTime<Utc>>>,
 }
 
 #[async_trait]
@@ -61,6 +63,15 @@ impl ChatStore for MemoryStore {
             purged += (before - turns.len()) as u64;
         }
         state.history.retain(|_, turns| !turns.is_empty());
+        for chats in state.links.values_mut() {
+            chats.retain(|_, seen| *seen >= cutoff);
+        }
+        state.links.retain(|_, chats| !chats.is_empty());
         Ok(purged)
+    }
+
+    async fn link_phone(&self, chat: ChatId, phone: &Phone, now: DateTime<Utc>) -> StoreResult<()> {
+        lock(&self.chats).links.entry(phone.clone()).or_default().insert(chat, now);
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! [`JobSink`](crate::ports::JobSink), [`WorkQueue`](crate::ports::WorkQueue),
 //! [`DeadLetters`](crate::ports::DeadLetters), [`ChatStore`](crate::ports::ChatStore),
 //! [`ProfileStore`](crate::ports::ProfileStore), [`TurnLog`](crate::ports::TurnLog),
-//! [`MetaStore`](crate::ports::MetaStore)) over plain collections. It is what the use cases' unit tests run on, and the contract suite
+//! [`MetaStore`](crate::ports::MetaStore), [`Privacy`](crate::ports::Privacy)) over plain collections. It is what the use cases' unit tests run on, and the contract suite
 //! (`crate::contract`) is written against it first: when the SQLite or AWS adapters disagree with
 //! it, the adapter is wrong (or the contract is missing a case).
 //!
@@ -23,6 +23,7 @@ mod chat;
 mod idempotency;
 mod log;
 mod meta;
+mod privacy;
 mod profile;
 mod queue;
 

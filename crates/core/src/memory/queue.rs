@@ -19,20 +19,20 @@ use crate::ports::{DeadLetter, DeadLetters, Delivery, JobSink, QueueDepth, Recei
 #[derive(Debug, Default)]
 pub(super) struct State {
     /// Jobs still in the queue (waiting, leased or dead), by enqueue sequence number.
-    jobs: BTreeMap<u64, Entry>,
+    pub(super) jobs: BTreeMap<u64, Entry>,
     next_seq: u64,
     next_lease: u64,
 }
 
 #[derive(Debug)]
-struct Entry {
-    job: Job,
+pub(super) struct Entry {
+    pub(super) job: Job,
     available_at: DateTime<Utc>,
     failures: u32,
     interruptions: u32,
     last_error: Option<String>,
     lease: Option<Lease>,
-    dead: Option<(String, DateTime<Utc>)>,
+    pub(super) dead: Option<(String, DateTime<Utc>)>,
 }
 
 #[derive(Debug)]

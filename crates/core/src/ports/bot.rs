@@ -65,6 +65,11 @@ pub struct BotRequest {
     pub crm: Option<BotCrm>,
     /// The stored per-phone profile (an object; `{}` when none).
     pub profile: Value,
+    /// Whether the customer consented to being remembered: the profile's `consent` field, `null`
+    /// when never asked (or no phone). Always sent, `null` included, so a bot can tell "unknown"
+    /// from an older bridge that does not send it (additive: bots that ignore it are unaffected).
+    #[serde(default)]
+    pub consent: Option<bool>,
     /// The last turns of the conversation.
     pub history: Vec<HistoryTurn>,
     /// The de-duplication key of the turn (also sent as `Idempotency-Key`).

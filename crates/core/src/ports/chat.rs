@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
-use crate::domain::ids::{ChatId, SessionId};
+use crate::domain::ids::{ChatId, Phone, SessionId};
 
 /// Who serves a chat in a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,12 @@ pub trait ChatStore: Send + Sync {
     /// The last `limit` turns, oldest first.
     async fn history(&self, chat: ChatId, limit: usize) -> StoreResult<Vec<HistoryTurn>>;
 
-    /// Drops history older than `cutoff`; returns how many turns.
+    /// Drops history older than `cutoff`; returns how many turns. Links last seen before `cutoff`
+    /// go too (they exist to find history).
     async fn purge_history_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Records that `chat` serves `phone` (seen at `now`; idempotent, the time is refreshed), so
+    /// [`Privacy`](super::Privacy) finds the chat's history from the phone. Kept as long as
+    /// history.
+    async fn link_phone(&self, chat: ChatId, phone: &Phone, now: DateTime<Utc>) -> StoreResult<()>;
 }

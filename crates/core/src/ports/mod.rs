@@ -6,9 +6,10 @@
 //! | [`JobSink`] | the producer side of the queue: the receiver and the pollers send verified jobs | memory, SQLite, SQS FIFO |
 //! | [`WorkQueue`] | the lease-based consumer side, used only by the local runner (SQS is consumed by Lambda's event source instead) | memory, SQLite |
 //! | [`DeadLetters`] | jobs set aside after giving up, and putting them back | SQLite, SQS dead-letter queue |
-//! | [`ChatStore`] | who serves a chat in a session, and the recent conversation | memory, SQLite, DynamoDB |
+//! | [`ChatStore`] | who serves a chat in a session, the recent conversation, which phone a chat belongs to | memory, SQLite, DynamoDB |
 //! | [`ProfileStore`] | per-phone profiles | memory, SQLite, DynamoDB |
 //! | [`TurnLog`] | the per-message log and its statistics | memory, SQLite, DynamoDB |
+//! | [`Privacy`] | export and erase everything stored about a phone number | memory, SQLite, DynamoDB |
 //! | [`MetaStore`] | small named values with compare-and-set (the pinned portal, poller cursors) | memory, SQLite, DynamoDB |
 //! | [`Portal`] | what the worker does on Bitrix24 | the REST client's adapters in [`crate::b24`] |
 //! | [`ChatFeed`] | what the pollers read on Bitrix24: recent chats, messages after a cursor, the user's event log | [`crate::b24::feed::RestFeed`] |
@@ -31,6 +32,7 @@ mod idempotency;
 mod log;
 mod meta;
 mod portal;
+mod privacy;
 mod profile;
 mod queue;
 
@@ -43,6 +45,7 @@ pub use idempotency::{Admission, Claim, ClaimRecord, IdempotencyStore, RecordPha
 pub use log::{LogStats, TurnLog};
 pub use meta::{MetaPut, MetaStore, Versioned};
 pub use portal::{Portal, PortalError, PortalErrorKind, PortalMessage, Transfer};
+pub use privacy::{ChatData, Erased, PhoneData, Privacy, StoredClaim, StoredJob, carries_phone, dialog_of, phone_digits};
 pub use profile::ProfileStore;
 pub use queue::{DeadLetter, DeadLetters, Delivery, JobSink, QueueDepth, Receipt, Settle, WorkQueue};
 

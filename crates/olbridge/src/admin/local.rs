@@ -1,4 +1,5 @@
-//! Reports and requests on the local store: `olbridge stats` and `olbridge forget`.
+//! Reports and requests on the local store: `olbridge stats`, `dead-letters` and `privacy`
+//! (`export`, `erase`, and `forget`, erase's alias).
 //!
 //! They open the store next to a running bridge (SQLite in WAL mode allows it) without taking the
 //! bridge's exclusive lock and without recovering its in-flight work.
@@ -8,9 +9,9 @@ use std::process::ExitCode;
 use chrono::{Duration, Utc};
 use olbridge_core::config::Config;
 use olbridge_core::domain::ids::{DedupKey, Phone};
-use olbridge_core::ports::{DeadLetters, ProfileStore, TurnLog};
+use olbridge_core::ports::{DeadLetters, Privacy, TurnLog};
 
-use olbridge_sqlite::SqliteStore;
+use olbridge_sqlite::{Compacted, SqliteStore};
 
 /// `olbridge stats`: the last day's turns by outcome, latency percentiles, and recent turns.
 pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
@@ -91,14 +92,37 @@ pub enum Redrive {
     Key(String),
 }
 
-/// `olbridge forget <phone>`: deletes the stored profile of a phone number.
-pub async fn forget(config: &Config, phone: &str) -> anyhow::Result<ExitCode> {
+/// `olbridge privacy export --phone P`: everything stored about the phone, as JSON on stdout.
+pub async fn privacy_export(config: &Config, phone: &str) -> anyhow::Result<ExitCode> {
     let phone = Phone::parse(phone).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
-    if store.delete(&phone).await? {
-        crate::outln!("deleted the profile of {}", phone.redacted())?;
-    } else {
-        crate::outln!("no profile stored for {}", phone.redacted())?;
-    }
+    let data = store.export(&phone).await?;
+    crate::outln!("{}", serde_json::to_string_pretty(&data)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `olbridge privacy erase --phone P` (and its alias `olbridge forget`): deletes everything
+/// `export` shows, then compacts the database so the deleted bytes leave the files.
+pub async fn privacy_erase(config: &Config, phone: &str) -> anyhow::Result<ExitCode> {
+    let phone = Phone::parse(phone).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
+    let (e, compacted) = store.erase_and_compact(&phone).await?;
+    crate::outln!(
+        "erased for {}: {} profile(s), {} chat(s) with {} history turn(s), {} turn log record(s), {} job(s), {} idempotency record(s)",
+        phone.redacted(),
+        e.profiles,
+        e.chats,
+        e.history,
+        e.turns,
+        e.jobs,
+        e.claims
+    )?;
+    match compacted {
+        Compacted::Yes => crate::outln!("database compacted: no deleted data is left in its files"),
+        Compacted::Busy => crate::outln!(
+            "the running bridge kept the database from being compacted: deleted data may linger in {}-wal until its next checkpoint; run erase again, or stop the bridge first",
+            olbridge_sqlite::DB_FILE
+        ),
+    }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -113,7 +113,12 @@ impl Bridge {
         if let Some(fetcher) = fetcher {
             tasks.spawn(fetch::run(fetcher, Arc::clone(&shared), stopped.clone()));
         }
-        let retention = Retention { profiles: config.conversation.profile_retention, ..Retention::default() };
+        let retention = Retention {
+            profiles: config.conversation.profile_retention,
+            history: config.conversation.history_retention,
+            turns: config.conversation.turn_log_retention,
+            ..Retention::default()
+        };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
         if let (Some((poller, plan)), Some(status)) = (poll, shared.poll_status.clone()) {
             tasks.spawn(poller::run(Arc::clone(&shared), poller, plan, status, stopped.clone()));

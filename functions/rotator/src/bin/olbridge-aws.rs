@@ -5,6 +5,7 @@
 //! olbridge-aws stage-webhook --secret-id olbridge/secret --webhook-base - [--application-token -] [--no-check] [--rotate-now]
 //! olbridge-aws dead-letters [--redrive KEY | --redrive --all]       (OLBRIDGE_TABLE, OLBRIDGE_QUEUE_URL, OLBRIDGE_DLQ_URL)
 //! olbridge-aws pump [--function olbridge-worker] [--invoke http://127.0.0.1:9000]   (local runs only)
+//! olbridge-aws privacy export|erase --phone +5511912345678            (OLBRIDGE_TABLE; docs/privacy.md)
 //! ```
 //! A value of `-` is read from standard input (one line), so the webhook's code stays out of the
 //! shell history and the process list.
@@ -55,6 +56,13 @@ enum Command {
         #[arg(long, requires = "redrive")]
         all: bool,
     },
+    /// Export (JSON on stdout) or erase everything the table stores about a phone number
+    /// (docs/privacy.md; the SQS queues are not searched).
+    Privacy {
+        /// What to do.
+        #[command(subcommand)]
+        action: PrivacyAction,
+    },
     /// Local runs only: play Lambda's SQS event source for `cargo lambda watch` — receive what is
     /// visible on OLBRIDGE_QUEUE_URL, invoke the worker through watch's Invoke API, delete what it
     /// did not report as failed; until interrupted.
@@ -65,6 +73,23 @@ enum Command {
         /// `cargo lambda watch`'s address.
         #[arg(long, default_value = "http://127.0.0.1:9000")]
         invoke: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyAction {
+    /// Print the phone's profile, chats with their history, turn log records and idempotency
+    /// records that carry it, as JSON.
+    Export {
+        /// The phone number (`+<digits>`).
+        #[arg(long)]
+        phone: String,
+    },
+    /// Delete all of that from the table.
+    Erase {
+        /// The phone number.
+        #[arg(long)]
+        phone: String,
     },
 }
 
@@ -115,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DeadLetters { redrive, all } => dead_letters(redrive, all).await?,
         Command::Pump { function, invoke } => pump(&function, &invoke).await?,
+        Command::Privacy { action } => privacy(action).await?,
     }
     Ok(())
 }
@@ -149,6 +175,32 @@ async fn dead_letters(redrive: Option<Option<String>>, all: bool) -> anyhow::Res
     println!("put {} job(s) back on the queue", back.len());
     for k in back {
         println!("  {k}");
+    }
+    Ok(())
+}
+
+async fn privacy(action: PrivacyAction) -> anyhow::Result<()> {
+    use olbridge_core::ports::Privacy as _;
+    let config = olbridge_core::config::Config::from_env()?;
+    let table = config.aws.table.clone().context("OLBRIDGE_TABLE is not set")?;
+    let store = olbridge_aws::dynamo::DynamoStore::from_config(&olbridge_aws::sdk_config().await, table, olbridge_aws::dynamo::Retention::default());
+    let parse = |p: &str| olbridge_core::domain::ids::Phone::parse(p).map_err(|e| anyhow::anyhow!("{e}"));
+    match action {
+        PrivacyAction::Export { phone } => println!("{}", serde_json::to_string_pretty(&store.export(&parse(&phone)?).await?)?),
+        PrivacyAction::Erase { phone } => {
+            let phone = parse(&phone)?;
+            let e = store.erase(&phone).await?;
+            println!(
+                "erased for {}: {} profile(s), {} chat(s) with {} history turn(s), {} turn log record(s), {} idempotency record(s)",
+                phone.redacted(),
+                e.profiles,
+                e.chats,
+                e.history,
+                e.turns,
+                e.claims
+            );
+            println!("not searched: messages still in the SQS queues (kept at most their retention period; see docs/privacy.md)");
+        }
     }
     Ok(())
 }

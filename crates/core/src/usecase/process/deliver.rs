@@ -128,6 +128,11 @@ pub(super) async fn finish(
 ) -> Result<(), ProcessError> {
     let deps = turn.deps;
     let now = deps.clock.now();
+    let phone = messages.iter().find_map(|m| m.lines.phone.clone());
+    if let Some(phone) = &phone {
+        // Before the history, so whatever this turn stores is reachable from the phone (privacy).
+        deps.chats.link_phone(turn.chat, phone, now).await?;
+    }
     for m in messages {
         deps.chats.append_history(turn.chat, &history_turn(deps, "customer", &m.text, m.sent_at)).await?;
     }
@@ -137,7 +142,7 @@ pub(super) async fn finish(
             deps.chats.append_history(turn.chat, &history_turn(deps, "bot", &sent.join("\n"), now)).await?;
         }
     }
-    if let Some(phone) = messages.iter().find_map(|m| m.lines.phone.clone()) {
+    if let Some(phone) = phone {
         save_profile(turn, messages, phone, now).await?;
     }
     let record = TurnRecord {
