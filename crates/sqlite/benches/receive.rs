@@ -42,6 +42,7 @@ fn receiver(store: &SqliteStore) -> Receiver {
         bot_id: None,
         ts_window: Duration::from_secs(300),
         max_body_bytes: 64 * 1024,
+        sources: Default::default(),
     };
     Receiver { pin: MemberPin::new(settings.member_id.clone(), store.clone()), settings, idempotency: store.clone(), sink: store.clone(), chats: store }
 }
