@@ -40,6 +40,7 @@ impl Captured {
 
 /// Captures TRACE and up in the compact and the JSON format at once, on this thread.
 pub(super) fn capture() -> (Captured, Captured, tracing::subscriber::DefaultGuard) {
+    olbridge_core::testing::listen_through_scoped_subscribers();
     let (compact, json) = (Captured::default(), Captured::default());
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::TRACE)

@@ -43,6 +43,7 @@ const SECRETS: [&str; 4] = [PHONE_DIGITS, "192735", "botauth-Zq81xK", "hmacsecre
 
 #[tokio::test]
 async fn no_secret_or_phone_number_in_the_workers_logs() {
+    olbridge_core::testing::listen_through_scoped_subscribers();
     let (compact, json_lines) = (Logs::default(), Logs::default());
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::TRACE)
