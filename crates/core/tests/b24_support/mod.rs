@@ -53,38 +53,15 @@ pub struct Capture {
 
 impl Default for Capture {
     fn default() -> Self {
-        quiet_global_default();
+        listen::listen_through_scoped_subscribers();
         Self { out: Arc::default(), next: Arc::default() }
     }
 }
 
-/// Tracing caches, per callsite, whether anyone listens. Tests run in parallel threads, each with
-/// its own scoped `Capture`; between two of them there may be no subscriber at all, and a callsite
-/// first hit then is cached as "never" for everyone. A global default that listens to nothing but
-/// answers "sometimes" keeps every callsite asking the current (scoped) subscriber.
-fn quiet_global_default() {
-    struct Quiet;
-    impl tracing::Subscriber for Quiet {
-        fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-            tracing::subscriber::Interest::sometimes()
-        }
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            false
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, _: &tracing::Event<'_>) {}
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(Quiet));
-    });
-}
+/// The listening global default (`olbridge_core::testing::listen_through_scoped_subscribers`),
+/// included by path: this test crate builds the library without its `test-util` feature.
+#[path = "../../src/testing/listen.rs"]
+mod listen;
 
 impl Capture {
     pub fn text(&self) -> String {
