@@ -64,6 +64,8 @@ pub mod vars {
     pub const B24_RATE_PER_SEC: &str = "B24_RATE_PER_SEC";
     /// Client-side burst towards the portal (default 40, under the portal's 50).
     pub const B24_RATE_BURST: &str = "B24_RATE_BURST";
+    /// Learn a smaller budget from the portal's `QUERY_LIMIT_EXCEEDED` (default true).
+    pub const B24_RATE_ADAPTIVE: &str = "B24_RATE_ADAPTIVE";
     /// Accepted age of an event's `ts`, seconds (default 300).
     pub const OLBRIDGE_TS_WINDOW_SEC: &str = "OLBRIDGE_TS_WINDOW_SEC";
     /// Quiet window before a turn starts, milliseconds (default 0: answer at once; what the
@@ -180,6 +182,7 @@ pub mod vars {
         OLBRIDGE_DATA_DIR,
         B24_RATE_PER_SEC,
         B24_RATE_BURST,
+        B24_RATE_ADAPTIVE,
         OLBRIDGE_TS_WINDOW_SEC,
         OLBRIDGE_BURST_MS,
         OLBRIDGE_ESCALATION_PHRASES,
@@ -252,6 +255,8 @@ pub struct PortalSettings {
     pub rate_per_sec: f64,
     /// `B24_RATE_BURST`.
     pub rate_burst: u32,
+    /// `B24_RATE_ADAPTIVE`.
+    pub rate_adaptive: bool,
     /// `B24_POLL_SEC`.
     pub poll_interval: Duration,
     /// `OLBRIDGE_TS_WINDOW_SEC`.
@@ -501,6 +506,7 @@ impl Config {
                 "expected requests per second, 0 < n <= 1000 (self-hosted portals may allow more than the cloud)",
             ),
             rate_burst: r.number(B24_RATE_BURST, 40, |v: &u32| (1..=1000).contains(v), "expected 1..=1000"),
+            rate_adaptive: r.number(B24_RATE_ADAPTIVE, true, |_| true, "expected true or false"),
             poll_interval: Duration::from_secs_f64(r.number(B24_POLL_SEC, 2.0, |v: &f64| *v >= 0.1 && *v <= 3600.0, "expected seconds, 0.1..=3600")),
             ts_window: Duration::from_secs(r.number(OLBRIDGE_TS_WINDOW_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
             max_body_bytes: r.number(OLBRIDGE_MAX_BODY_BYTES, 256 * 1024, |v: &usize| (1024..=16 * 1024 * 1024).contains(v), "expected bytes, 1024..=16777216"),

@@ -158,7 +158,7 @@ async fn large_batches_are_split_and_lists_are_paginated() {
     let r = c.batch(&b).await.expect("batch");
     assert_eq!(r.succeeded(), 120);
     assert_eq!(calls_of(&emu, "batch").len(), 3, "120 commands = 50 + 50 + 20");
-    assert!((c.limiter().level() - 3.0).abs() < 0.2, "each batch costs one slot, not one per command");
+    assert!((c.limiter().level().await - 3.0).abs() < 0.2, "each batch costs one slot, not one per command");
 
     let leads: Vec<Value> = c.list_all("crm.lead.list", &json!({"select": ["ID", "TITLE"]})).await.expect("list");
     assert!(leads.len() >= 120, "{}", leads.len());

@@ -8,7 +8,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use olbridge_aws::emf::Emf;
 use olbridge_aws::setup::Setup;
-use olbridge_core::b24::{B24Client, ClientOptions, RatePlan};
+use olbridge_core::b24::{B24Client, ClientOptions};
 use olbridge_core::ports::{Clock, SystemClock};
 use olbridge_poller::lease::Lease;
 use olbridge_poller::work::{Stores, work};
@@ -24,10 +24,9 @@ async fn main() -> Result<(), Error> {
     let store = setup.store()?;
     let stores = Stores { idempotency: store.clone(), chats: store.clone(), meta: store.clone(), sink: setup.sink()? };
     let webhook = config.portal.webhook.clone().ok_or("B24_WEBHOOK_BASE is not configured")?;
-    // One client, one rate budget for every pass of the instance (the stack gives each process its
-    // share of the portal's budget).
-    let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
-    let client = B24Client::new(webhook, options)?;
+    // One rate budget for the portal, shared through the table by every concurrent instance of
+    // every function that calls it (olbridge_aws::setup::shared_rate_limiter).
+    let client = B24Client::with_limiter(webhook.clone(), ClientOptions::from_config(config), setup.shared_rate_limiter(&webhook)?)?;
     let deps = PollerDeps { work: work(config, &client, &stores, Arc::clone(&clock))?, lease: Lease::new(store), clock, emf: Emf::stdout() };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
