@@ -66,6 +66,8 @@ pub mod vars {
     pub const B24_RATE_BURST: &str = "B24_RATE_BURST";
     /// Learn a smaller budget from the portal's `QUERY_LIMIT_EXCEEDED` (default true).
     pub const B24_RATE_ADAPTIVE: &str = "B24_RATE_ADAPTIVE";
+    /// Send calls that wait for the rate budget together in one `batch` (default true).
+    pub const B24_BATCH_REQUESTS: &str = "B24_BATCH_REQUESTS";
     /// Accepted age of an event's `ts`, seconds (default 300).
     pub const OLBRIDGE_TS_WINDOW_SEC: &str = "OLBRIDGE_TS_WINDOW_SEC";
     /// Quiet window before a turn starts, milliseconds (default 0: answer at once; what the
@@ -183,6 +185,7 @@ pub mod vars {
         B24_RATE_PER_SEC,
         B24_RATE_BURST,
         B24_RATE_ADAPTIVE,
+        B24_BATCH_REQUESTS,
         OLBRIDGE_TS_WINDOW_SEC,
         OLBRIDGE_BURST_MS,
         OLBRIDGE_ESCALATION_PHRASES,
@@ -257,6 +260,8 @@ pub struct PortalSettings {
     pub rate_burst: u32,
     /// `B24_RATE_ADAPTIVE`.
     pub rate_adaptive: bool,
+    /// `B24_BATCH_REQUESTS`.
+    pub batch_requests: bool,
     /// `B24_POLL_SEC`.
     pub poll_interval: Duration,
     /// `OLBRIDGE_TS_WINDOW_SEC`.
@@ -507,6 +512,7 @@ impl Config {
             ),
             rate_burst: r.number(B24_RATE_BURST, 40, |v: &u32| (1..=1000).contains(v), "expected 1..=1000"),
             rate_adaptive: r.number(B24_RATE_ADAPTIVE, true, |_| true, "expected true or false"),
+            batch_requests: r.number(B24_BATCH_REQUESTS, true, |_| true, "expected true or false"),
             poll_interval: Duration::from_secs_f64(r.number(B24_POLL_SEC, 2.0, |v: &f64| *v >= 0.1 && *v <= 3600.0, "expected seconds, 0.1..=3600")),
             ts_window: Duration::from_secs(r.number(OLBRIDGE_TS_WINDOW_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
             max_body_bytes: r.number(OLBRIDGE_MAX_BODY_BYTES, 256 * 1024, |v: &usize| (1024..=16 * 1024 * 1024).contains(v), "expected bytes, 1024..=16777216"),

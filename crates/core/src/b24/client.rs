@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
+use super::coalesce::Coalescer;
 use super::error::{B24Error, ErrorKind, codes};
 use super::ratelimit::{Permit, Priority, RateLimiter, RatePlan};
 use super::webhook::WebhookBase;
@@ -48,6 +49,9 @@ pub struct ClientOptions {
     /// for the cloud; the docs' example and the 2024 docs say 480 s). Calls of a method within 10 %
     /// of it wait for its window to move. `None`: no gate (the portal's refusal is still retried).
     pub operating_limit: Option<Duration>,
+    /// Send essential calls that wait for the same rate budget together, up to 50 in one `batch`
+    /// ([`super::coalesce`]); each keeps the semantics it has alone (`B24_BATCH_REQUESTS`).
+    pub coalesce: bool,
 }
 
 impl Default for ClientOptions {
@@ -60,6 +64,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             user_agent: concat!("olbridge/", env!("CARGO_PKG_VERSION")).to_owned(),
             operating_limit: Some(Duration::from_secs(480)),
+            coalesce: true,
         }
     }
 }
@@ -72,6 +77,7 @@ impl ClientOptions {
         Self {
             rate: RatePlan { adaptive: config.portal.rate_adaptive, ..RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst) },
             operating_limit: Some(config.sources.operating_limit),
+            coalesce: config.portal.batch_requests,
             ..Self::default()
         }
     }
@@ -112,6 +118,8 @@ struct Inner {
     options: ClientOptions,
     /// The last `time.operating` the portal reported, per method.
     operating: Mutex<HashMap<String, Operating>>,
+    /// Essential calls waiting for the rate budget, sent together (`None`: coalescing off).
+    coalescer: Option<Coalescer>,
 }
 
 /// What the portal last said about a method's operating time (contract §2.2).
@@ -137,7 +145,8 @@ impl B24Client {
             reqwest::Client::builder().timeout(options.timeout).user_agent(options.user_agent.clone()).build().map_err(|e| {
                 B24Error::local("(client)", ErrorKind::Permanent, codes::BAD_REQUEST, format!("cannot build the HTTP client: {}", e.without_url()))
             })?;
-        Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options, operating: Mutex::default() }) })
+        let coalescer = options.coalesce.then(Coalescer::default);
+        Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options, operating: Mutex::default(), coalescer }) })
     }
 
     /// The operating time the portal last reported for `method` by this webhook, if any call of it
@@ -166,6 +175,10 @@ impl B24Client {
     /// The options in force.
     pub fn options(&self) -> &ClientOptions {
         &self.inner.options
+    }
+
+    pub(crate) fn coalescer(&self) -> Option<&Coalescer> {
+        self.inner.coalescer.as_ref()
     }
 
     /// Calls `method` (essential priority, retried per the policy) and decodes its `result`.
@@ -241,6 +254,13 @@ impl B24Client {
     /// Sends with retries at `priority` (essential or background); the raw envelope.
     pub(crate) async fn send_at(&self, method: &str, params: &Value, replay: Replay, priority: Priority) -> Result<Page<Value>, B24Error> {
         check_params(method, params)?;
+        if let (Priority::Essential, Some(coalescer), false) = (priority, self.coalescer(), method == "batch") {
+            let op = |_attempt: u32| async move {
+                self.operating_gate(method).await;
+                self.coalesced(coalescer, method, params).await
+            };
+            return retry(&self.inner.options.retry, op, |e: &B24Error| verdict(e, replay)).await.map_err(|x| x.last);
+        }
         let op = |attempt: u32| async move {
             self.operating_gate(method).await;
             self.inner.limiter.acquire(priority).await;
@@ -267,7 +287,7 @@ impl B24Client {
     }
 
     /// One HTTP attempt, no retry, slot taken at `sent_at` (the limiter's clock).
-    async fn post(&self, method: &str, params: &Value, attempt: u32, sent_at: f64) -> Result<Page<Value>, B24Error> {
+    pub(crate) async fn post(&self, method: &str, params: &Value, attempt: u32, sent_at: f64) -> Result<Page<Value>, B24Error> {
         let span = tracing::info_span!("b24.call", method, attempt, status = tracing::field::Empty, latency_ms = tracing::field::Empty);
         let started = Instant::now();
         let outcome = async {
@@ -372,7 +392,7 @@ pub(crate) fn number(v: &Value) -> Option<f64> {
     }
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

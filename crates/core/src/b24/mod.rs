@@ -23,6 +23,7 @@
 
 pub mod batch;
 pub mod client;
+pub mod coalesce;
 pub mod crm;
 pub mod de;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod webhook;
 
 pub use batch::{Batch, BatchResult};
 pub use client::{B24Client, ClientOptions, Operating, Page, Replay};
+pub use coalesce::CoalesceStats;
 pub use error::{B24Error, ErrorKind};
 pub use feed::RestFeed;
 pub use portal::{BotPortal, OperatorPortal};

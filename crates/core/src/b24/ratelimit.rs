@@ -208,6 +208,17 @@ impl RateLimiter {
         self.refused(self.now()).await;
     }
 
+    /// Gives back a slot taken by [`RateLimiter::acquire`] for a request that was not sent after
+    /// all (a coalesced call another request carried).
+    pub async fn refund(&self) {
+        self.update(|pace, now| {
+            pace.advance(&self.plan, now);
+            pace.level = (pace.level - 1.0).max(0.0);
+            ((), true)
+        })
+        .await;
+    }
+
     /// The state of the bucket now (drained, recovery applied): the counter and the figures in
     /// force, for metrics, `doctor` and tests.
     pub async fn pace(&self) -> Pace {
