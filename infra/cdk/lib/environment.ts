@@ -67,9 +67,12 @@ export function checkEnvironment(spec: Spec, settings: Settings, deployed: reado
   if (problems.length > 0) throw new Error(`function environment has ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
 }
 
-/** How many processes call the portal at once: each worker invocation, and the poller. */
+/**
+ * How many processes call the portal at once: each worker invocation, and the poller's (a poll run,
+ * and a canary or health invocation beside it when the canary is on).
+ */
 export function portalClients(settings: Settings): number {
-  return settings.workerMaxConcurrency + (settings.poller ? 1 : 0);
+  return settings.workerMaxConcurrency + (settings.poller ? 1 : 0) + (settings.canary ? 1 : 0);
 }
 
 /** The environment of function `name`. */
