@@ -75,3 +75,34 @@ async fn doctor_json_is_a_report_and_fails_when_the_bot_is_down() {
     assert_eq!(check(&report, "store")["status"], "ok", "{report}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_fetch_mode_bridge_answers_the_canary_too() {
+    let opts = AppOptions {
+        chatbot: olbridge_tests::Chatbot::V2Fetch,
+        extra_env: vec![("OLBRIDGE_CANARY_TIMEOUT_SEC".into(), TIMEOUT_SEC.into())],
+        ..AppOptions::default()
+    };
+    let mut app = TestApp::spawn_process(opts).await.unwrap();
+    let out = olbridge(&app, &["canary"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}\nserve: {}", String::from_utf8_lossy(&out.stderr), app.serve_log());
+    assert!(stdout.starts_with("canary passed: "), "{stdout}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn serve_runs_the_canary_on_its_schedule_and_logs_a_failure() {
+    let opts = AppOptions {
+        extra_env: vec![("OLBRIDGE_CANARY_EVERY_SEC".into(), "1".into()), ("OLBRIDGE_CANARY_TIMEOUT_SEC".into(), TIMEOUT_SEC.into())],
+        ..AppOptions::default()
+    };
+    let mut app = TestApp::spawn_process(opts).await.unwrap();
+    // Up: the canaries reach the bot.
+    assert!(app.bot.wait_requests(1, crate::REPLY_TIMEOUT).await >= 1, "serve: {}", app.serve_log());
+    app.bot.stop();
+    let log = olbridge_tests::poll_until(crate::REPLY_TIMEOUT, || async { app.serve_log() }, |l| l.contains("canary FAILED")).await;
+    let line = log.lines().find(|l| l.contains("canary FAILED")).unwrap_or_else(|| panic!("no failure logged: {log}"));
+    assert!(line.contains("ERROR") && line.contains("fallback message"), "{line}");
+    app.stop().await.unwrap();
+}
