@@ -23,11 +23,13 @@ use crate::domain::secret::Secret;
 
 mod access;
 mod chatbot;
+mod health;
 mod sources;
 mod window;
 
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
+pub use health::HealthSettings;
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
 /// Environment variable names.
@@ -164,6 +166,16 @@ pub mod vars {
     pub const OLBRIDGE_WINDOW_CHECK: &str = "OLBRIDGE_WINDOW_CHECK";
     /// No free text in the last this-many seconds of the window (default 60).
     pub const OLBRIDGE_WINDOW_MARGIN_SEC: &str = "OLBRIDGE_WINDOW_MARGIN_SEC";
+    /// The health check warns when the oldest pending job is older, seconds (default 300).
+    pub const OLBRIDGE_HEALTH_QUEUE_WARN_SEC: &str = "OLBRIDGE_HEALTH_QUEUE_WARN_SEC";
+    /// The health check fails when the oldest pending job is older, seconds (default 900).
+    pub const OLBRIDGE_HEALTH_QUEUE_FAIL_SEC: &str = "OLBRIDGE_HEALTH_QUEUE_FAIL_SEC";
+    /// The canary's dialog (default: the private dialog with `B24_BOT_ID`).
+    pub const OLBRIDGE_CANARY_DIALOG: &str = "OLBRIDGE_CANARY_DIALOG";
+    /// How long the canary waits for the bot's reply, seconds (default 60).
+    pub const OLBRIDGE_CANARY_TIMEOUT_SEC: &str = "OLBRIDGE_CANARY_TIMEOUT_SEC";
+    /// `olbridge serve` runs the canary this often, seconds (default 0: never).
+    pub const OLBRIDGE_CANARY_EVERY_SEC: &str = "OLBRIDGE_CANARY_EVERY_SEC";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -231,6 +243,11 @@ pub mod vars {
         OLBRIDGE_LOG_KEEP,
         OLBRIDGE_WINDOW_CHECK,
         OLBRIDGE_WINDOW_MARGIN_SEC,
+        OLBRIDGE_HEALTH_QUEUE_WARN_SEC,
+        OLBRIDGE_HEALTH_QUEUE_FAIL_SEC,
+        OLBRIDGE_CANARY_DIALOG,
+        OLBRIDGE_CANARY_TIMEOUT_SEC,
+        OLBRIDGE_CANARY_EVERY_SEC,
     ];
 }
 
@@ -410,6 +427,8 @@ pub struct Config {
     pub chatbot: ChatbotSettings,
     /// Who may POST events.
     pub access: AccessSettings,
+    /// The deep health check and the canary.
+    pub health: HealthSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -594,7 +613,8 @@ impl Config {
         let sources = sources::read(&mut r);
         let chatbot = chatbot::read(&mut r);
         let access = access::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access }) } else { Err(ConfigError(r.problems)) }
+        let health = health::read(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, health }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

@@ -31,6 +31,7 @@
 //! [`give_up`] ends a turn that failed too often with the fallback message and a human, the same
 //! checkpointed way.
 
+mod canary;
 mod decide;
 mod deliver;
 mod plan;
