@@ -17,7 +17,13 @@
 //!   answer; the bot takes 0.5 s), split into polling, replies and the rest; and the time from the
 //!   customer's message to the answer in their WhatsApp.
 //!
+//! - `throughput`: `--chats` customers (500) write at once to a portal at Bitrix24's standard limit
+//!   (2 requests/s, burst 50), the bot answers at once; the same run with `B24_BATCH_REQUESTS=false`
+//!   and `true` side by side: answers per second, time to the answer (p50/p95/p99), portal requests
+//!   per answer, refusals, and whether every customer got exactly one answer.
+//!
 //! `cargo bench -p olbridge-tests --bench scenarios -- burst [--customers N] [--burst-ms W]`
+//! `cargo bench -p olbridge-tests --bench scenarios -- throughput [--chats 500]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- recovery [--storm-s S]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- modes [--idle-s 60] [--active-s 120] [--chats 50] [--every-s 60]`
 //! Reports are printed and written to `target/bench-<scenario>.md`.
@@ -292,13 +298,108 @@ async fn modes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one throughput run measured.
+struct Throughput {
+    answers: usize,
+    exactly_once: bool,
+    per_sec: f64,
+    latency_ms: Vec<f64>,
+    requests: usize,
+    refused: usize,
+    span_s: f64,
+}
+
+async fn one_throughput(batch: bool, chats: usize) -> anyhow::Result<Throughput> {
+    let opts = AppOptions {
+        portal_rate: RateLimit::STANDARD,
+        client_rate: (2.0, 40),
+        workers: 128,
+        extra_env: vec![("B24_BATCH_REQUESTS".into(), batch.to_string())],
+        ..AppOptions::default()
+    };
+    let app = Arc::new(TestApp::spawn(opts).await?);
+    // Steady state first: one conversation, and the bucket drained, so start-up calls do not count.
+    app.customer_writes("+4915900000000", "warm up").await?;
+    app.wait_inbox("+4915900000000", 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let before = app.emulator.calls().len();
+    let phones: Vec<String> = (0..chats).map(|i| format!("+49160{:07}", 1_000_000 + i)).collect();
+    let start = chrono::Utc::now();
+    let mut writes = tokio::task::JoinSet::new();
+    for p in &phones {
+        let (app, p) = (Arc::clone(&app), p.clone());
+        writes.spawn(async move {
+            let at = chrono::Utc::now();
+            app.customer_writes(&p, "hello").await.map(|m| (format!("chat{}", m.chat_id), at))
+        });
+    }
+    // When each chat's customer wrote, by the dialog the answer is posted to.
+    let mut written = std::collections::HashMap::new();
+    while let Some(r) = writes.join_next().await {
+        let (dialog, at) = r??;
+        written.insert(dialog, at);
+    }
+    app.wait_turns(chats + 1, Duration::from_secs(900)).await;
+    app.emulator.wait_idle(Duration::from_secs(5)).await;
+    let calls = app.emulator.calls();
+    let window = &calls[before..];
+    let posts: Vec<&RecordedCall> = window.iter().filter(|c| c.method == "imbot.message.add" && c.error.is_none()).collect();
+    let exactly_once = phones.iter().all(|p| app.bot_messages(p) == ["echo: hello"]);
+    // Time to the answer: each customer's message to the post of the answer into its chat.
+    let latency_ms: Vec<f64> = posts
+        .iter()
+        .filter_map(|post| {
+            let dialog = post.params.get("DIALOG_ID").map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned))?;
+            written.get(&dialog).map(|at| (post.at - *at).num_milliseconds() as f64)
+        })
+        .collect();
+    let last = posts.iter().map(|c| c.at).max().unwrap_or(start);
+    let span_s = (last - start).num_milliseconds() as f64 / 1000.0;
+    let requests = window.iter().filter(|c| !c.in_batch).count();
+    let refused = window.iter().filter(|c| c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
+    if let Ok(app) = Arc::try_unwrap(app) {
+        app.shutdown().await;
+    }
+    Ok(Throughput { answers: posts.len(), exactly_once, per_sec: posts.len() as f64 / span_s.max(0.001), latency_ms, requests, refused, span_s })
+}
+
+async fn throughput() -> anyhow::Result<()> {
+    let chats = arg("--chats", 500) as usize;
+    let mut rows = String::new();
+    for batch in [false, true] {
+        let t = one_throughput(batch, chats).await?;
+        let p = |q| percentile(t.latency_ms.clone(), q) / 1000.0;
+        rows.push_str(&format!(
+            "| {} | {} | {} | {:.1} s | {:.1} | {:.1} s | {:.1} s | {:.1} s | {} | {:.3} | {} |\n",
+            if batch { "on" } else { "off" },
+            t.answers,
+            if t.exactly_once { "yes" } else { "NO" },
+            t.span_s,
+            t.per_sec,
+            p(0.50),
+            p(0.95),
+            p(0.99),
+            t.requests,
+            t.requests as f64 / t.answers.max(1) as f64,
+            t.refused,
+        ));
+    }
+    let report = format!(
+        "# Throughput: {chats} customers write at once\n\nPortal: 2 requests/s, burst 50 (Bitrix24's standard plan). Bridge: 2/s, burst 40, 128 workers. Bot: answers at once.\n\n\
+| batching | answers | each exactly once | last answer after | answers/s | p50 | p95 | p99 | portal requests | requests per answer | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n{rows}"
+    );
+    write_report("throughput", &report);
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes"));
+    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput"));
     match scenario.as_deref() {
         Some("burst") => burst().await,
         Some("recovery") => recovery().await,
         Some("modes") => modes().await,
-        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes [options]"),
+        Some("throughput") => throughput().await,
+        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes|throughput [options]"),
     }
 }
