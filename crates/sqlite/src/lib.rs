@@ -42,6 +42,7 @@
 
 mod admin;
 mod chat;
+mod cost;
 mod files;
 mod idempotency;
 mod log;
