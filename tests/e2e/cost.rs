@@ -87,7 +87,7 @@ async fn a_flood_from_one_phone_gets_one_notice_and_never_reaches_the_bot_past_t
     let turns = poll_until(REPLY_TIMEOUT, || app.turns(), |t| logged(t) >= 12).await;
     assert_eq!(logged(&turns), 12, "every message of the flood is in the turn log");
     let asked: usize = app.bot.received().iter().filter(|r| r.body["phone"] == PHONE_A).map(|r| r.body["text"].as_str().unwrap_or("").lines().count()).sum();
-    assert!(asked <= 3, "at most 3 of the flood's messages reached the bot ({asked})");
+    assert!((1..=3).contains(&asked), "the first messages and at most 3 of the flood reached the bot ({asked})");
     let notices = app.bot_messages(PHONE_A).iter().filter(|m| *m == notice).count();
     assert_eq!(notices, 1, "one notice: {:?}", app.bot_messages(PHONE_A));
     let limited = turns.iter().filter(|t| t.dialog == flood_chat && matches!(t.outcome, TurnOutcome::RateLimited { .. })).count();
