@@ -140,6 +140,9 @@ def main():
     write("apigw-v2-forged.json", apigw("POST", "/bitrix/events", replace(CAPTURE, "auth[application_token]", "forged-token")))
     write("apigw-v2-health.json", apigw("GET", "/health"))
     write("poller-scheduled.json", scheduled())
+    # Direct invocations of the poller: the canary rule's constant input, and a hand-run health check.
+    write("poller-health.json", {"olbridge": "health"})
+    write("poller-canary.json", {"olbridge": "canary"})
 
     first = job(17, 5, "hahahahaha", 13, "telegrambot|1|1398715343|13", 1)
     other_chat = job(18, 7, "hello, do you deliver on Sundays?", 15, "telegrambot|1|2222222222|15", 2)

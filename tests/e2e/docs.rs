@@ -43,6 +43,13 @@ const QUOTED: &[(&str, &str, &str)] = &[
         "`cannot fetch the bot's events; nothing is acknowledged, trying again`",
         "\"cannot fetch the bot's events; nothing is acknowledged, trying again\"",
     ),
+    ("docs/operations.md", "`canary passed: the bot replied in <ms> ms`", "\"canary passed: the bot replied in {latency_ms} ms\""),
+    ("docs/operations.md", "`canary FAILED after <ms> ms: <why>`", "\"canary FAILED after {elapsed_ms} ms: {reason}\""),
+    (
+        "docs/operations.md",
+        "`the bridge answered with the fallback message: the bot failed`",
+        "\"the bridge answered with the fallback message: the bot failed",
+    ),
 ];
 
 fn root() -> PathBuf {

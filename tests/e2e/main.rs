@@ -13,6 +13,7 @@ mod demo;
 mod docs;
 mod escalation;
 mod failures;
+mod health;
 mod lifecycle;
 mod load;
 mod operator;

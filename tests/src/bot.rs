@@ -53,6 +53,7 @@ struct Inner {
     arrived: Notify,
     answered: Notify,
     answered_count: Mutex<usize>,
+    stop: Notify,
 }
 
 /// The test bot server.
@@ -73,10 +74,17 @@ impl TestBot {
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner::default());
         let app = Router::new().route("/webhook/whatsapp", post(handle)).with_state(Arc::clone(&inner));
+        let stopping = Arc::clone(&inner);
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.stop.notified().await }).await;
         });
         Ok(Self { addr, inner })
+    }
+
+    /// Stops the server, as a bot that went down: the port is closed and idle keep-alive
+    /// connections are closed too, so the next call fails to connect.
+    pub fn stop(&self) {
+        self.inner.stop.notify_one();
     }
 
     /// `BOT_HTTP_URL`.

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use olbridge_core::b24::{ClientOptions, RateLimiter, WebhookBase};
 use olbridge_core::config::{Config, ConfigError};
-use olbridge_core::ports::Clock;
+use olbridge_core::ports::{Clock, MetaStore};
 
 use crate::dynamo::{DynamoStore, Retention};
 use crate::secrets::{SecretError, SecretSnapshot, SecretSource};
@@ -73,5 +74,15 @@ impl Setup {
     pub fn sink(&self) -> Result<Arc<SqsSink>, SetupError> {
         let url = self.config.aws.queue_url.clone().ok_or(SetupError::Missing(olbridge_core::config::vars::OLBRIDGE_QUEUE_URL))?;
         Ok(Arc::new(SqsSink::new(aws_sdk_sqs::Client::new(&self.sdk), url)))
+    }
+
+    /// The portal's rate budget, kept in the table (item `rate/<portal domain>`): every concurrent
+    /// instance of every function draws from one bucket sized by `B24_RATE_PER_SEC` and
+    /// `B24_RATE_BURST`, and what one learns from a `QUERY_LIMIT_EXCEEDED` the others pace by. Each
+    /// REST call costs a read and a conditional write of that item.
+    pub fn shared_rate_limiter(&self, webhook: &WebhookBase) -> Result<Arc<RateLimiter>, SetupError> {
+        let meta: Arc<dyn MetaStore> = self.store()?;
+        let plan = ClientOptions::from_config(&self.config).rate;
+        Ok(Arc::new(RateLimiter::shared(plan, meta, RateLimiter::budget_name(webhook.domain()))))
     }
 }

@@ -48,11 +48,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use olbridge_core::domain::event::Job;
 use olbridge_core::domain::ids::DedupKey;
-use olbridge_core::ports::{DeadLetter, DeadLetters, JobSink, StoreError, StoreResult};
+use olbridge_core::ports::{DeadLetter, DeadLetters, JobSink, QueueAge, QueueGauge, StoreError, StoreResult};
 use sha2::{Digest, Sha256};
 
 /// The largest message we send: body plus message attributes, as SQS counts them.
@@ -137,6 +137,29 @@ impl SqsSink {
 impl JobSink for SqsSink {
     async fn send(&self, job: &Job, _now: DateTime<Utc>) -> StoreResult<()> {
         send_message(&self.client, &self.queue_url, job.group.as_str(), job.key.as_str(), encode(job)?, dedup_id(&job.key)).await
+    }
+}
+
+/// The deep health check's view of the queue: how many messages wait or are in flight
+/// (`ApproximateNumberOfMessages`, `...NotVisible`, `...Delayed`). SQS reports the age of the
+/// oldest message only to CloudWatch (`ApproximateAgeOfOldestMessage`, which the stack's
+/// `queue-age` alarm watches), not as a queue attribute, so the gauge has no age.
+#[async_trait]
+impl QueueAge for SqsSink {
+    async fn gauge(&self, _now: DateTime<Utc>) -> StoreResult<QueueGauge> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| backend("GetQueueAttributes", &self.queue_url, e))?;
+        let attributes = out.attributes.unwrap_or_default();
+        let pending = attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum();
+        Ok(QueueGauge { pending: Some(pending), oldest_received_at: None })
     }
 }
 

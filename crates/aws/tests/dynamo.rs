@@ -334,3 +334,35 @@ async fn a_backend_failure_is_retryable() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Two Lambda instances (two stores on one table, each with its own client) draw from one portal
+/// budget: of 24 concurrent requests against a bucket of 10 that barely drains, exactly 10 get a
+/// slot, however they interleave (each take is a read and a conditional write; a lost race reads
+/// again). What one instance learns from a refusal, the other paces by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_portal_rate_budget_is_shared_by_concurrent_instances() {
+    use olbridge_core::b24::{Priority, RateLimiter, RatePlan};
+    let cfg = moto().await;
+    let table = fresh_table(&cfg).await;
+    let plan = RatePlan { per_sec: 0.001, burst: 10, optional_reserve: 0, adaptive: true };
+    let instance = |_: usize| {
+        let store: Arc<dyn MetaStore> = Arc::new(DynamoStore::from_config(&cfg, table.clone(), Retention::default()));
+        Arc::new(RateLimiter::shared(plan.clone(), store, "rate/portal.bitrix24.example"))
+    };
+    let (a, b) = (instance(0), instance(1));
+    let tries: Vec<_> = (0..24)
+        .map(|i| {
+            let limiter = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            tokio::spawn(async move { tokio::time::timeout(Duration::from_secs(5), limiter.acquire(Priority::Essential)).await.is_ok() })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tries {
+        granted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(granted, 10, "one bucket of 10 for both instances");
+    a.refused(a.now()).await;
+    let seen_by_b = b.pace().await;
+    assert_eq!(seen_by_b.burst, 8.0, "90 % of the 9 held before the refused request, learned by the other instance");
+    assert_eq!(seen_by_b.refusals, 1);
+}

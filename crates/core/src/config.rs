@@ -24,12 +24,14 @@ use crate::domain::secret::Secret;
 mod access;
 mod chatbot;
 mod cost;
+mod health;
 mod sources;
 mod window;
 
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
 pub use cost::{CostSettings, DEFAULT_RATE_LIMIT_NOTICE, RateLimit};
+pub use health::HealthSettings;
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
 /// Environment variable names.
@@ -66,6 +68,10 @@ pub mod vars {
     pub const B24_RATE_PER_SEC: &str = "B24_RATE_PER_SEC";
     /// Client-side burst towards the portal (default 40, under the portal's 50).
     pub const B24_RATE_BURST: &str = "B24_RATE_BURST";
+    /// Learn a smaller budget from the portal's `QUERY_LIMIT_EXCEEDED` (default true).
+    pub const B24_RATE_ADAPTIVE: &str = "B24_RATE_ADAPTIVE";
+    /// Send calls that wait for the rate budget together in one `batch` (default true).
+    pub const B24_BATCH_REQUESTS: &str = "B24_BATCH_REQUESTS";
     /// Accepted age of an event's `ts`, seconds (default 300).
     pub const OLBRIDGE_TS_WINDOW_SEC: &str = "OLBRIDGE_TS_WINDOW_SEC";
     /// Quiet window before a turn starts, milliseconds (default 0: answer at once; what the
@@ -172,6 +178,16 @@ pub mod vars {
     pub const OLBRIDGE_RATE_LIMIT_NOTICE: &str = "OLBRIDGE_RATE_LIMIT_NOTICE";
     /// Bot calls per phone per UTC day; past it the chat goes to a human (default 200; 0: unlimited).
     pub const OLBRIDGE_DAILY_BOT_CALLS: &str = "OLBRIDGE_DAILY_BOT_CALLS";
+    /// The health check warns when the oldest pending job is older, seconds (default 300).
+    pub const OLBRIDGE_HEALTH_QUEUE_WARN_SEC: &str = "OLBRIDGE_HEALTH_QUEUE_WARN_SEC";
+    /// The health check fails when the oldest pending job is older, seconds (default 900).
+    pub const OLBRIDGE_HEALTH_QUEUE_FAIL_SEC: &str = "OLBRIDGE_HEALTH_QUEUE_FAIL_SEC";
+    /// The canary's dialog (default: the private dialog with `B24_BOT_ID`).
+    pub const OLBRIDGE_CANARY_DIALOG: &str = "OLBRIDGE_CANARY_DIALOG";
+    /// How long the canary waits for the bot's reply, seconds (default 60).
+    pub const OLBRIDGE_CANARY_TIMEOUT_SEC: &str = "OLBRIDGE_CANARY_TIMEOUT_SEC";
+    /// `olbridge serve` runs the canary this often, seconds (default 0: never).
+    pub const OLBRIDGE_CANARY_EVERY_SEC: &str = "OLBRIDGE_CANARY_EVERY_SEC";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -192,6 +208,8 @@ pub mod vars {
         OLBRIDGE_DATA_DIR,
         B24_RATE_PER_SEC,
         B24_RATE_BURST,
+        B24_RATE_ADAPTIVE,
+        B24_BATCH_REQUESTS,
         OLBRIDGE_TS_WINDOW_SEC,
         OLBRIDGE_BURST_MS,
         OLBRIDGE_ESCALATION_PHRASES,
@@ -242,6 +260,11 @@ pub mod vars {
         OLBRIDGE_RATE_LIMIT_WINDOW_SEC,
         OLBRIDGE_RATE_LIMIT_NOTICE,
         OLBRIDGE_DAILY_BOT_CALLS,
+        OLBRIDGE_HEALTH_QUEUE_WARN_SEC,
+        OLBRIDGE_HEALTH_QUEUE_FAIL_SEC,
+        OLBRIDGE_CANARY_DIALOG,
+        OLBRIDGE_CANARY_TIMEOUT_SEC,
+        OLBRIDGE_CANARY_EVERY_SEC,
     ];
 }
 
@@ -269,6 +292,10 @@ pub struct PortalSettings {
     pub rate_per_sec: f64,
     /// `B24_RATE_BURST`.
     pub rate_burst: u32,
+    /// `B24_RATE_ADAPTIVE`.
+    pub rate_adaptive: bool,
+    /// `B24_BATCH_REQUESTS`.
+    pub batch_requests: bool,
     /// `B24_POLL_SEC`.
     pub poll_interval: Duration,
     /// `OLBRIDGE_TS_WINDOW_SEC`.
@@ -419,6 +446,8 @@ pub struct Config {
     pub chatbot: ChatbotSettings,
     /// Who may POST events.
     pub access: AccessSettings,
+    /// The deep health check and the canary.
+    pub health: HealthSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -520,6 +549,8 @@ impl Config {
                 "expected requests per second, 0 < n <= 1000 (self-hosted portals may allow more than the cloud)",
             ),
             rate_burst: r.number(B24_RATE_BURST, 40, |v: &u32| (1..=1000).contains(v), "expected 1..=1000"),
+            rate_adaptive: r.number(B24_RATE_ADAPTIVE, true, |_| true, "expected true or false"),
+            batch_requests: r.number(B24_BATCH_REQUESTS, true, |_| true, "expected true or false"),
             poll_interval: Duration::from_secs_f64(r.number(B24_POLL_SEC, 2.0, |v: &f64| *v >= 0.1 && *v <= 3600.0, "expected seconds, 0.1..=3600")),
             ts_window: Duration::from_secs(r.number(OLBRIDGE_TS_WINDOW_SEC, 300, |v: &u64| (1..=86_400).contains(v), "expected seconds, 1..=86400")),
             max_body_bytes: r.number(OLBRIDGE_MAX_BODY_BYTES, 256 * 1024, |v: &usize| (1024..=16 * 1024 * 1024).contains(v), "expected bytes, 1024..=16777216"),
@@ -602,7 +633,8 @@ impl Config {
         let sources = sources::read(&mut r);
         let chatbot = chatbot::read(&mut r);
         let access = access::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access }) } else { Err(ConfigError(r.problems)) }
+        let health = health::read(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, health }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

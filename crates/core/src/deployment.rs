@@ -116,6 +116,13 @@ pub const FUNCTIONS: &[Function] = &[
             (B24_OPERATING_LIMIT_SEC, Env),
             (B24_RATE_PER_SEC, Env),
             (B24_RATE_BURST, Env),
+            // The health and canary invocations (functions/poller/src/probe.rs).
+            (BOT_HTTP_URL, Env),
+            (OLBRIDGE_FALLBACK_MESSAGE, Env),
+            (OLBRIDGE_HEALTH_QUEUE_WARN_SEC, Env),
+            (OLBRIDGE_HEALTH_QUEUE_FAIL_SEC, Env),
+            (OLBRIDGE_CANARY_DIALOG, Env),
+            (OLBRIDGE_CANARY_TIMEOUT_SEC, Env),
         ],
     },
     Function { name: "rotator", vars: &[(OLBRIDGE_SECRET_ID, Env)] },

@@ -12,7 +12,8 @@
 //!   pagination) and the `Portal` adapters over it.
 //! - [`bot`]: the bot contract on the wire and its HTTP adapter.
 //! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one chat's jobs as turns),
-//!   `job` (what becomes of a job after a turn), shared by the local runner and the Lambdas.
+//!   `job` (what becomes of a job after a turn), `health` (the deep health check) and `canary` (the
+//!   synthetic canary), shared by the local runner and the Lambdas.
 //! - [`metrics`]: the metrics catalogue (names, units, dimensions) and the pure functions that
 //!   turn turns and received events into metric values; `infra/metrics.json` mirrors it.
 //! - [`config`]: the one typed configuration, loaded once from the environment.

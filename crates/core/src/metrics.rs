@@ -123,6 +123,10 @@ pub enum Metric {
     PollerRecovered,
     /// Poller: runs that failed (every pass failed, or the run itself did).
     PollerFailed,
+    /// Poller (canary invocation): 1 when the synthetic canary got no bot reply in time, else 0.
+    CanaryFailed,
+    /// Poller (canary invocation): from the canary's message to the bot's reply, per passed canary.
+    CanaryLatency,
     /// Rotator: a rotation step found no pending version to work on (the quarterly rotation is due).
     RotationNothingStaged,
     /// Rotator: a rotation step failed.
@@ -212,7 +216,7 @@ const RECORD_RESULTS: &[&str] = &["done", "given_up", "poison", "unsupported", "
 
 impl Metric {
     /// Every metric, in the catalogue's order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Events,
         Self::Turns,
         Self::EndToEndLatency,
@@ -224,6 +228,8 @@ impl Metric {
         Self::RestCalls,
         Self::PollerRecovered,
         Self::PollerFailed,
+        Self::CanaryFailed,
+        Self::CanaryLatency,
         Self::RotationNothingStaged,
         Self::RotationFailed,
     ];
@@ -288,6 +294,24 @@ impl Metric {
                 None,
                 true,
                 "one poller run that failed: every pass of the run failed, or the run itself did (0 for a run that worked)",
+            ),
+            Self::CanaryFailed => (
+                "CanaryFailed",
+                Count,
+                E::Poller,
+                &[],
+                None,
+                true,
+                "one synthetic canary (a poller invocation with {\"olbridge\":\"canary\"}): 1 when no bot reply came in time or the reply was the fallback message, 0 when it passed",
+            ),
+            Self::CanaryLatency => (
+                "CanaryLatency",
+                Milliseconds,
+                E::Poller,
+                &[],
+                None,
+                true,
+                "a passed canary: from posting its test message to seeing the bot's reply in the canary dialog",
             ),
             Self::RotationNothingStaged => {
                 ("RotationNothingStaged", Count, E::Rotator, &[], None, true, "a rotation that found no staged webhook: the quarterly webhook rotation is due")
@@ -393,6 +417,17 @@ pub fn rotation_failed(nothing_staged: bool) -> Vec<Datum> {
 /// the alarm's sum has data points from every run).
 pub fn poller_run(recovered: usize, failed: bool) -> Vec<Datum> {
     vec![Datum::plain(Metric::PollerRecovered, recovered as f64), Datum::plain(Metric::PollerFailed, if failed { 1.0 } else { 0.0 })]
+}
+
+/// The metric values of one canary: `CanaryFailed` (1 or 0, so the alarm's sum has a data point
+/// from every canary) and, when it passed, `CanaryLatency`.
+pub fn canary(result: &crate::usecase::canary::CanaryResult) -> Vec<Datum> {
+    match result {
+        crate::usecase::canary::CanaryResult::Passed { latency_ms } => {
+            vec![Datum::plain(Metric::CanaryFailed, 0.0), Datum::plain(Metric::CanaryLatency, *latency_ms as f64)]
+        }
+        crate::usecase::canary::CanaryResult::Failed { .. } => vec![Datum::plain(Metric::CanaryFailed, 1.0)],
+    }
 }
 
 /// The metric value of one SQS record the worker handled.

@@ -10,9 +10,9 @@ mod b24_support;
 use std::time::Duration;
 
 use b24_emulator::{Fault, RateLimit};
-use b24_support::{Capture, calls_of, client, code_of, emulator, fast_client, ms};
+use b24_support::{Capture, calls_of, client, code_of, emulator, fast_client, ms, single_client};
 use futures::future::join_all;
-use olbridge_core::b24::{B24Client, Batch, ErrorKind, RatePlan, WebhookBase};
+use olbridge_core::b24::{B24Client, Batch, ClientOptions, ErrorKind, RatePlan, WebhookBase};
 use olbridge_core::ports::PortalError;
 use olbridge_core::retry::RetryPolicy;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ async fn fire(client: &B24Client, n: usize, method: &str) -> Vec<Result<Value, o
 async fn concurrent_calls_stay_under_the_portal_limit() {
     let (emu, demo) = emulator(RateLimit { per_sec: 20.0, burst: 20.0 }).await;
     let (rate, burst) = (15.0, 15_u32);
-    let c = client(&demo.webhook_url, RatePlan::new(rate, burst), RetryPolicy::none());
+    let c = single_client(&demo.webhook_url, RatePlan::new(rate, burst), RetryPolicy::none());
 
     let started = chrono::Utc::now();
     let results = fire(&c, 200, "profile").await;
@@ -51,11 +51,67 @@ async fn concurrent_calls_stay_under_the_portal_limit() {
     assert!(took >= needed - 0.05, "200 calls arrived within {took:.3}s; the bucket allows no less than {needed:.1}s");
 }
 
+/// The same 200 concurrent calls with coalescing (the default): they wait for the budget together
+/// and go in batches of up to 50, each answered as if sent alone, one portal request per batch.
+#[tokio::test]
+async fn concurrent_calls_waiting_for_the_budget_share_batches() {
+    let (emu, demo) = emulator(RateLimit { per_sec: 2.0, burst: 10.0 }).await;
+    let c = client(&demo.webhook_url, RatePlan::new(2.0, 8), RetryPolicy::none());
+
+    let results = fire(&c, 200, "profile").await;
+
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    assert!(results.iter().all(|r| r.as_ref().ok().and_then(|v| v.get("ID")).is_some()), "each caller got a profile");
+    let calls = emu.calls();
+    let commands = calls.iter().filter(|c| c.method == "profile").count();
+    let requests = calls.iter().filter(|c| !c.in_batch).count();
+    assert_eq!(commands, 200, "every call ran exactly once");
+    assert!(calls.iter().all(|c| c.error.is_none()), "the portal refused nothing");
+    // 200 calls need at least 4 batches of 50; a few go alone while the budget is free.
+    assert!(requests <= 8 + 200 / 50 + 4, "{requests} portal requests for 200 calls");
+    let stats = c.coalesce_stats();
+    assert_eq!((stats.requests, stats.calls), (requests, 200));
+}
+
+/// A batch that ran but whose response was lost (it came after the client's timeout): each creating
+/// call gets the timeout back, unreplayed (its caller reconciles, as after a lost single post);
+/// each idempotent one is retried. Nothing is posted twice.
+#[tokio::test]
+async fn a_lost_batch_response_is_answered_per_call_as_a_lost_single_call_would_be() {
+    let (emu, demo) = emulator(RateLimit { per_sec: 4.0, burst: 1.0 }).await;
+    let webhook = WebhookBase::parse(&demo.webhook_url).expect("webhook");
+    let options =
+        ClientOptions { rate: RatePlan::new(4.0, 1), retry: RetryPolicy::new(vec![ms(300); 6]), timeout: Duration::from_secs(1), ..Default::default() };
+    let c = B24Client::new(webhook, options).expect("client");
+    // Take the one slot, so the next calls wait together and go as one batch.
+    c.call::<Value>("profile", &json!({})).await.expect("profile");
+    emu.inject_fault(Fault::delay_response("batch", 1, Duration::from_secs(3)));
+    let dialog = demo.operator_id.to_string();
+    let (posts, reads) = tokio::join!(
+        join_all((0..3).map(|i| {
+            let (c, params) = (c.clone(), json!({"DIALOG_ID": dialog, "MESSAGE": format!("m{i}")}));
+            async move { c.call_no_replay::<Value>("im.message.add", &params).await }
+        })),
+        join_all((0..3).map(|_| {
+            let c = c.clone();
+            async move { c.call::<Value>("scope", &json!({})).await }
+        }))
+    );
+    assert!(posts.iter().all(|r| r.as_ref().is_err_and(|e| e.code == "HTTP_TIMEOUT")), "{posts:?}");
+    assert!(reads.iter().all(Result::is_ok), "{reads:?}");
+    let calls = emu.calls();
+    let posted: Vec<_> = calls.iter().filter(|c| c.method == "im.message.add").collect();
+    assert_eq!(posted.len(), 3, "each post ran once, in the lost batch, and was not replayed");
+    assert!(posted.iter().all(|c| c.in_batch && c.error.is_none()));
+    let batches = calls.iter().filter(|c| c.method == "batch").count();
+    assert!(batches >= 1);
+}
+
 #[tokio::test]
 async fn a_stricter_portal_is_absorbed_by_backoff() {
     let (emu, demo) = emulator(RateLimit { per_sec: 5.0, burst: 5.0 }).await;
     let patient = RetryPolicy::new([vec![ms(200); 3], vec![ms(1_000); 40]].concat()).with_jitter(0.5);
-    let c = client(&demo.webhook_url, RatePlan::new(20.0, 20), patient);
+    let c = single_client(&demo.webhook_url, RatePlan::new(20.0, 20), patient);
 
     let results = fire(&c, 40, "scope").await;
 
@@ -158,7 +214,7 @@ async fn large_batches_are_split_and_lists_are_paginated() {
     let r = c.batch(&b).await.expect("batch");
     assert_eq!(r.succeeded(), 120);
     assert_eq!(calls_of(&emu, "batch").len(), 3, "120 commands = 50 + 50 + 20");
-    assert!((c.limiter().level() - 3.0).abs() < 0.2, "each batch costs one slot, not one per command");
+    assert!((c.limiter().level().await - 3.0).abs() < 0.2, "each batch costs one slot, not one per command");
 
     let leads: Vec<Value> = c.list_all("crm.lead.list", &json!({"select": ["ID", "TITLE"]})).await.expect("list");
     assert!(leads.len() >= 120, "{}", leads.len());

@@ -111,7 +111,7 @@ async fn typing_gives_way_when_the_bucket_is_near_full() {
     let bot = register_bot(&emu, &setup, demo.whatsapp_line_id).await;
     let (chat, _) = customer_chat(&emu, demo.whatsapp_line_id).await;
     // A bucket that barely drains: burst 6, optional calls only while counter + 1 <= 3.
-    let c = client(&demo.webhook_url, RatePlan { per_sec: 0.01, burst: 6, optional_reserve: 3 }, RetryPolicy::none());
+    let c = client(&demo.webhook_url, RatePlan { per_sec: 0.01, burst: 6, optional_reserve: 3, adaptive: true }, RetryPolicy::none());
     let portal = BotPortal::new(c.clone(), bot, client_id());
 
     assert_eq!(portal.typing(DialogId::Chat(chat)).await, Ok(true));

@@ -106,7 +106,7 @@ async fn typing_is_optional_and_gives_way_when_the_bucket_is_near_full() {
     let setup = fast_client(&demo.webhook_url);
     let bot = register(&emu, &setup, demo.whatsapp_line_id, webhook_mode()).await;
     let (chat, _) = customer_chat(&emu, demo.whatsapp_line_id).await;
-    let c = client(&demo.webhook_url, RatePlan { per_sec: 0.01, burst: 6, optional_reserve: 3 }, RetryPolicy::none());
+    let c = client(&demo.webhook_url, RatePlan { per_sec: 0.01, burst: 6, optional_reserve: 3, adaptive: true }, RetryPolicy::none());
     let portal = BotV2Portal::new(c.clone(), bot, token());
 
     assert_eq!(portal.typing(DialogId::Chat(chat)).await, Ok(true));

@@ -39,7 +39,15 @@ pub enum Command {
     /// Register our chatbot on the portal of B24_WEBHOOK_BASE (idempotent) and print the .env lines.
     RegisterBot(crate::admin::register::RegisterArgs),
     /// Check the webhook, its scopes, the bot registration, the lines and the handler URL.
-    Doctor,
+    Doctor {
+        /// Print the deep health report as JSON (portal, bot, store, queue age, then the setup
+        /// checks); the exit code is non-zero when a check fails.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a test message through the canary dialog and wait for the bot's reply (exit code 0:
+    /// it came; non-zero: it did not, or it was the fallback message). See docs/operations.md.
+    Canary,
     /// Print new Open Lines messages as they arrive (read-only; the old b24_openlines_reader.py).
     Read(crate::admin::tty::ReadArgs),
     /// A terminal chat bound to one dialog (the old b24_chat_tty.py); writing takes the Open Lines
@@ -169,7 +177,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Handled above, before any configuration is read.
         Command::Demo(_) | Command::DemoBot(_) => Ok(ExitCode::SUCCESS),
         Command::RegisterBot(args) => crate::admin::register::run(&config, args).await,
-        Command::Doctor => crate::admin::doctor::run(&config).await,
+        Command::Doctor { json: false } => crate::admin::doctor::run(&config).await,
+        Command::Doctor { json: true } => crate::admin::doctor::run_json(&config).await,
+        Command::Canary => crate::admin::canary::run(&config).await,
         Command::Read(args) => crate::admin::tty::read(&config, args).await,
         Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
         Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
@@ -229,6 +239,11 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     }
     print_summary(config);
     let mut bridge = Bridge::start(config).await.context("cannot start the bridge")?;
+    let canary = config.health.canary_every.map(|period| {
+        tracing::info!(every_sec = period.as_secs(), "the synthetic canary runs every OLBRIDGE_CANARY_EVERY_SEC");
+        tokio::spawn(crate::admin::canary::every(config.clone(), period))
+    });
+    let _canary = AbortOnDrop(canary);
     tokio::select! {
         () = shutdown_signal() => {
             tracing::info!("shutting down: finishing running turns");
@@ -237,6 +252,17 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         () = bridge.wait() => anyhow::bail!("a bridge task stopped unexpectedly"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the canary schedule with `serve`.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 fn print_summary(config: &Config) {

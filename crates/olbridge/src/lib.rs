@@ -4,7 +4,8 @@
 //! - [`runner`]: the bridge as one process — the receiver (`POST /bitrix/events`, `GET /health`),
 //!   the worker pool and the store — running core's `receive` and `process` use cases.
 //! - [`cli`]: the `olbridge` command line; [`admin`]: its commands besides `serve` (register-bot,
-//!   doctor, read/chat/send, stats, privacy export/erase and its alias forget); [`demo`]: `olbridge demo`.
+//!   doctor and doctor --json, the canary, read/chat/send, stats, privacy export/erase and its alias
+//!   forget); [`demo`]: `olbridge demo`.
 //! - [`env`](mod@env), [`telemetry`], [`output`]: `.env` parsing, logging, and standard output
 //!   that survives `| head`.
 //!

@@ -11,6 +11,9 @@
 //!   poll at once.
 //! - [`run`]: one invocation, `handle(deps, event, invocation) -> RunReport`: the lease, the passes
 //!   on their schedules until the deadline less a margin, the run's metrics (EMF).
+//! - [`probe`]: the direct invocations: `{"olbridge":"health"}` returns the deep health report,
+//!   `{"olbridge":"canary"}` runs the synthetic canary and writes `CanaryFailed`/`CanaryLatency`;
+//!   [`dispatch`] tells them from a scheduled event.
 //! - `main.rs` only wires (configuration, DynamoDB, SQS, the REST client).
 //!
 //! # One run
@@ -36,7 +39,40 @@
 #![warn(missing_docs)]
 
 pub mod lease;
+pub mod probe;
 pub mod run;
 pub mod work;
 
 pub use run::{Invocation, PollerDeps, RunError, RunReport, Totals, handle};
+
+use serde_json::Value;
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// A poll run's lease could not be used.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The payload is not one the poller knows.
+    #[error(transparent)]
+    Unknown(#[from] probe::UnknownRequest),
+}
+
+impl From<InvokeError> for lambda_runtime::Diagnostic {
+    fn from(e: InvokeError) -> Self {
+        match e {
+            InvokeError::Run(e) => e.into(),
+            InvokeError::Unknown(e) => e.into(),
+        }
+    }
+}
+
+/// One invocation, whatever it asks for (see [`probe`]); the result is the invocation's JSON.
+pub async fn dispatch(deps: &PollerDeps, probes: &probe::ProbeDeps, payload: Value, invocation: &Invocation) -> Result<Value, InvokeError> {
+    let json = |v: Result<Value, serde_json::Error>| v.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+    Ok(match probe::Request::parse(payload)? {
+        probe::Request::Scheduled(event) => json(serde_json::to_value(handle(deps, &event, invocation).await?)),
+        probe::Request::Health => json(serde_json::to_value(probe::health(probes).await)),
+        probe::Request::Canary => json(serde_json::to_value(probe::canary(probes, invocation).await)),
+    })
+}

@@ -9,7 +9,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use olbridge_aws::emf::Emf;
 use olbridge_aws::setup::Setup;
-use olbridge_core::b24::{B24Client, ClientOptions, RatePlan};
+use olbridge_core::b24::{B24Client, ClientOptions};
 use olbridge_core::bot::http::HttpBot;
 use olbridge_core::ports::SystemClock;
 use olbridge_core::usecase::job::JobPolicy;
@@ -27,8 +27,9 @@ async fn main() -> Result<(), Error> {
     let webhook = config.portal.webhook.clone().ok_or("B24_WEBHOOK_BASE is not configured")?;
     let bot_url = config.bot.url.clone().ok_or("BOT_HTTP_URL is not configured")?;
     let queue_url = config.aws.queue_url.clone().ok_or("OLBRIDGE_QUEUE_URL is not configured")?;
-    let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
-    let client = B24Client::new(webhook, options)?;
+    // One rate budget for the portal, shared through the table by every concurrent instance of
+    // every function that calls it (olbridge_aws::setup::shared_rate_limiter).
+    let client = B24Client::with_limiter(webhook.clone(), ClientOptions::from_config(config), setup.shared_rate_limiter(&webhook)?)?;
     // The same choice the local runner makes: the bot (v1 or Chatbots 2.0), or in operator mode
     // the webhook's user.
     let portal = olbridge_core::b24::portal::for_mode(config, client)?;

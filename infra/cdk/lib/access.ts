@@ -74,6 +74,11 @@ export function sendToQueue(role: iam.IRole, queue: sqs.IQueue): void {
   role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'SendJobs', actions: ['sqs:SendMessage'], resources: [queue.queueArn] }));
 }
 
+/** The poller's health invocation reads the queue's depth (the deep health check's `queue`). */
+export function readQueueAttributes(role: iam.IRole, queue: sqs.IQueue): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'QueueDepth', actions: ['sqs:GetQueueAttributes'], resources: [queue.queueArn] }));
+}
+
 export function rotateSecret(role: iam.IRole, secret: secretsmanager.ISecret): void {
   role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'RotateSecret', actions: SECRET_ROTATE, resources: [secret.secretArn] }));
 }

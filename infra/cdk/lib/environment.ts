@@ -67,22 +67,17 @@ export function checkEnvironment(spec: Spec, settings: Settings, deployed: reado
   if (problems.length > 0) throw new Error(`function environment has ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
 }
 
-/** How many processes call the portal at once: each worker invocation, and the poller. */
-export function portalClients(settings: Settings): number {
-  return settings.workerMaxConcurrency + (settings.poller ? 1 : 0);
-}
-
 /** The environment of function `name`. */
 export function environmentFor(spec: Spec, settings: Settings, name: string, resources: ResourceValues): Record<string, string> {
-  const clients = portalClients(settings);
   const owned: Record<string, string> = {
     ...resources,
     BOT_HTTP_TIMEOUT_SEC: String(settings.botTimeoutSec),
     [ALLOWED_CIDRS]: settings.allowedCidrs.join(','),
-    // The portal's leaky bucket is one for the whole portal, and each process paces itself alone:
-    // every instance gets its share, unless the operator set the values.
-    B24_RATE_PER_SEC: String(Math.max(0.001, Math.floor((settings.portalRatePerSec / clients) * 1000) / 1000)),
-    B24_RATE_BURST: String(Math.max(1, Math.floor(settings.portalBurst / clients))),
+    // The portal's leaky bucket is one for the whole portal, and so is ours: every instance of the
+    // worker and the poller draws from one budget kept in the table (olbridge_aws::setup::
+    // shared_rate_limiter), so each is given the whole plan, unless the operator set the values.
+    B24_RATE_PER_SEC: String(settings.portalRatePerSec),
+    B24_RATE_BURST: String(settings.portalBurst),
   };
   const env: Record<string, string> = {};
   for (const v of envVarNames(spec, name)) {

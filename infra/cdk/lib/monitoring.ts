@@ -34,6 +34,8 @@ export const FAILURE_OUTCOMES = ['fallback', 'gave_up'];
 export const FAILURE_REASONS = ['bot_failure', 'gave_up'];
 /** The success-rate alarm judges a period only with at least this many answerable turns. */
 export const SUCCESS_MIN_TURNS = 10;
+/** Failed canaries in 15 minutes that raise the alarm (two in a row at the default 5-minute rate). */
+export const CANARY_FAILED_COUNT = 2;
 /** Failed poller runs in 15 minutes that raise the alarm (several in a row, not one blip). */
 export const POLLER_FAILED_COUNT = 3;
 
@@ -164,6 +166,13 @@ export class Monitoring extends Construct {
         threshold: POLLER_FAILED_COUNT,
         evaluationPeriods: 1,
       });
+      if (settings.canary) {
+        alarm('canary-failed', cat.metric('CanaryFailed', { period: quarter }), {
+          what: `At least ${CANARY_FAILED_COUNT} synthetic canaries in 15 minutes got no bot reply within OLBRIDGE_CANARY_TIMEOUT_SEC (or got the fallback message).`,
+          threshold: CANARY_FAILED_COUNT,
+          evaluationPeriods: 1,
+        });
+      }
     }
 
     this.dashboard = this.buildDashboard(props);

@@ -31,6 +31,14 @@ export interface Settings {
   readonly pollerRateMinutes: number;
   /** The poller alarm fires when it has not run for this many minutes. */
   readonly pollerSilenceMinutes: number;
+  /**
+   * Whether the synthetic canary runs (a poller invocation with `{"olbridge":"canary"}` on its own
+   * schedule, and the `canary-failed` alarm). Default: on when the poller is deployed and the
+   * environment names a canary dialog (`B24_BOT_ID` or `OLBRIDGE_CANARY_DIALOG`) outside operator mode.
+   */
+  readonly canary: boolean;
+  /** The canary's schedule, in minutes. */
+  readonly canaryRateMinutes: number;
   /** Log retention of every function and of the API's access log, in days. */
   readonly logRetentionDays: number;
   /** Alarm notifications go to this address (none: the topic has no subscription). */
@@ -78,6 +86,8 @@ export function resolveSettings(input: SettingsInput, cdkDir: string): Settings 
     poller: input.poller ?? true,
     pollerRateMinutes: input.pollerRateMinutes ?? 1,
     pollerSilenceMinutes: input.pollerSilenceMinutes ?? 10,
+    canary: input.canary ?? ((input.poller ?? true) && canaryDialogNamed(input.environment ?? {}) && input.environment?.OLBRIDGE_MODE !== 'operator'),
+    canaryRateMinutes: input.canaryRateMinutes ?? 5,
     logRetentionDays: input.logRetentionDays ?? 30,
     alarmEmail: input.alarmEmail || undefined,
     allowedCidrs: input.allowedCidrs ?? [],
@@ -106,6 +116,9 @@ export function resolveSettings(input: SettingsInput, cdkDir: string): Settings 
   int(s.workerMaxConcurrency, 'workerMaxConcurrency', 2, 1000);
   int(s.pollerRateMinutes, 'pollerRateMinutes', 1, 60);
   int(s.pollerSilenceMinutes, 'pollerSilenceMinutes', 1, 1440);
+  int(s.canaryRateMinutes, 'canaryRateMinutes', 1, 60);
+  if (s.canary && !s.poller) problems.push('canary: the canary runs in the poller, which is not deployed (poller: false)');
+  if (s.canary && !canaryDialogNamed(s.environment)) problems.push('canary: needs a canary dialog: B24_BOT_ID (the bot\'s private dialog) or OLBRIDGE_CANARY_DIALOG in environment');
   if (s.pollerSilenceMinutes < 2 * s.pollerRateMinutes) problems.push(`pollerSilenceMinutes: at least twice pollerRateMinutes (${s.pollerRateMinutes}), or one late run raises the alarm`);
   const retentions = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
   if (!retentions.includes(s.logRetentionDays)) problems.push(`logRetentionDays: CloudWatch Logs accepts ${retentions.join(', ')}; got ${s.logRetentionDays}`);
@@ -127,6 +140,11 @@ export function resolveSettings(input: SettingsInput, cdkDir: string): Settings 
   }
   if (problems.length > 0) throw new Error(`olbridge settings have ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
   return s;
+}
+
+/** Whether the functions' environment names a dialog the canary can write to. */
+function canaryDialogNamed(environment: Readonly<Record<string, string>>): boolean {
+  return Boolean(environment.B24_BOT_ID || environment.OLBRIDGE_CANARY_DIALOG);
 }
 
 /** Context keys, each the name of a setting; numbers and lists may be given as strings (`-c`). */
@@ -181,6 +199,8 @@ export function settingsFromContext(get: (key: string) => unknown): SettingsInpu
     poller: bool('poller'),
     pollerRateMinutes: num('pollerRateMinutes'),
     pollerSilenceMinutes: num('pollerSilenceMinutes'),
+    canary: bool('canary'),
+    canaryRateMinutes: num('canaryRateMinutes'),
     logRetentionDays: num('logRetentionDays'),
     alarmEmail: str('alarmEmail'),
     allowedCidrs: list('allowedCidrs'),

@@ -37,6 +37,10 @@ export type FunctionName = (typeof FUNCTION_NAMES)[number];
 /** Timeouts the stack chooses (the worker's comes from infra/resources.json). */
 export const RECEIVER_TIMEOUT_SEC = 10; // the HTTP API gives up after 30 s; Bitrix24 wants an answer at once
 export const POLLER_TIMEOUT_SEC = 60;
+/** The poller's reserved concurrency: one poll run (the lease) and one direct invocation. */
+export const POLLER_CONCURRENCY = 2;
+/** What the canary rule sends the poller (events/poller-canary.json). */
+export const CANARY_INPUT = { olbridge: 'canary' } as const;
 export const ROTATOR_TIMEOUT_SEC = 120; // testSecret calls the portal (up to 15 s with retries); at least 60 s
 export const ROTATION_DAYS = 90;
 /** The secret's value at creation; never changed (see the secret below). */
@@ -198,19 +202,21 @@ export class OlbridgeStack extends Stack {
     );
 
     if (settings.poller) {
-      // A failed run is not retried: the next scheduled run does the same work. One run at a time:
-      // the reserved concurrency of 1 makes Lambda throttle a run that overlaps the previous one
-      // (EventBridge invokes asynchronously; the throttled event is dropped after maxEventAge, the
-      // shortest Lambda allows), and the run lease in the table (functions/poller) holds where
-      // that is not enough (a manual invoke).
+      // A failed run is not retried: the next scheduled run does the same work. One poll run at a
+      // time: the run lease in the table (functions/poller) makes a run that overlaps the previous
+      // one return at once. The reserved concurrency of 2 is that one run plus a slot for the
+      // direct invocations (the canary, a health check), which take no lease and run beside it; a
+      // third invocation is throttled (EventBridge invokes asynchronously; the throttled event is
+      // dropped after maxEventAge, the shortest Lambda allows).
       const poller = make(
         'poller',
         Duration.seconds(POLLER_TIMEOUT_SEC),
-        'Operator polling, fetch and reconciliation: messages nobody pushed to us',
-        { retryAttempts: 0, maxEventAge: Duration.seconds(60), reservedConcurrentExecutions: 1 },
+        'Operator polling, fetch and reconciliation: messages nobody pushed to us; health and canary invocations',
+        { retryAttempts: 0, maxEventAge: Duration.seconds(60), reservedConcurrentExecutions: POLLER_CONCURRENCY },
       );
       access.tableReadWrite(poller.role, this.table);
       access.sendToQueue(poller.role, this.queue);
+      access.readQueueAttributes(poller.role, this.queue);
       access.readSecret(poller.role, this.secret);
       new events.Rule(this, 'PollerSchedule', {
         ruleName: `${prefix}-poller`,
@@ -218,6 +224,15 @@ export class OlbridgeStack extends Stack {
         schedule: events.Schedule.rate(Duration.minutes(settings.pollerRateMinutes)),
         targets: [new targets.LambdaFunction(poller.fn, { retryAttempts: 0 })],
       });
+      if (settings.canary) {
+        // The synthetic canary (docs/operations.md): the rule's constant input replaces the event.
+        new events.Rule(this, 'CanarySchedule', {
+          ruleName: `${prefix}-canary`,
+          description: `Runs the synthetic canary in ${prefix}-poller every ${settings.canaryRateMinutes} minute(s)`,
+          schedule: events.Schedule.rate(Duration.minutes(settings.canaryRateMinutes)),
+          targets: [new targets.LambdaFunction(poller.fn, { retryAttempts: 0, event: events.RuleTargetInput.fromObject(CANARY_INPUT) })],
+        });
+      }
     }
 
     const rotator = make('rotator', Duration.seconds(ROTATOR_TIMEOUT_SEC), 'Quarterly rotation of the secret (docs/rotation.md)');

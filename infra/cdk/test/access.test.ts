@@ -22,7 +22,7 @@ describe('IAM', () => {
       poller: [
         ...LOGS,
         'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query',
-        'sqs:SendMessage', 'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret',
+        'sqs:SendMessage', 'sqs:GetQueueAttributes', 'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret',
       ],
       rotator: [...LOGS, 'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'],
     };

@@ -50,10 +50,13 @@ describe('function environments', () => {
     assert.equal(worker.OLBRIDGE_FALLBACK_MESSAGE, '');
   });
 
-  test('the portal REST budget is split between the worker instances and the poller', () => {
-    const env = lambdaFn(build({ workerMaxConcurrency: 3, portalRatePerSec: 2, portalBurst: 40 }).template, 'worker').props.Environment.Variables;
-    assert.equal(env.B24_RATE_PER_SEC, '0.5');
-    assert.equal(env.B24_RATE_BURST, '10');
+  test('every instance is given the whole portal budget: they share it through the table', () => {
+    const template = build({ workerMaxConcurrency: 3, portalRatePerSec: 2, portalBurst: 40 }).template;
+    for (const name of ['worker', 'poller']) {
+      const env = lambdaFn(template, name).props.Environment.Variables;
+      assert.equal(env.B24_RATE_PER_SEC, '2', name);
+      assert.equal(env.B24_RATE_BURST, '40', name);
+    }
     const given = lambdaFn(build({ environment: { B24_RATE_PER_SEC: '1.5' } }).template, 'worker').props.Environment.Variables;
     assert.equal(given.B24_RATE_PER_SEC, '1.5', 'an explicit value wins');
   });

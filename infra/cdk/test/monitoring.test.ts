@@ -85,6 +85,21 @@ describe('alarms', () => {
     assert.deepEqual(outcomes, ['answered', 'fallback', 'gave_up', 'handed_off', 'silent']);
   });
 
+  test('with the canary on, canary-failed sums CanaryFailed over 15 minutes, and is explained in docs/deploy.md', () => {
+    const { template } = build({ environment: { B24_BOT_ID: '42' } });
+    const alarms = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    const canary = alarms.find((a) => a.AlarmName === 'olbridge-dev-canary-failed');
+    assert.ok(canary, 'a canary-failed alarm');
+    assert.equal(canary.MetricName, 'CanaryFailed');
+    assert.equal(canary.Namespace, spec.metrics.namespace);
+    assert.equal(canary.Statistic, 'Sum');
+    assert.equal(canary.Period, 900);
+    assert.equal(canary.Threshold, 2);
+    assertInCatalogue(alarmMetrics(template));
+    assert.ok(fs.readFileSync(path.join(REPO_DIR, 'docs/deploy.md'), 'utf8').includes('`canary-failed`'));
+    assert.equal(alarms.length, ALARMS.length + 1);
+  });
+
   test('the topic takes TLS only, and an e-mail subscription when an address is given', () => {
     const { template } = build({ alarmEmail: 'ops@example.com' });
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {

@@ -1,13 +1,15 @@
 // The table, the queues and the secret are infra/resources.json's, and the timings hold together.
 
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { Match } from 'aws-cdk-lib/assertions';
 
 import { resolveSettings } from '../lib/settings';
 import { checkTimings } from '../lib/stack';
-import { actionsOf, build, CDK_DIR, defaults, lambdaFn, resources, spec, specWith, statementsOf } from './support';
+import { actionsOf, build, CDK_DIR, defaults, lambdaFn, REPO_DIR, resources, spec, specWith, statementsOf } from './support';
 
 const res = spec.resources;
 
@@ -177,10 +179,10 @@ describe('functions', () => {
     without.resourceCountIs('AWS::Events::Rule', 0);
   });
 
-  test('the poller: an EventBridge schedule, one run at a time, no retries; table read/write, queue send only, the secret read-only, no bot', () => {
+  test('the poller: an EventBridge schedule, a run and a direct invocation at a time, no retries; table read/write, queue send and depth, the secret read-only, no bot call', () => {
     const { template } = defaults();
     const poller = lambdaFn(template, 'poller');
-    assert.equal(poller.props.ReservedConcurrentExecutions, 1, 'reserved concurrency 1: two runs never overlap');
+    assert.equal(poller.props.ReservedConcurrentExecutions, 2, 'one poll run (the lease keeps them one at a time) and one canary or health invocation');
     assert.equal(poller.props.Timeout, 60);
     template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(1 minute)',
@@ -197,12 +199,33 @@ describe('functions', () => {
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'sqs:SendMessage', 'secretsmanager:GetSecretValue']) {
       assert.ok(actions.includes(a), `the poller needs ${a}`);
     }
-    for (const a of actions.filter((x) => x.startsWith('sqs:'))) assert.equal(a, 'sqs:SendMessage', 'queue: send only');
+    for (const a of actions.filter((x) => x.startsWith('sqs:'))) assert.ok(['sqs:SendMessage', 'sqs:GetQueueAttributes'].includes(a), `queue: send and depth only, not ${a}`);
     for (const a of actions.filter((x) => x.startsWith('secretsmanager:'))) assert.ok(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'].includes(a), `secret: read only, not ${a}`);
     assert.ok(!actions.includes('dynamodb:Scan'), 'no table scans');
     const env = poller.props.Environment.Variables;
-    assert.equal(env.BOT_HTTP_URL, undefined, 'no bot access: the poller never calls the bot');
+    assert.equal(env.BOT_HTTP_URL, '', 'the health check probes the bot with a GET (blank: the operator sets it); it never asks it');
     assert.equal(env.BOT_HTTP_TIMEOUT_SEC, undefined);
+    template.resourceCountIs('AWS::Events::Rule', 1);
+  });
+
+  test('the canary: its own schedule sends {"olbridge":"canary"} to the poller, when the environment names a dialog', () => {
+    const { template } = build({ environment: { B24_BOT_ID: '42' }, canaryRateMinutes: 10 });
+    const poller = lambdaFn(template, 'poller');
+    const rules = Object.values(resources(template, 'AWS::Events::Rule'));
+    const canary = rules.find((r) => r.Properties.Name === 'olbridge-dev-canary');
+    assert.ok(canary, 'a canary rule');
+    assert.equal(canary.Properties.ScheduleExpression, 'rate(10 minutes)');
+    const [target] = canary.Properties.Targets;
+    assert.deepEqual(target.Arn, { 'Fn::GetAtt': [poller.id, 'Arn'] });
+    assert.deepEqual(JSON.parse(target.Input), { olbridge: 'canary' });
+    const fixture = JSON.parse(fs.readFileSync(path.join(REPO_DIR, 'events/poller-canary.json'), 'utf8'));
+    assert.deepEqual(JSON.parse(target.Input), fixture, 'the input is events/poller-canary.json');
+    assert.equal(target.RetryPolicy.MaximumRetryAttempts, 0);
+    // Off without a dialog, off when asked, and refused when asked for without one.
+    assert.equal(Object.values(resources(build({ environment: { B24_BOT_ID: '42' }, canary: false }).template, 'AWS::Events::Rule')).length, 1);
+    assert.equal(Object.values(resources(build({ environment: { B24_BOT_ID: '42', OLBRIDGE_MODE: 'operator' } }).template, 'AWS::Events::Rule')).length, 1);
+    assert.throws(() => build({ canary: true }), /canary: needs a canary dialog/);
+    assert.throws(() => build({ canary: true, poller: false, environment: { B24_BOT_ID: '42' } }), /the poller, which is not deployed/);
   });
 
   test('a missing bootstrap fails the synth with what to run', () => {

@@ -4,7 +4,9 @@
 //! to `<webhook>/<method>`, read the envelope (contract §1.2–§1.5), classify a failure once as a
 //! [`B24Error`], and let [`crate::retry::retry`] decide whether to go again. Each attempt takes a new
 //! slot, so retries are paced like everything else, and a `QUERY_LIMIT_EXCEEDED` from the portal
-//! fills our bucket so the whole client slows down, not just the call that was refused.
+//! fills our bucket and teaches the limiter the portal's real budget ([`super::pace`]), so the whole
+//! client slows down, not just the call that was refused. A method whose operating time nears the
+//! per-method limit waits for its window to move instead of being refused.
 //!
 //! Every success envelope's `time.operating` (the method's execution time summed over the last ten
 //! minutes, contract §2.2) is kept per method ([`B24Client::operating`]), and each batch command's
@@ -25,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
+use super::coalesce::Coalescer;
 use super::error::{B24Error, ErrorKind, codes};
 use super::ratelimit::{Permit, Priority, RateLimiter, RatePlan};
 use super::webhook::WebhookBase;
@@ -42,17 +45,40 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Sent as `User-Agent`, as the Bitrix24 docs ask of integrations.
     pub user_agent: String,
+    /// The portal's per-method operating-time limit over ten minutes (contract §2.2: UNCONFIRMED
+    /// for the cloud; the docs' example and the 2024 docs say 480 s). Calls of a method within 10 %
+    /// of it wait for its window to move. `None`: no gate (the portal's refusal is still retried).
+    pub operating_limit: Option<Duration>,
+    /// Send essential calls that wait for the same rate budget together, up to 50 in one `batch`
+    /// ([`super::coalesce`]); each keeps the semantics it has alone (`B24_BATCH_REQUESTS`).
+    pub coalesce: bool,
 }
 
 impl Default for ClientOptions {
     /// 2 requests/s with a burst of 40; up to 6 attempts over at most 60 s, backing off from 0.5 s
-    /// to 8 s with jitter; 30 s per request.
+    /// to 8 s with jitter; 30 s per request; the operating-time gate at 480 s.
     fn default() -> Self {
         Self {
             rate: RatePlan::default(),
             retry: RetryPolicy::exponential(6, Duration::from_millis(500), Duration::from_secs(8)).with_budget(Duration::from_secs(60)),
             timeout: Duration::from_secs(30),
             user_agent: concat!("olbridge/", env!("CARGO_PKG_VERSION")).to_owned(),
+            operating_limit: Some(Duration::from_secs(480)),
+            coalesce: true,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The defaults with the configured rate plan (`B24_RATE_PER_SEC`, `B24_RATE_BURST`,
+    /// `B24_RATE_ADAPTIVE`) and
+    /// operating-time limit (`B24_OPERATING_LIMIT_SEC`): what every runtime's client uses.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            rate: RatePlan { adaptive: config.portal.rate_adaptive, ..RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst) },
+            operating_limit: Some(config.sources.operating_limit),
+            coalesce: config.portal.batch_requests,
+            ..Self::default()
         }
     }
 }
@@ -92,6 +118,8 @@ struct Inner {
     options: ClientOptions,
     /// The last `time.operating` the portal reported, per method.
     operating: Mutex<HashMap<String, Operating>>,
+    /// Essential calls waiting for the rate budget, sent together (`None`: coalescing off).
+    coalescer: Option<Coalescer>,
 }
 
 /// What the portal last said about a method's operating time (contract §2.2).
@@ -117,7 +145,8 @@ impl B24Client {
             reqwest::Client::builder().timeout(options.timeout).user_agent(options.user_agent.clone()).build().map_err(|e| {
                 B24Error::local("(client)", ErrorKind::Permanent, codes::BAD_REQUEST, format!("cannot build the HTTP client: {}", e.without_url()))
             })?;
-        Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options, operating: Mutex::default() }) })
+        let coalescer = options.coalesce.then(Coalescer::default);
+        Ok(Self { inner: Arc::new(Inner { webhook, http, limiter, options, operating: Mutex::default(), coalescer }) })
     }
 
     /// The operating time the portal last reported for `method` by this webhook, if any call of it
@@ -148,6 +177,10 @@ impl B24Client {
         &self.inner.options
     }
 
+    pub(crate) fn coalescer(&self) -> Option<&Coalescer> {
+        self.inner.coalescer.as_ref()
+    }
+
     /// Calls `method` (essential priority, retried per the policy) and decodes its `result`.
     pub async fn call<T: DeserializeOwned>(&self, method: &str, params: &Value) -> Result<T, B24Error> {
         self.call_page(method, params, Replay::Always).await.map(|p| p.result)
@@ -174,7 +207,10 @@ impl B24Client {
                 tracing::debug!(method, "optional call skipped: rate budget short");
                 Ok(None)
             }
-            Permit::Granted => decode(method, self.post(method, params, 1).await?).map(|p| Some(p.result)),
+            Permit::Granted => {
+                let sent_at = self.inner.limiter.now();
+                decode(method, self.post(method, params, 1, sent_at).await?).map(|p| Some(p.result))
+            }
         }
     }
 
@@ -218,15 +254,40 @@ impl B24Client {
     /// Sends with retries at `priority` (essential or background); the raw envelope.
     pub(crate) async fn send_at(&self, method: &str, params: &Value, replay: Replay, priority: Priority) -> Result<Page<Value>, B24Error> {
         check_params(method, params)?;
+        if let (Priority::Essential, Some(coalescer), false) = (priority, self.coalescer(), method == "batch") {
+            let op = |_attempt: u32| async move {
+                self.operating_gate(method).await;
+                self.coalesced(coalescer, method, params).await
+            };
+            return retry(&self.inner.options.retry, op, |e: &B24Error| verdict(e, replay)).await.map_err(|x| x.last);
+        }
         let op = |attempt: u32| async move {
+            self.operating_gate(method).await;
             self.inner.limiter.acquire(priority).await;
-            self.post(method, params, attempt).await
+            let sent_at = self.inner.limiter.now();
+            self.post(method, params, attempt, sent_at).await
         };
         retry(&self.inner.options.retry, op, |e: &B24Error| verdict(e, replay)).await.map_err(|x| x.last)
     }
 
-    /// One HTTP attempt, no retry, slot already taken.
-    async fn post(&self, method: &str, params: &Value, attempt: u32) -> Result<Page<Value>, B24Error> {
+    /// Waits when the portal's last `time.operating` for `method` is within 10 % of the per-method
+    /// limit ([`ClientOptions::operating_limit`], contract §2.2), until the oldest minute of its
+    /// window expires (`operating_reset_at`, at most 60 s away): the portal would otherwise refuse
+    /// the method with `OPERATION_TIME_LIMIT` until then. Other methods are not held up.
+    async fn operating_gate(&self, method: &str) {
+        let Some(limit) = self.inner.options.operating_limit else { return };
+        let Some(op) = self.operating(method) else { return };
+        let (Some(reset_at), true) = (op.reset_at, op.secs >= limit.as_secs_f64() * 0.9) else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let wait = u64::try_from(reset_at).unwrap_or(0).saturating_sub(now).min(60);
+        if wait > 0 {
+            tracing::info!(method, operating_secs = op.secs, wait_secs = wait, "method near its operating-time limit: waiting for its window to move");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        }
+    }
+
+    /// One HTTP attempt, no retry, slot taken at `sent_at` (the limiter's clock).
+    pub(crate) async fn post(&self, method: &str, params: &Value, attempt: u32, sent_at: f64) -> Result<Page<Value>, B24Error> {
         let span = tracing::info_span!("b24.call", method, attempt, status = tracing::field::Empty, latency_ms = tracing::field::Empty);
         let started = Instant::now();
         let outcome = async {
@@ -250,7 +311,7 @@ impl B24Client {
             Err(e) => {
                 // An operating-time block is per method: the other methods (the replies) go on.
                 if e.kind == ErrorKind::RateLimited && e.code != "OPERATION_TIME_LIMIT" {
-                    self.inner.limiter.penalize();
+                    self.inner.limiter.refused(sent_at).await;
                 }
                 // The code and kind are safe at info level; descriptions may quote input, so debug.
                 tracing::info!(code = %e.code, kind = ?e.kind, "b24 call failed");
@@ -331,7 +392,7 @@ pub(crate) fn number(v: &Value) -> Option<f64> {
     }
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

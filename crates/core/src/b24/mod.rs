@@ -23,6 +23,7 @@
 
 pub mod batch;
 pub mod client;
+pub mod coalesce;
 pub mod crm;
 pub mod de;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod feed;
 pub mod im;
 pub mod imbot;
 pub mod imopenlines;
+pub mod pace;
 pub mod portal;
 pub mod portal_v2;
 pub mod ratelimit;
@@ -37,9 +39,10 @@ pub mod webhook;
 
 pub use batch::{Batch, BatchResult};
 pub use client::{B24Client, ClientOptions, Operating, Page, Replay};
+pub use coalesce::CoalesceStats;
 pub use error::{B24Error, ErrorKind};
 pub use feed::RestFeed;
 pub use portal::{BotPortal, OperatorPortal};
 pub use portal_v2::BotV2Portal;
-pub use ratelimit::{Permit, Priority, RateLimiter, RatePlan};
+pub use ratelimit::{Lesson, Pace, Permit, Priority, RateLimiter, RatePlan};
 pub use webhook::{WebhookBase, WebhookError};

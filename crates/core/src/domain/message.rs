@@ -121,6 +121,23 @@ pub struct InboundMessage {
     pub sent_at: DateTime<Utc>,
 }
 
+/// What a synthetic canary's message starts with; the rest is its nonce.
+pub const CANARY_PREFIX: &str = "olbridge canary ";
+
+/// Whether `text` is a canary's: outside Open Lines (`in_open_line` false) and starting with
+/// [`CANARY_PREFIX`]. In an Open Lines chat the same words are a customer's ordinary question.
+pub fn is_canary_text(text: &str, in_open_line: bool) -> bool {
+    !in_open_line && text.trim_start().starts_with(CANARY_PREFIX)
+}
+
+impl InboundMessage {
+    /// Whether this is a synthetic canary's message (`crate::usecase::canary`): never inside an
+    /// Open Lines chat, whatever the text.
+    pub fn is_canary(&self) -> bool {
+        is_canary_text(&self.text, self.lines.user_code.is_some())
+    }
+}
+
 impl InboundMessage {
     /// The de-duplication key: portal + message id, the same for every source.
     pub fn dedup_key(&self) -> DedupKey {

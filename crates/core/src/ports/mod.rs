@@ -52,7 +52,7 @@ pub use meta::{MetaPut, MetaStore, Versioned};
 pub use portal::{Portal, PortalError, PortalErrorKind, PortalMessage, Transfer};
 pub use privacy::{ChatData, Erased, PhoneData, Privacy, StoredClaim, StoredJob, carries_phone, dialog_of, phone_digits};
 pub use profile::ProfileStore;
-pub use queue::{DeadLetter, DeadLetters, Delivery, JobSink, QueueDepth, Receipt, Settle, WorkQueue};
+pub use queue::{DeadLetter, DeadLetters, Delivery, JobSink, QueueAge, QueueDepth, QueueGauge, Receipt, Settle, WorkQueue, WorkQueueAge};
 pub use usage::{Subject, UsageCounters};
 
 /// A storage failure. Every variant but `Corrupt` and `TooLarge` is worth retrying later; none of
@@ -78,6 +78,16 @@ impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Corrupt(_) | Self::TooLarge(_))
+    }
+
+    /// What kind of failure, without the backend's text (for reports shown outside the logs).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Backend(_) => "the storage backend failed",
+            Self::Corrupt(_) => "a stored record is corrupt",
+            Self::LeaseLost => "a lease was lost",
+            Self::TooLarge(_) => "a record is too large",
+        }
     }
 }
 

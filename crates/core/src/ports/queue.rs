@@ -114,6 +114,41 @@ pub struct QueueDepth {
     pub oldest_received_at: Option<DateTime<Utc>>,
 }
 
+/// What a deep health check can learn about a queue: its age when the backend tracks it (SQLite
+/// and memory do; SQS only reports it to CloudWatch as `ApproximateAgeOfOldestMessage`, not as a
+/// queue attribute), and how many jobs wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueGauge {
+    /// Jobs waiting or in flight, as far as the backend knows (SQS: approximate).
+    pub pending: Option<u64>,
+    /// When the oldest job still to be finished was received, when the backend knows.
+    pub oldest_received_at: Option<DateTime<Utc>>,
+}
+
+/// Reads a queue's [`QueueGauge`] for the deep health check (`crate::usecase::health`).
+#[async_trait]
+pub trait QueueAge: Send + Sync {
+    /// The gauge at `now`.
+    async fn gauge(&self, now: DateTime<Utc>) -> StoreResult<QueueGauge>;
+}
+
+/// Every [`WorkQueue`] knows its age from [`WorkQueue::depth`].
+pub struct WorkQueueAge<'a>(pub &'a dyn WorkQueue);
+
+impl std::fmt::Debug for WorkQueueAge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkQueueAge")
+    }
+}
+
+#[async_trait]
+impl QueueAge for WorkQueueAge<'_> {
+    async fn gauge(&self, now: DateTime<Utc>) -> StoreResult<QueueGauge> {
+        let d = self.0.depth(now).await?;
+        Ok(QueueGauge { pending: Some(d.ready + d.in_flight), oldest_received_at: d.oldest_received_at })
+    }
+}
+
 /// A job set aside after its turn was given up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {

@@ -8,10 +8,16 @@
 //! - [`process`]: one chat's consecutive jobs as turns (the worker), and giving a turn up.
 //! - [`job`]: what becomes of a job after a turn (ack, retry after a delay, give up, dead-letter),
 //!   and putting dead letters back.
+//! - [`health`]: the deep health check (portal and scopes, bot, store, queue age) that `olbridge
+//!   doctor --json` and the poller's health invocation report.
+//! - [`canary`]: the synthetic canary: a test message through a test dialog, timed until the bot's
+//!   reply.
 //! - [`poll`]: finding messages by reading the portal (operator mode, and push mode's
 //!   reconciliation), enqueued through `receive::enqueue` with the push path's key.
 
+pub mod canary;
 pub mod fetch;
+pub mod health;
 pub mod job;
 pub mod poll;
 pub mod process;

@@ -24,6 +24,14 @@ pub fn client(url: &str, rate: RatePlan, retry: RetryPolicy) -> B24Client {
     B24Client::new(webhook, ClientOptions { rate, retry, timeout: Duration::from_secs(10), ..Default::default() }).expect("client")
 }
 
+/// [`client`] that sends every call alone (no `batch` coalescing): for tests of the limiter and the
+/// retries of single requests.
+pub fn single_client(url: &str, rate: RatePlan, retry: RetryPolicy) -> B24Client {
+    let webhook = WebhookBase::parse(url).expect("webhook URL");
+    let options = ClientOptions { rate, retry, timeout: Duration::from_secs(10), coalesce: false, ..Default::default() };
+    B24Client::new(webhook, options).expect("client")
+}
+
 /// A client with no practical client-side limit and three quick attempts.
 pub fn fast_client(url: &str) -> B24Client {
     client(url, RatePlan::new(1_000.0, 1_000), RetryPolicy::new(vec![ms(20), ms(20)]))

@@ -12,6 +12,10 @@
 //! `auth[member_id]` of every event; the bridge pins the first verified one in its store, so once
 //! it has received an event, doctor can name the line to add to `.env`.
 //!
+//! `olbridge doctor --json` prints the deep health report instead (`report`): core's checks
+//! (`olbridge_core::usecase::health`: portal and scopes, bot, store, queue age) over the local
+//! store, then these configuration checks as `setup` entries.
+//!
 //! A Chatbots 2.0 setup gets its own checks (`doctor_v2`): token, event mode, and what the mode
 //! needs. In fetch mode there is no handler URL to check, and `B24_MEMBER_ID` (or a pinned one) is
 //! required: fetched events carry no member id.
@@ -23,6 +27,8 @@ use std::time::Duration;
 use olbridge_core::b24::{B24Client, ClientOptions, ErrorKind};
 use olbridge_core::config::{Config, Mode};
 use olbridge_core::ports::MetaStore as _;
+use olbridge_core::ports::WorkQueueAge;
+use olbridge_core::usecase::health::{self, CheckResult, HealthDeps, HealthReport, Status};
 use olbridge_core::usecase::receive::MemberPin;
 use olbridge_sqlite::SqliteStore;
 use url::{Host, Url};
@@ -70,15 +76,7 @@ fn mode_why(config: &Config) -> &'static str {
     }
 }
 
-/// The scopes each mode needs (contract §4–§6): operator mode acts as the webhook's user with `im`
-/// and `imopenlines` alone; the bot modes also need `imbot`.
-pub const MODE_SCOPES: [(Mode, &[&str]); 3] =
-    [(Mode::Operator, &["im", "imopenlines"]), (Mode::Push, &["im", "imopenlines", "imbot"]), (Mode::Fetch, &["im", "imopenlines", "imbot"])];
-
-/// Which modes a webhook with `scopes` can run.
-pub fn modes_allowed(scopes: &[String]) -> Vec<Mode> {
-    MODE_SCOPES.iter().filter(|(_, need)| need.iter().all(|n| scopes.iter().any(|s| s == n))).map(|(m, _)| *m).collect()
-}
+pub use olbridge_core::usecase::health::{MODE_SCOPES, modes_allowed};
 
 fn scope_check(config: &Config, scopes: &[String]) -> Check {
     let allowed = modes_allowed(scopes);
@@ -87,8 +85,7 @@ fn scope_check(config: &Config, scopes: &[String]) -> Check {
     if allowed.contains(&mode) {
         return Check::Ok(format!("scopes: {}; they allow the modes: {}", scopes.join(", "), names.join(", ")));
     }
-    let need = MODE_SCOPES.iter().find(|(m, _)| *m == mode).map_or(&[][..], |(_, n)| *n);
-    let missing: Vec<&str> = need.iter().copied().filter(|n| !scopes.iter().any(|s| s == n)).collect();
+    let missing = health::missing_scopes(mode, scopes);
     let others = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
     Check::Fail(format!(
         "{} mode needs the scope(s) {} the webhook lacks: edit the webhook in Bitrix24 and tick them (its scopes {} allow: {others})",
@@ -106,11 +103,7 @@ async fn portal_checks(config: &Config) -> Vec<Check> {
         ));
         return out;
     };
-    let options = ClientOptions {
-        retry: olbridge_core::retry::RetryPolicy::exponential(2, Duration::from_millis(500), Duration::from_secs(2)),
-        ..ClientOptions::default()
-    };
-    let client = match B24Client::new(webhook.clone(), options) {
+    let client = match B24Client::new(webhook.clone(), doctor_client_options()) {
         Ok(c) => c,
         Err(e) => {
             out.push(Check::Fail(format!("cannot build the REST client: {e}")));
@@ -301,13 +294,85 @@ async fn pinned_member_id(config: &Config) -> Option<String> {
     store.get_value(MemberPin::META_NAME).await.ok().flatten().map(|v| v.value)
 }
 
+/// The bot: core's probe (`olbridge_core::usecase::health::bot_check`: an HTTP GET, no question).
 async fn bot_check(config: &Config) -> Check {
-    let Some(url) = &config.bot.url else { return Check::Fail("BOT_HTTP_URL is not set: the URL of your bot's HTTP endpoint".into()) };
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Check::Fail("BOT_HTTP_URL has no host".into()) };
-    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host, port))).await {
-        Ok(Ok(_)) => Check::Ok(format!("the bot's host {host}:{port} accepts connections (no request was sent)")),
-        _ => Check::Fail(format!("cannot connect to the bot at {host}:{port}: is it running, and reachable from this machine?")),
+    let c = health::bot_check(config.bot.url.as_ref(), BOT_PROBE_TIMEOUT).await;
+    match c.status {
+        Status::Ok => Check::Ok(c.detail),
+        Status::Warn => Check::Warn(c.detail),
+        Status::Fail => Check::Fail(format!("{}: check BOT_HTTP_URL and that the bot runs and is reachable from this machine", c.detail)),
     }
+}
+
+/// How long the bot probe waits.
+const BOT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Check {
+    /// As a check of a [`HealthReport`], named `setup` (doctor's configuration checks).
+    fn to_result(&self) -> CheckResult {
+        let (status, detail) = match self {
+            Self::Ok(t) => (Status::Ok, t),
+            Self::Warn(t) => (Status::Warn, t),
+            Self::Fail(t) => (Status::Fail, t),
+        };
+        CheckResult { name: "setup".into(), status, detail: detail.clone(), elapsed_ms: 0 }
+    }
+}
+
+/// The deep health report (`olbridge_core::usecase::health`) over the local store and queue, then
+/// doctor's configuration checks (lines, handler URL, member id...) as `setup` entries; the bot is
+/// checked once, by the deep check.
+pub async fn report(config: &Config) -> HealthReport {
+    let client = config.portal.webhook.clone().and_then(|w| B24Client::new(w, doctor_client_options()).ok());
+    let now = chrono::Utc::now();
+    let mut checks = match SqliteStore::open_for_admin(&config.runner.data_dir) {
+        Ok(store) => {
+            let queue = WorkQueueAge(&store);
+            let deps = HealthDeps {
+                portal: client.as_ref(),
+                mode: config.mode(),
+                bot_url: config.bot.url.as_ref(),
+                bot_timeout: BOT_PROBE_TIMEOUT,
+                meta: &store,
+                queue: &queue,
+                queue_warn: config.health.queue_warn,
+                queue_fail: config.health.queue_fail,
+            };
+            health::check(&deps, now).await.checks
+        }
+        Err(e) => {
+            let started = std::time::Instant::now();
+            let (status, why) = match e {
+                olbridge_sqlite::OpenError::Missing { .. } => (Status::Warn, "no store in OLBRIDGE_DATA_DIR yet: `olbridge serve` creates it".to_owned()),
+                other => (Status::Fail, format!("cannot open the store in OLBRIDGE_DATA_DIR: {other}")),
+            };
+            vec![
+                health::portal_check(client.as_ref(), config.mode()).await,
+                health::bot_check(config.bot.url.as_ref(), BOT_PROBE_TIMEOUT).await,
+                CheckResult::new("store", status, why.clone(), started),
+                CheckResult::new("queue", status, why, started),
+            ]
+        }
+    };
+    let mut setup = vec![Check::Ok(format!("mode: {} ({})", config.mode().name(), mode_why(config)))];
+    setup.extend(portal_checks(config).await);
+    if config.mode() != Mode::Operator {
+        setup.extend(handler_checks(config).await);
+    }
+    setup.push(member_id_check(config).await);
+    checks.extend(setup.iter().map(Check::to_result));
+    HealthReport::new(checks)
+}
+
+fn doctor_client_options() -> ClientOptions {
+    ClientOptions { retry: olbridge_core::retry::RetryPolicy::exponential(2, Duration::from_millis(500), Duration::from_secs(2)), ..ClientOptions::default() }
+}
+
+/// Runs `olbridge doctor --json`: the report on stdout; failure when a check failed.
+pub async fn run_json(config: &Config) -> anyhow::Result<ExitCode> {
+    let report = report(config).await;
+    crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(if report.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// Runs `olbridge doctor`.
@@ -330,14 +395,6 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_scopes_say_which_modes_a_webhook_allows() {
-        let scopes = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-        assert_eq!(modes_allowed(&scopes(&["im", "imopenlines"])), vec![Mode::Operator]);
-        assert_eq!(modes_allowed(&scopes(&["crm", "im", "imbot", "imopenlines"])), vec![Mode::Operator, Mode::Push, Mode::Fetch]);
-        assert!(modes_allowed(&scopes(&["im", "imbot"])).is_empty());
-    }
 
     #[test]
     fn only_public_https_urls_reach_a_handler() {

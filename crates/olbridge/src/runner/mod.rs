@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use olbridge_core::b24::{B24Client, ClientOptions, RatePlan, RestFeed};
+use olbridge_core::b24::{B24Client, ClientOptions, RestFeed};
 use olbridge_core::bot::http::HttpBot;
 use olbridge_core::config::{Config, Mode, PollSource};
 use olbridge_core::ports::{Clock, MetaStore, SystemClock, WorkQueue};
@@ -178,7 +178,7 @@ type PollTask = Option<(Arc<Poller>, poller::Plan)>;
 fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>) -> anyhow::Result<(Shared, PollTask)> {
     let webhook = config.portal.webhook.clone().context("B24_WEBHOOK_BASE is not set")?;
     let bot_url = config.bot.url.clone().context("BOT_HTTP_URL is not set")?;
-    let options = ClientOptions { rate: RatePlan::new(config.portal.rate_per_sec, config.portal.rate_burst), ..ClientOptions::default() };
+    let options = ClientOptions::from_config(config);
     // One client, one rate budget: the worker's replies and the poller's reads share it, and the
     // reads go at background priority.
     let client = B24Client::new(webhook, options)?;

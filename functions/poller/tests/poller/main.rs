@@ -6,6 +6,7 @@
 //! fails saying so (as the worker's).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod probe;
 mod support;
 
 use b24_emulator::Fault;

@@ -20,6 +20,7 @@ use olbridge_core::domain::secret::Secret;
 use olbridge_core::ports::SystemClock;
 use olbridge_core::retry::RetryPolicy;
 use olbridge_poller::lease::Lease;
+use olbridge_poller::probe::ProbeDeps;
 use olbridge_poller::work::{Stores, work};
 use olbridge_poller::{Invocation, PollerDeps, RunReport, Totals};
 
@@ -91,6 +92,36 @@ impl World {
         let work = work(&config, &self.client(), &stores, Arc::new(SystemClock)).expect("work");
         let (emf, metrics) = Emf::capture();
         Instance { deps: PollerDeps { work, lease: Lease::new(self.store.clone()), clock: Arc::new(SystemClock), emf }, metrics }
+    }
+
+    /// The health and canary invocations' dependencies, configured by `extra` over the webhook, and
+    /// what their metrics wrote.
+    pub fn probes(&self, extra: &[(&str, &str)]) -> (ProbeDeps, Captured) {
+        let mut env: HashMap<String, String> = HashMap::from([("B24_WEBHOOK_BASE".to_owned(), self.portal.webhook_url.clone())]);
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let config = Config::from_map(&env).expect("config");
+        let (emf, metrics) = Emf::capture();
+        (ProbeDeps::new(&config, self.client(), self.store.clone(), self.sink.clone(), Arc::new(SystemClock), emf), metrics)
+    }
+
+    /// Plays the bridge for one canary: waits for the `nth` canary message in the bot's private
+    /// dialog with the webhook's user, then posts `reply` there as the bot (what the worker does).
+    pub async fn answer_canary_as_bot(&self, bot: u64, nth: usize, reply: &str) {
+        use olbridge_core::b24::im::{MessagesQuery, OutgoingMessage};
+        use olbridge_core::domain::ids::{BotId, DialogId, UserId};
+        let client = self.client();
+        let bot = BotId::parse(&bot.to_string()).expect("bot id");
+        let me = client.webhook().user_id();
+        for _ in 0..200 {
+            let page = client.im_dialog_messages_get(DialogId::User(bot.as_user()), MessagesQuery::default()).await.expect("messages");
+            if page.messages.iter().filter(|m| m.text.starts_with("olbridge canary ")).count() >= nth {
+                let to_user = DialogId::User(UserId::parse(&me.get().to_string()).expect("user"));
+                client.imbot_message_add(bot, &OutgoingMessage::new(to_user, reply), &Secret::new(CLIENT_ID)).await.expect("imbot.message.add");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the canary's message never appeared");
     }
 
     /// Registers a v1 Open Lines bot (its events go nowhere: the tests drop them) and makes it the

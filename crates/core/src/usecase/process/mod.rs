@@ -33,6 +33,7 @@
 //! [`give_up`] ends a turn that failed too often with the fallback message and a human, the same
 //! checkpointed way.
 
+mod canary;
 mod cost;
 mod decide;
 mod deliver;

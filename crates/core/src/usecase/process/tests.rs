@@ -339,3 +339,41 @@ async fn with_the_check_off_a_late_answer_is_posted() {
     let r = process(&w.deps, &[blocked_at(customer(1, "hello?"), 50)], &owner()).await;
     assert_eq!(names(&r), ["answered"]);
 }
+
+/// A canary's message: the webhook's user (an operator, for the bridge) in a chat outside Open
+/// Lines (the bot's private dialog).
+fn canary_message(id: u64) -> Job {
+    let PortalEvent::Message(mut m) = message(id, "olbridge canary 3f2a", AuthorKind::Operator).event else { unreachable!() };
+    m.lines = LinesContext::default();
+    m.dialog_id = DialogId::User(UserId::new(42).unwrap());
+    Job::new(PortalEvent::Message(m), t(0))
+}
+
+#[tokio::test]
+async fn a_canary_outside_open_lines_is_answered_once_without_handoff_history_or_log() {
+    let w = world();
+    let r = process(&w.deps, &[canary_message(1)], &owner()).await;
+    assert_eq!((r.finished.clone(), names(&r)), (vec![true], vec!["answered"]));
+    assert_eq!(w.bot.texts(), ["olbridge canary 3f2a"]);
+    assert_eq!(w.portal.posts(), ["echo: olbridge canary 3f2a"]);
+    assert!(w.store.recent(10).await.unwrap().is_empty(), "not in the turn log");
+    assert!(matches!(w.store.mode(ChatId::new(CHAT).unwrap(), None).await.unwrap(), ChatMode::Bot), "the operator's message did not silence the bot");
+
+    // The bot down: the fallback is posted in the canary dialog (the canary counts it as a
+    // failure), once, and nothing is handed to anyone.
+    w.bot.script([BotScript::Fail(BotError::Status(500)), BotScript::Fail(BotError::Status(500))]);
+    let r = process(&w.deps, &[canary_message(2)], &owner()).await;
+    assert_eq!(names(&r), ["fallback"]);
+    assert_eq!(w.bot.texts().len(), 2, "asked once, no retries");
+    assert_eq!(w.portal.posts().last().map(String::as_str), Some(w.deps.settings.fallback_message.as_str()));
+    assert!(w.portal.transfers().is_empty());
+    assert!(matches!(w.store.mode(ChatId::new(CHAT).unwrap(), None).await.unwrap(), ChatMode::Bot));
+}
+
+#[tokio::test]
+async fn the_canary_words_from_a_whatsapp_customer_are_an_ordinary_question() {
+    let w = world();
+    let r = process(&w.deps, &[customer(1, "olbridge canary 3f2a")], &owner()).await;
+    assert_eq!(names(&r), ["answered"]);
+    assert_eq!(w.store.recent(10).await.unwrap().len(), 1, "a customer turn, in the log");
+}

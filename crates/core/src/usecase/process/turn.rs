@@ -96,6 +96,12 @@ pub(super) async fn run_turn(
     received_at: DateTime<Utc>,
     give_up: Option<&str>,
 ) -> Result<TurnDone, ProcessError> {
+    if let [only] = claimed.as_slice()
+        && only.message.is_canary()
+        && give_up.is_none()
+    {
+        return super::canary::canary_turn(deps, owner, only.message).await;
+    }
     let started_at = deps.clock.now();
     let started = Instant::now();
     let mut done = TurnDone { keys: Vec::new(), outcomes: Vec::new() };
