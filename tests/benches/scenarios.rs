@@ -21,11 +21,18 @@
 //!   (2 requests/s, burst 50), the bot answers at once; the same run with `B24_BATCH_REQUESTS=false`
 //!   and `true` side by side: answers per second, time to the answer (p50/p95/p99), portal requests
 //!   per answer, refusals, and whether every customer got exactly one answer.
+//! - `flood`: one phone floods (`--flood-per-s` messages a second) while `--chats` other customers
+//!   each write every `--every-s` seconds and wait for the answer, on a portal at its standard 2
+//!   requests/s (burst 50), the bot taking 0.5 s. Three runs side by side, `--active-s` each: no
+//!   flood; the flood with the default rate limit (20 messages per 60 s per phone); the flood with
+//!   the limit off. Reports the other chats' time to answer (p50, p95, max) and what the flood cost
+//!   (bot calls, posts, notices).
 //!
 //! `cargo bench -p olbridge-tests --bench scenarios -- burst [--customers N] [--burst-ms W]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- throughput [--chats 500]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- recovery [--storm-s S]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- modes [--idle-s 60] [--active-s 120] [--chats 50] [--every-s 60]`
+//! `cargo bench -p olbridge-tests --bench scenarios -- flood [--active-s 60] [--chats 10] [--every-s 20] [--flood-per-s 20]`
 //! Reports are printed and written to `target/bench-<scenario>.md`.
 
 use std::sync::Arc;
@@ -392,14 +399,130 @@ async fn throughput() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one flood run measured.
+struct FloodRun {
+    /// The other chats' times from message to answer, ms.
+    times: Vec<f64>,
+    /// Messages the flooding phone sent.
+    flood_sent: usize,
+    /// Bot calls for the flooding phone.
+    flood_bot_calls: usize,
+    /// Messages posted into the flooding chat.
+    flood_posts: usize,
+    /// Portal requests refused for its rate limit.
+    refused: usize,
+}
+
+const FLOOD_PHONE: &str = "+4915500000000";
+const FLOOD_NOTICE: &str = "Please slow down; we will answer your next message.";
+
+async fn one_flood(flood_per_s: Option<u64>, limit: bool, active: Duration, chats: usize, every: Duration) -> anyhow::Result<FloodRun> {
+    let mut extra_env = vec![("OLBRIDGE_RATE_LIMIT_NOTICE".to_owned(), FLOOD_NOTICE.to_owned()), ("OLBRIDGE_FAQ_CACHE_TTL_SEC".to_owned(), "0".to_owned())];
+    if !limit {
+        extra_env.push(("OLBRIDGE_RATE_LIMIT_MESSAGES".to_owned(), "0".to_owned()));
+    }
+    let opts = AppOptions { portal_rate: RateLimit { per_sec: 2.0, burst: 50.0 }, client_rate: (2.0, 40), extra_env, ..AppOptions::default() };
+    let app = Arc::new(TestApp::spawn(opts).await?);
+    app.bot.set_default(Reply::After(Duration::from_millis(500), Box::new(Reply::Echo)));
+    app.customer_writes("+4915400000000", "warm-up").await?;
+    olbridge_tests::poll_until(Duration::from_secs(30), || async { app.bot_messages("+4915400000000").len() }, |n| *n >= 1).await;
+    app.emulator.clear_recordings();
+    let bot_before = app.bot.received().len();
+    let started = Instant::now();
+    let flood = flood_per_s.map(|per_s| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let gap = Duration::from_secs_f64(1.0 / per_s.max(1) as f64);
+            let mut n = 0;
+            while started.elapsed() < active {
+                app.customer_writes(FLOOD_PHONE, &format!("flood {n}")).await?;
+                n += 1;
+                tokio::time::sleep(gap).await;
+            }
+            Ok::<_, anyhow::Error>(n)
+        })
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..chats {
+        let app = Arc::clone(&app);
+        tasks.spawn(async move {
+            let phone = format!("+49156{:07}", 1_000_000 + c);
+            tokio::time::sleep(every.mul_f64(c as f64 / chats as f64)).await;
+            let mut times = Vec::new();
+            let mut n = 0;
+            while started.elapsed() < active {
+                let t = Instant::now();
+                app.customer_writes(&phone, &format!("question {n}")).await?;
+                n += 1;
+                let answered = olbridge_tests::poll_until(Duration::from_secs(120), || async { app.bot_messages(&phone).len() }, |k| *k >= n).await;
+                if answered >= n {
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                tokio::time::sleep(every.saturating_sub(t.elapsed())).await;
+            }
+            Ok::<_, anyhow::Error>(times)
+        });
+    }
+    let mut times = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        times.extend(r??);
+    }
+    let flood_sent = match flood {
+        Some(task) => task.await??,
+        None => 0,
+    };
+    let received = app.bot.received();
+    let flood_bot_calls = received[bot_before..].iter().filter(|r| r.body["phone"] == FLOOD_PHONE).count();
+    let flood_posts = app.bot_messages(FLOOD_PHONE).len();
+    let refused = app.emulator.calls().iter().filter(|c| c.status == 503 || c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
+    if let Ok(app) = Arc::try_unwrap(app) {
+        app.shutdown().await;
+    }
+    Ok(FloodRun { times, flood_sent, flood_bot_calls, flood_posts, refused })
+}
+
+async fn flood() -> anyhow::Result<()> {
+    let active = Duration::from_secs(arg("--active-s", 60));
+    let chats = arg("--chats", 10) as usize;
+    let every = Duration::from_secs(arg("--every-s", 20));
+    let per_s = arg("--flood-per-s", 20);
+    let mut table = String::from(
+        "| run | other chats' replies | p50 | p95 | max | flood messages | flood bot calls | posts into the flood chat | portal refusals |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let runs: [(&str, Option<u64>, bool); 3] =
+        [("no flood", None, true), ("flood, rate limit on (20 per 60 s, the default)", Some(per_s), true), ("flood, rate limit off", Some(per_s), false)];
+    for (name, flood_per_s, limit) in runs {
+        let r = one_flood(flood_per_s, limit, active, chats, every).await?;
+        let max = r.times.iter().copied().fold(0.0, f64::max);
+        table.push_str(&format!(
+            "| {name} | {} | {:.0} ms | {:.0} ms | {max:.0} ms | {} | {} | {} | {} |\n",
+            r.times.len(),
+            percentile(r.times.clone(), 0.5),
+            percentile(r.times, 0.95),
+            r.flood_sent,
+            r.flood_bot_calls,
+            r.flood_posts,
+            r.refused,
+        ));
+    }
+    let report = format!(
+        "# One phone flooding: the other chats' time to answer\n\nPortal: 2 requests/s, burst 50; bridge pace 2/s, burst 40. Bot: 0.5 s. {} s per run; {chats} other customers, each writing every {} s and waiting for the answer; the flood: one phone, {per_s} messages/s.\n\n{table}",
+        active.as_secs(),
+        every.as_secs(),
+    );
+    write_report("flood", &report);
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput"));
+    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput" | "flood"));
     match scenario.as_deref() {
         Some("burst") => burst().await,
         Some("recovery") => recovery().await,
         Some("modes") => modes().await,
         Some("throughput") => throughput().await,
-        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes|throughput [options]"),
+        Some("flood") => flood().await,
+        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes|throughput|flood [options]"),
     }
 }

@@ -7,6 +7,7 @@ mod allowlist;
 mod answers;
 mod chatbots_v2;
 mod cli;
+mod cost;
 mod crash;
 mod demo;
 mod docs;

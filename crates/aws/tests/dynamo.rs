@@ -106,6 +106,12 @@ async fn meta_contract() {
     contract::meta::run_all(|| fresh(&cfg)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cost_contract() {
+    let cfg = moto().await;
+    contract::cost::run_all(|| fresh(&cfg)).await;
+}
+
 /// Records the DynamoDB operation of every request sent (retries included).
 #[derive(Debug, Clone, Default)]
 struct Requests(Arc<Mutex<Vec<String>>>);

@@ -23,12 +23,14 @@ use crate::domain::secret::Secret;
 
 mod access;
 mod chatbot;
+mod cost;
 mod health;
 mod sources;
 mod window;
 
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
+pub use cost::{CostSettings, DEFAULT_RATE_LIMIT_NOTICE, RateLimit};
 pub use health::HealthSettings;
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
@@ -166,6 +168,16 @@ pub mod vars {
     pub const OLBRIDGE_WINDOW_CHECK: &str = "OLBRIDGE_WINDOW_CHECK";
     /// No free text in the last this-many seconds of the window (default 60).
     pub const OLBRIDGE_WINDOW_MARGIN_SEC: &str = "OLBRIDGE_WINDOW_MARGIN_SEC";
+    /// How long a cacheable FAQ answer is served without asking the bot, seconds (default 86400; 0: no cache).
+    pub const OLBRIDGE_FAQ_CACHE_TTL_SEC: &str = "OLBRIDGE_FAQ_CACHE_TTL_SEC";
+    /// Customer messages per window that reach the bot, per phone (default 20; 0: no limit).
+    pub const OLBRIDGE_RATE_LIMIT_MESSAGES: &str = "OLBRIDGE_RATE_LIMIT_MESSAGES";
+    /// The rate limit's window, seconds (default 60).
+    pub const OLBRIDGE_RATE_LIMIT_WINDOW_SEC: &str = "OLBRIDGE_RATE_LIMIT_WINDOW_SEC";
+    /// Told once per window to a customer over the rate limit.
+    pub const OLBRIDGE_RATE_LIMIT_NOTICE: &str = "OLBRIDGE_RATE_LIMIT_NOTICE";
+    /// Bot calls per phone per UTC day; past it the chat goes to a human (default 200; 0: unlimited).
+    pub const OLBRIDGE_DAILY_BOT_CALLS: &str = "OLBRIDGE_DAILY_BOT_CALLS";
     /// The health check warns when the oldest pending job is older, seconds (default 300).
     pub const OLBRIDGE_HEALTH_QUEUE_WARN_SEC: &str = "OLBRIDGE_HEALTH_QUEUE_WARN_SEC";
     /// The health check fails when the oldest pending job is older, seconds (default 900).
@@ -243,6 +255,11 @@ pub mod vars {
         OLBRIDGE_LOG_KEEP,
         OLBRIDGE_WINDOW_CHECK,
         OLBRIDGE_WINDOW_MARGIN_SEC,
+        OLBRIDGE_FAQ_CACHE_TTL_SEC,
+        OLBRIDGE_RATE_LIMIT_MESSAGES,
+        OLBRIDGE_RATE_LIMIT_WINDOW_SEC,
+        OLBRIDGE_RATE_LIMIT_NOTICE,
+        OLBRIDGE_DAILY_BOT_CALLS,
         OLBRIDGE_HEALTH_QUEUE_WARN_SEC,
         OLBRIDGE_HEALTH_QUEUE_FAIL_SEC,
         OLBRIDGE_CANARY_DIALOG,
@@ -340,6 +357,8 @@ pub struct ConversationSettings {
     pub history_text_max_chars: usize,
     /// `OLBRIDGE_WINDOW_CHECK` and `OLBRIDGE_WINDOW_MARGIN_SEC`: WhatsApp's 24-hour window.
     pub window: crate::domain::window::WindowPolicy,
+    /// The FAQ answer cache, the rate limit and the daily bot-call cap.
+    pub cost: CostSettings,
 }
 
 /// The local runner.
@@ -583,6 +602,7 @@ impl Config {
                 "expected characters, 100..=100000",
             ),
             window: window::read(&mut r),
+            cost: cost::read(&mut r),
         };
         let runner = RunnerSettings {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),

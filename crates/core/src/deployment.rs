@@ -87,6 +87,11 @@ pub const FUNCTIONS: &[Function] = &[
             (OLBRIDGE_HISTORY_TEXT_MAX_CHARS, Env),
             (OLBRIDGE_WINDOW_CHECK, Env),
             (OLBRIDGE_WINDOW_MARGIN_SEC, Env),
+            (OLBRIDGE_FAQ_CACHE_TTL_SEC, Env),
+            (OLBRIDGE_RATE_LIMIT_MESSAGES, Env),
+            (OLBRIDGE_RATE_LIMIT_WINDOW_SEC, Env),
+            (OLBRIDGE_RATE_LIMIT_NOTICE, Env),
+            (OLBRIDGE_DAILY_BOT_CALLS, Env),
         ],
     },
     Function {

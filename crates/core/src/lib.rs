@@ -3,10 +3,10 @@
 //! # Layout
 //! - [`domain`]: pure types and rules — identifiers, the one message model every source produces,
 //!   events, turns and their durable progress, profiles, escalation phrases, reply splitting, the
-//!   PHP-bracket form parser. No I/O.
+//!   FAQ cache's rules (`faq`), the PHP-bracket form parser. No I/O.
 //! - [`ports`]: the capabilities use cases need, as small traits, one file each (`IdempotencyStore`,
 //!   `JobSink`, `WorkQueue`, `DeadLetters`, `ChatStore`, `ProfileStore`, `TurnLog`, `MetaStore`,
-//!   `Portal`, `Bot`, `Clock`).
+//!   `AnswerCache`, `UsageCounters`, `Portal`, `Bot`, `Clock`).
 //! - [`memory`]: in-memory adapters for every storage port; the reference semantics.
 //! - [`b24`]: the Bitrix24 REST client (envelopes, errors, client-side rate limit, retries, batch,
 //!   pagination) and the `Portal` adapters over it.

@@ -154,11 +154,11 @@ pub struct MetricDef {
 }
 
 /// The outcome names ([`TurnOutcome::name`]), the values of `Turns`' `Outcome`.
-pub const OUTCOMES: &[&str] = &["answered", "silent", "handed_off", "fallback", "gave_up", "window_closed", "ignored"];
+pub const OUTCOMES: &[&str] = &["answered", "cached", "rate_limited", "silent", "handed_off", "fallback", "gave_up", "window_closed", "ignored"];
 
 /// The handoff rules ([`crate::domain::turn::HandoffReason::rule`]), the values of
 /// `Escalations`' `Reason`.
-pub const ESCALATION_REASONS: &[&str] = &["phrase", "lone_word", "bot_handoff", "bot_failure", "portal_refused", "gave_up", "window_closed"];
+pub const ESCALATION_REASONS: &[&str] = &["phrase", "lone_word", "bot_handoff", "bot_failure", "portal_refused", "gave_up", "window_closed", "daily_cap"];
 
 /// The values of `Events`' `Result`: the accepted results, then the refusal codes
 /// ([`ReceiveError::code`]).
@@ -361,7 +361,7 @@ pub fn escalation_reason(outcome: &TurnOutcome) -> Option<&'static str> {
         TurnOutcome::Fallback { .. } => Some("bot_failure"),
         TurnOutcome::GaveUp { .. } => Some("gave_up"),
         TurnOutcome::WindowClosed { .. } => Some("window_closed"),
-        TurnOutcome::Answered { .. } | TurnOutcome::Silent | TurnOutcome::Ignored { .. } => None,
+        TurnOutcome::Answered { .. } | TurnOutcome::Cached { .. } | TurnOutcome::RateLimited { .. } | TurnOutcome::Silent | TurnOutcome::Ignored { .. } => None,
     }
 }
 

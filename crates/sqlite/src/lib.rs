@@ -2,7 +2,8 @@
 //! the local runner.
 //!
 //! # Modules
-//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`), `schema` (versioned
+//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`; `cost` for the
+//! FAQ answer cache and the usage counters), `schema` (versioned
 //! migrations) and `admin` (dead letters, retention). Every port passes core's contract suites
 //! (`tests/contract.rs`).
 //!
@@ -42,6 +43,7 @@
 
 mod admin;
 mod chat;
+mod cost;
 mod files;
 mod idempotency;
 mod log;

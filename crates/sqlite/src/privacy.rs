@@ -18,7 +18,7 @@ use olbridge_core::domain::event::{Job, PortalEvent};
 use olbridge_core::domain::ids::{ChatId, DedupKey, Phone};
 use olbridge_core::domain::profile::Profile;
 use olbridge_core::domain::turn::{TurnOutcome, TurnProgress, TurnRecord};
-use olbridge_core::ports::{ChatData, Erased, HistoryTurn, PhoneData, Privacy, StoreResult, StoredClaim, StoredJob, dialog_of, phone_digits};
+use olbridge_core::ports::{ChatData, Erased, HistoryTurn, PhoneData, Privacy, StoreResult, StoredClaim, StoredJob, Subject, dialog_of, phone_digits};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::chat::chat_col;
@@ -120,10 +120,12 @@ impl Privacy for SqliteStore {
                 erased.claims += tx.execute("DELETE FROM claims WHERE key = ?1", [claim.key.as_str()])? as u64;
             }
             tx.execute("DELETE FROM phone_chats WHERE phone = ?1", [phone.as_str()])?;
+            tx.execute("DELETE FROM usage_counters WHERE subject = ?1", [super::cost::subject_col(&Subject::Phone(phone.clone()))])?;
             for chat in &found.data.chats {
                 let col = chat_col(chat.chat);
                 erased.history += tx.execute("DELETE FROM history WHERE chat = ?1", [col])? as u64;
                 tx.execute("DELETE FROM chat_modes WHERE chat = ?1", [col])?;
+                tx.execute("DELETE FROM usage_counters WHERE subject = ?1", [super::cost::subject_col(&Subject::Chat(chat.chat))])?;
                 tx.execute("DELETE FROM phone_chats WHERE chat = ?1", [col])?;
                 erased.turns += tx.execute("DELETE FROM turns WHERE json_extract(body, '$.dialog') = ?1", params![dialog_of(chat.chat)])? as u64;
                 erased.chats += 1;

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// Each step's SQL, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -170,4 +170,34 @@ CREATE TABLE phone_chats (
 ) WITHOUT ROWID;
 CREATE INDEX phone_chats_chat ON phone_chats (chat);
 CREATE INDEX phone_chats_seen_at ON phone_chats (seen_at);
+";
+
+/// Version 4: the FAQ answer cache (per line and question key, with each line's knowledge-base
+/// version) and the usage counters behind the rate limits and the daily bot-call cap. Neither
+/// holds a customer's words: cache keys are hashes of questions the worker judged impersonal, and
+/// a counter's subject is a phone (erased with the phone's data) or a chat.
+const V4: &str = "
+CREATE TABLE answer_cache (
+    line       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    body       TEXT NOT NULL,      -- JSON CachedAnswer
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (line, key)
+) WITHOUT ROWID;
+CREATE INDEX answer_cache_expires_at ON answer_cache (expires_at);
+
+CREATE TABLE answer_versions (
+    line    TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE usage_counters (
+    subject    TEXT NOT NULL,      -- phone:<phone> or chat:<id>
+    name       TEXT NOT NULL,      -- win#<index> or day#<yyyy-mm-dd>
+    count      INTEGER NOT NULL,
+    last_token TEXT NOT NULL,      -- the last turn counted: a retried turn counts once
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (subject, name)
+) WITHOUT ROWID;
+CREATE INDEX usage_counters_expires_at ON usage_counters (expires_at);
 ";

@@ -62,3 +62,9 @@ async fn sqlite_privacy_contract() {
     contract::privacy::run_all(&mut fresh).await;
     contract::privacy::jobs_carrying_the_phone_are_exported_and_erased(&fresh().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_cost_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::cost::run_all(fresh(root.path())).await;
+}

@@ -1,6 +1,6 @@
 //! Every storage port but the queue on one DynamoDB table: [`DynamoStore`].
 //!
-//! One file per port (`idempotency`, `chat`, `profile`, `log`, `meta`, `privacy`), `codec` (attribute
+//! One file per port (`idempotency`, `chat`, `profile`, `log`, `meta`, `privacy`; `cost` for the answer cache and the usage counters), `codec` (attribute
 //! conversions and expressions) and `error` (SDK errors to `StoreError`, in one place). Every
 //! port passes core's contract suites against moto (`crates/aws/tests/dynamo.rs`). Operators read
 //! the same design in `docs/aws-table.md`.
@@ -19,6 +19,9 @@
 //! | turn log record | `turns#<yyyy-mm-dd of finished_at>` | `<finished_at, ms, 15 digits>#<stamp>` | `body` (JSON), `started_at` (ms), `outcome`, `total_ms`, `overhead_ms` | `finished_at` + `Retention::turns` |
 //! | turn log day | `turns#days` | `<yyyy-mm-dd>` | | the day's end + `Retention::turns` |
 //! | meta value | `meta#<name>` | `meta` | `value`, `version`, `write_id` | none |
+//! | FAQ cache entry | `faq#<line id>` | `q#<question key>` | `body` (JSON `CachedAnswer`), `until` (ms) | `until` (`OLBRIDGE_FAQ_CACHE_TTL_SEC`) |
+//! | FAQ knowledge-base version | `faq#<line id>` | `version` | `version` | none |
+//! | usage counter (rate limit window, daily bot calls) | `phone#<phone>` or `chat#<chat id>` | `usage#<win#index or day#yyyy-mm-dd>` | `count`, `last_token` | the period's end |
 //!
 //! `<stamp>` is `<20-digit counter>#<8 random hex digits>`: the counter is the writer's clock in
 //! nanoseconds, forced to increase within the process, so items written in one process at the same
@@ -88,6 +91,7 @@
 
 mod chat;
 mod codec;
+mod cost;
 mod error;
 mod idempotency;
 mod log;

@@ -15,6 +15,8 @@
 //!   `true/false/yes/no/y/n/1/0` (any case); any other value counts as `false` rather than
 //!   failing the whole answer and losing the reply.
 //! - `profile` is used only when it is an object; other values are ignored.
+//! - `kb_version` is a string (trimmed, cut to 128 characters) or a number (its decimal text);
+//!   any other value, or a blank string, is no version.
 //! - A top-level JSON string is the reply; a top-level array of strings is the replies.
 //! - Plain text (`text/*` other than HTML, or no content type and a body that is not JSON) is the
 //!   reply, trimmed. A `text/*` body that parses as a JSON object is read as JSON: servers that
@@ -84,6 +86,7 @@ fn from_object(obj: &Map<String, Value>) -> Result<BotAnswer, BotError> {
         handoff: obj.get("handoff").is_some_and(truthy),
         profile: obj.get("profile").filter(|p| p.is_object()).cloned(),
         cacheable: obj.get("cacheable").is_some_and(truthy),
+        kb_version: obj.get("kb_version").and_then(version),
     })
 }
 
@@ -99,6 +102,17 @@ fn strings(items: &[Value], what: &str) -> Result<Vec<String>, BotError> {
 
 fn keep_nonblank(texts: Vec<String>) -> Vec<String> {
     texts.into_iter().filter(|t| !t.trim().is_empty()).collect()
+}
+
+/// `kb_version` as a string: a non-blank string (trimmed, at most 128 characters) or a number;
+/// anything else is no version.
+fn version(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => return None,
+    };
+    (!text.is_empty()).then(|| text.chars().take(128).collect())
 }
 
 fn truthy(v: &Value) -> bool {
@@ -188,6 +202,17 @@ mod tests {
         assert_eq!((b.replies, b.handoff, b.profile, b.cacheable), (vec!["fallback".to_owned()], false, None, false));
         for yes in [r#"true"#, r#""YES""#, r#""1""#, r#"2"#] {
             assert!(json_answer(&format!(r#"{{"handoff": {yes}}}"#)).expect("valid").handoff, "{yes}");
+        }
+    }
+
+    #[test]
+    fn kb_version_is_a_string_or_a_number() {
+        let v = |raw: &str| json_answer(&format!(r#"{{"text": "t", "kb_version": {raw}}}"#)).expect("valid").kb_version;
+        assert_eq!(v(r#"" 2024-06 ""#).as_deref(), Some("2024-06"));
+        assert_eq!(v("7").as_deref(), Some("7"));
+        assert_eq!(v(&format!(r#""{}""#, "x".repeat(300))).map(|s| s.len()), Some(128));
+        for none in [r#""  ""#, "null", "true", "[1]", r#"{"v": 1}"#] {
+            assert_eq!(v(none), None, "{none}");
         }
     }
 

@@ -18,6 +18,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod chat;
+pub mod cost;
 pub mod idempotency;
 pub mod log;
 pub mod meta;

@@ -4,6 +4,7 @@
 pub mod allowlist;
 pub mod escalation;
 pub mod event;
+pub mod faq;
 pub mod form;
 pub mod history;
 pub mod ids;

@@ -55,6 +55,13 @@ pub enum HandoffReason {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         block_reason: Option<String>,
     },
+    /// The customer's phone (or chat) used up its bot calls for the day
+    /// (`OLBRIDGE_DAILY_BOT_CALLS`): the bot is not asked, the chat goes to a human with the
+    /// handoff message.
+    DailyCap {
+        /// The day's count, this turn included.
+        calls: u64,
+    },
 }
 
 impl HandoffReason {
@@ -71,6 +78,7 @@ impl HandoffReason {
             Self::PortalRefused { .. } => "portal_refused",
             Self::GaveUp { .. } => Self::GAVE_UP_RULE,
             Self::WindowClosed { .. } => "window_closed",
+            Self::DailyCap { .. } => "daily_cap",
         }
     }
 }
@@ -93,6 +101,17 @@ pub enum TurnOutcome {
     Answered {
         /// The ids of the posted messages.
         reply_ids: Vec<MessageId>,
+    },
+    /// The reply came from the FAQ answer cache: posted without asking the bot.
+    Cached {
+        /// The ids of the posted messages.
+        reply_ids: Vec<MessageId>,
+    },
+    /// The customer was over the rate limit: the bot was not asked, nothing was escalated; the
+    /// first such turn of a window posted the rate-limit notice, later ones stay silent.
+    RateLimited {
+        /// Whether this turn posted the notice.
+        notice: bool,
     },
     /// The bot answered "send nothing" (204 or empty).
     Silent,
@@ -132,6 +151,8 @@ impl TurnOutcome {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Answered { .. } => "answered",
+            Self::Cached { .. } => "cached",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Silent => "silent",
             Self::HandedOff { .. } => "handed_off",
             Self::Fallback { .. } => "fallback",
@@ -177,6 +198,12 @@ pub struct TurnProgress {
     /// message before the bot is asked: a resumed turn answers exactly the same messages, and
     /// marks them done with it, even when they are not redelivered together.
     pub merged: Vec<InboundMessage>,
+    /// `answer` came from the FAQ answer cache, not from the bot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// The turn is over the rate limit: `notice` is the rate-limit notice, nothing else is posted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limited: bool,
 }
 
 /// Timings of one turn, for the message log. Every instant is wall-clock UTC.

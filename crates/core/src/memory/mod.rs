@@ -4,7 +4,8 @@
 //! [`JobSink`](crate::ports::JobSink), [`WorkQueue`](crate::ports::WorkQueue),
 //! [`DeadLetters`](crate::ports::DeadLetters), [`ChatStore`](crate::ports::ChatStore),
 //! [`ProfileStore`](crate::ports::ProfileStore), [`TurnLog`](crate::ports::TurnLog),
-//! [`MetaStore`](crate::ports::MetaStore), [`Privacy`](crate::ports::Privacy)) over plain collections. It is what the use cases' unit tests run on, and the contract suite
+//! [`MetaStore`](crate::ports::MetaStore), [`Privacy`](crate::ports::Privacy),
+//! [`AnswerCache`](crate::ports::AnswerCache), [`UsageCounters`](crate::ports::UsageCounters)) over plain collections. It is what the use cases' unit tests run on, and the contract suite
 //! (`crate::contract`) is written against it first: when the SQLite or AWS adapters disagree with
 //! it, the adapter is wrong (or the contract is missing a case).
 //!
@@ -20,6 +21,7 @@
 //! wants and exactly what production must never use.
 
 mod chat;
+mod cost;
 mod idempotency;
 mod log;
 mod meta;
@@ -46,6 +48,8 @@ pub struct MemoryStore {
     profiles: Mutex<HashMap<Phone, Profile>>,
     log: Mutex<Vec<TurnRecord>>,
     meta: Mutex<HashMap<String, crate::ports::Versioned>>,
+    cache: Mutex<cost::CacheState>,
+    counters: Mutex<HashMap<(crate::ports::Subject, String), cost::Counter>>,
 }
 
 impl MemoryStore {

@@ -65,6 +65,10 @@ impl Privacy for MemoryStore {
     async fn erase(&self, phone: &Phone) -> StoreResult<Erased> {
         let found = self.find(phone);
         let mut erased = Erased { profiles: u64::from(lock(&self.profiles).remove(phone).is_some()), ..Erased::default() };
+        lock(&self.counters).retain(|(subject, _), _| match subject {
+            crate::ports::Subject::Phone(p) => p != phone,
+            crate::ports::Subject::Chat(chat) => !found.data.chats.iter().any(|c| c.chat == *chat),
+        });
         {
             let mut queue = lock(&self.queue);
             for seq in &found.job_seqs {

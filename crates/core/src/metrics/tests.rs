@@ -54,18 +54,22 @@ fn outcome_index(o: &TurnOutcome) -> usize {
     // No wildcard: a new outcome fails to compile here until OUTCOMES names it.
     match o {
         TurnOutcome::Answered { .. } => 0,
-        TurnOutcome::Silent => 1,
-        TurnOutcome::HandedOff { .. } => 2,
-        TurnOutcome::Fallback { .. } => 3,
-        TurnOutcome::GaveUp { .. } => 4,
-        TurnOutcome::WindowClosed { .. } => 5,
-        TurnOutcome::Ignored { .. } => 6,
+        TurnOutcome::Cached { .. } => 1,
+        TurnOutcome::RateLimited { .. } => 2,
+        TurnOutcome::Silent => 3,
+        TurnOutcome::HandedOff { .. } => 4,
+        TurnOutcome::Fallback { .. } => 5,
+        TurnOutcome::GaveUp { .. } => 6,
+        TurnOutcome::WindowClosed { .. } => 7,
+        TurnOutcome::Ignored { .. } => 8,
     }
 }
 
 fn every_outcome() -> Vec<TurnOutcome> {
     vec![
         TurnOutcome::Answered { reply_ids: vec![MessageId::new(9).expect("id")] },
+        TurnOutcome::Cached { reply_ids: vec![MessageId::new(9).expect("id")] },
+        TurnOutcome::RateLimited { notice: true },
         TurnOutcome::Silent,
         TurnOutcome::HandedOff { reason: HandoffReason::BotRequested },
         TurnOutcome::Fallback { error: "e".into() },
@@ -93,6 +97,7 @@ fn every_handoff_reason() -> Vec<HandoffReason> {
         HandoffReason::PortalRefused { code: "X".into() },
         HandoffReason::GaveUp { error: "e".into() },
         HandoffReason::WindowClosed { block_reason: Some("WHATSAPP_24H".into()) },
+        HandoffReason::DailyCap { calls: 201 },
     ];
     for r in &reasons {
         // No wildcard: a new reason fails to compile here until ESCALATION_REASONS names it.
@@ -103,7 +108,8 @@ fn every_handoff_reason() -> Vec<HandoffReason> {
             | HandoffReason::BotFailed { .. }
             | HandoffReason::PortalRefused { .. }
             | HandoffReason::GaveUp { .. }
-            | HandoffReason::WindowClosed { .. } => {}
+            | HandoffReason::WindowClosed { .. }
+            | HandoffReason::DailyCap { .. } => {}
         }
     }
     reasons
@@ -114,7 +120,7 @@ fn escalation_reasons_are_the_handoff_rules() {
     let rules: Vec<&str> = every_handoff_reason().iter().map(HandoffReason::rule).collect();
     assert_eq!(rules, ESCALATION_REASONS);
     let escalated: Vec<Option<&str>> = every_outcome().iter().map(escalation_reason).collect();
-    assert_eq!(escalated, [None, None, Some("bot_handoff"), Some("bot_failure"), Some("gave_up"), Some("window_closed"), None]);
+    assert_eq!(escalated, [None, None, None, None, Some("bot_handoff"), Some("bot_failure"), Some("gave_up"), Some("window_closed"), None]);
     // The outcomes a fallback or a give-up produce carry the rule of the reason they came from.
     assert_eq!(HandoffReason::BotFailed { error: String::new() }.rule(), "bot_failure");
     assert_eq!(HandoffReason::GaveUp { error: String::new() }.rule(), "gave_up");

@@ -85,8 +85,11 @@ pub struct BotAnswer {
     pub handoff: bool,
     /// A patch for the stored profile.
     pub profile: Option<Value>,
-    /// The answer may be cached (FAQ cache; not used yet).
+    /// The answer depends on the question alone and may be served from the FAQ answer cache
+    /// (`crate::domain::faq` adds its own guards).
     pub cacheable: bool,
+    /// The bot's knowledge-base version (`kb_version`): a new one invalidates the cache's entries.
+    pub kb_version: Option<String>,
 }
 
 /// Why a bot call failed.

@@ -10,6 +10,8 @@
 //! | [`ProfileStore`] | per-phone profiles | memory, SQLite, DynamoDB |
 //! | [`TurnLog`] | the per-message log and its statistics | memory, SQLite, DynamoDB |
 //! | [`Privacy`] | export and erase everything stored about a phone number | memory, SQLite, DynamoDB |
+//! | [`AnswerCache`] | the FAQ answer cache: normalised question → the bot's cacheable reply, with the line's knowledge-base version | memory, SQLite, DynamoDB |
+//! | [`UsageCounters`] | atomic, idempotent counters per phone or chat (rate limits, the daily bot-call cap) | memory, SQLite, DynamoDB |
 //! | [`MetaStore`] | small named values with compare-and-set (the pinned portal, poller cursors) | memory, SQLite, DynamoDB |
 //! | [`Portal`] | what the worker does on Bitrix24 | the REST client's adapters in [`crate::b24`] |
 //! | [`ChatFeed`] | what the pollers read on Bitrix24: recent chats, messages after a cursor, the user's event log | [`crate::b24::feed::RestFeed`] |
@@ -25,6 +27,7 @@
 
 mod bot;
 mod bot_events;
+mod cache;
 mod chat;
 mod clock;
 mod feed;
@@ -35,9 +38,11 @@ mod portal;
 mod privacy;
 mod profile;
 mod queue;
+mod usage;
 
 pub use bot::{Bot, BotAnswer, BotCrm, BotError, BotRequest};
 pub use bot_events::{EventFeed, FeedEvent, FeedPage};
+pub use cache::{AnswerCache, CacheLookup, CachedAnswer};
 pub use chat::{ChatMode, ChatStore, HistoryTurn};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use feed::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted, Pressure};
@@ -48,6 +53,7 @@ pub use portal::{Portal, PortalError, PortalErrorKind, PortalMessage, Transfer};
 pub use privacy::{ChatData, Erased, PhoneData, Privacy, StoredClaim, StoredJob, carries_phone, dialog_of, phone_digits};
 pub use profile::ProfileStore;
 pub use queue::{DeadLetter, DeadLetters, Delivery, JobSink, QueueAge, QueueDepth, QueueGauge, Receipt, Settle, WorkQueue, WorkQueueAge};
+pub use usage::{Subject, UsageCounters};
 
 /// A storage failure. Every variant but `Corrupt` and `TooLarge` is worth retrying later; none of
 /// them means the data is wrong.

@@ -200,6 +200,8 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         chats: store.clone(),
         profiles: store.clone(),
         log: store.clone(),
+        cache: store.clone(),
+        usage: store.clone(),
         portal,
         bot,
         clock: Arc::clone(&clock),

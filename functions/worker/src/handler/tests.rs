@@ -132,6 +132,8 @@ fn setup_with(chat5_failures: u32, panic_on: Option<&'static str>) -> Setup {
         chats: store.clone(),
         profiles: store.clone(),
         log: store.clone(),
+        cache: store.clone(),
+        usage: store.clone(),
         portal: portal.clone(),
         bot: Arc::new(PanickyBot { echo: FakeBot::new(), panic_on }),
         clock: Arc::new(ManualClock::new(now())),

@@ -40,6 +40,8 @@ struct Stores {
     chats: Arc<dyn olbridge_core::ports::ChatStore>,
     profiles: Arc<dyn olbridge_core::ports::ProfileStore>,
     log: Arc<dyn olbridge_core::ports::TurnLog>,
+    cache: Arc<dyn olbridge_core::ports::AnswerCache>,
+    usage: Arc<dyn olbridge_core::ports::UsageCounters>,
     meta: Arc<dyn olbridge_core::ports::MetaStore>,
 }
 
@@ -176,7 +178,19 @@ impl World {
         let (stores, sink, sqs): (Stores, Arc<dyn JobSink>, Option<Sqs>) = match backend {
             Backend::Memory => {
                 let store = Arc::new(MemoryStore::new());
-                (Stores { idempotency: store.clone(), chats: store.clone(), profiles: store.clone(), log: store.clone(), meta: store }, jobs.clone(), None)
+                (
+                    Stores {
+                        idempotency: store.clone(),
+                        chats: store.clone(),
+                        profiles: store.clone(),
+                        log: store.clone(),
+                        cache: store.clone(),
+                        usage: store.clone(),
+                        meta: store,
+                    },
+                    jobs.clone(),
+                    None,
+                )
             }
             Backend::Moto => {
                 let sdk = olbridge_aws::testing::config().await;
@@ -185,7 +199,15 @@ impl World {
                 let store = Arc::new(olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table, olbridge_aws::dynamo::Retention::default()));
                 let client = aws_sdk_sqs::Client::new(&sdk);
                 let sink = Arc::new(TeeSink { sqs: olbridge_aws::sqs::SqsSink::new(client.clone(), queue_url.clone()), seen: jobs.clone() });
-                let stores = Stores { idempotency: store.clone(), chats: store.clone(), profiles: store.clone(), log: store.clone(), meta: store };
+                let stores = Stores {
+                    idempotency: store.clone(),
+                    chats: store.clone(),
+                    profiles: store.clone(),
+                    log: store.clone(),
+                    cache: store.clone(),
+                    usage: store.clone(),
+                    meta: store,
+                };
                 (stores, sink, Some(Sqs { client, queue_url }))
             }
         };
@@ -234,6 +256,8 @@ impl World {
             chats: stores.chats,
             profiles: stores.profiles,
             log: stores.log,
+            cache: stores.cache,
+            usage: stores.usage,
             portal: Arc::new(BotPortal::new(client, bot_id, Secret::new(CLIENT_ID))),
             bot: Arc::new(bot),
             clock: Arc::new(clock.clone()),

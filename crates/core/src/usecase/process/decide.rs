@@ -1,4 +1,5 @@
-//! Step 3 of a turn: what to say — an escalation phrase, or the bot's answer (or its failure).
+//! Step 3 of a turn: what to say — the rate-limit notice or silence, an escalation phrase, a
+//! cached FAQ answer, a handoff past the daily cap, or the bot's answer (or its failure).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -6,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::cost::{self, Limit, Question};
 use super::turn::{Turn, ignored};
 use super::{Deps, ProcessError};
 use crate::domain::ids::DialogId;
@@ -19,7 +21,7 @@ use crate::retry::{self, Verdict};
 /// Step 3: decides what to say (unless a resumed turn already did). Returns an outcome when the
 /// turn ends without delivering anything.
 pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) -> Result<Option<TurnOutcome>, ProcessError> {
-    if turn.progress.answer.is_some() || turn.progress.handoff.is_some() {
+    if turn.progress.answer.is_some() || turn.progress.handoff.is_some() || turn.progress.rate_limited {
         return Ok(None);
     }
     if turn.is_human().await? {
@@ -32,6 +34,17 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
         return Ok(None);
     }
     let deps = turn.deps;
+    match cost::rate_limit(turn, messages).await? {
+        Limit::Allowed => {}
+        Limit::Notice => {
+            info!(dialog = %turn.dialog, rule = "rate_limit", "over the rate limit: one notice, then silence for this window");
+            turn.progress.rate_limited = true;
+            turn.progress.notice = Some(deps.settings.cost.rate_limit_notice.clone());
+            turn.checkpoint().await?;
+            return Ok(None);
+        }
+        Limit::Silent => return Ok(Some(TurnOutcome::RateLimited { notice: false })),
+    }
     if let Some(found) = messages.iter().find_map(|m| deps.settings.escalation.find(&m.text)) {
         info!(dialog = %turn.dialog, rule = found.rule.as_str(), text = %found.text, "escalation: handing the chat to a human");
         turn.progress.handoff = Some(HandoffReason::from(found));
@@ -39,7 +52,37 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
         turn.checkpoint().await?;
         return Ok(None);
     }
+    let question = cost::question(deps, messages);
+    let mut kb_version = None;
+    if let Some(q) = &question {
+        let (hit, version) = cost::lookup(deps, q).await;
+        kb_version = version;
+        if let Some(hit) = hit {
+            info!(dialog = %turn.dialog, "answered from the FAQ cache, without asking the bot");
+            turn.progress.answer = Some(SavedAnswer { chunks: hit.chunks, handoff: false, profile: None });
+            turn.progress.cached = true;
+            turn.checkpoint().await?;
+            return Ok(None);
+        }
+    }
+    if let Some(calls) = cost::over_daily_cap(turn, messages).await? {
+        warn!(dialog = %turn.dialog, rule = "daily_cap", calls, "the daily bot-call cap is reached: handing the chat to a human");
+        turn.progress.handoff = Some(HandoffReason::DailyCap { calls });
+        turn.progress.notice = Some(deps.settings.handoff_message.clone());
+        turn.checkpoint().await?;
+        return Ok(None);
+    }
+    ask(turn, messages, question.as_ref(), kb_version).await
+}
 
+/// Asks the bot (typing indicator while it thinks) and saves what it said, or its failure.
+async fn ask(
+    turn: &mut Turn<'_>,
+    messages: &[&InboundMessage],
+    question: Option<&Question>,
+    kb_version: Option<String>,
+) -> Result<Option<TurnOutcome>, ProcessError> {
+    let deps = turn.deps;
     let phone = messages.iter().find_map(|m| m.lines.phone.clone());
     turn.profile = match &phone {
         Some(p) => deps.profiles.get(p).await?,
@@ -61,6 +104,7 @@ pub(super) async fn decide(turn: &mut Turn<'_>, messages: &[&InboundMessage]) ->
     match result {
         Ok(answer) => {
             let chunks: Vec<String> = answer.replies.iter().flat_map(|r| split_reply(r, WHATSAPP_MAX_CHARS)).collect();
+            cost::remember(turn, question, kb_version, &answer, messages, &chunks).await;
             if answer.handoff {
                 info!(dialog = %turn.dialog, rule = "bot_handoff", "the bot asked for a human");
                 turn.progress.handoff = Some(HandoffReason::BotRequested);

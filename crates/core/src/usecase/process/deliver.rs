@@ -59,10 +59,15 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
         }
     }
     let Some(reason) = turn.progress.handoff.clone() else {
-        return Ok(if turn.progress.posted_ids.is_empty() {
+        let p = &turn.progress;
+        return Ok(if p.rate_limited {
+            TurnOutcome::RateLimited { notice: !p.posted_ids.is_empty() }
+        } else if p.posted_ids.is_empty() {
             TurnOutcome::Silent
+        } else if p.cached {
+            TurnOutcome::Cached { reply_ids: p.posted_ids.clone() }
         } else {
-            TurnOutcome::Answered { reply_ids: turn.progress.posted_ids.clone() }
+            TurnOutcome::Answered { reply_ids: p.posted_ids.clone() }
         });
     };
     if !turn.progress.transferred {
@@ -133,7 +138,10 @@ pub(super) async fn finish(
         // Before the history, so whatever this turn stores is reachable from the phone (privacy).
         deps.chats.link_phone(turn.chat, phone, now).await?;
     }
-    for m in messages {
+    // A flood over the rate limit is drained cheaply: its messages are in the turn log, not in
+    // the history the bot gets, and the profile is not touched.
+    let limited = matches!(outcome, TurnOutcome::RateLimited { .. });
+    for m in messages.iter().filter(|_| !limited) {
         deps.chats.append_history(turn.chat, &history_turn(deps, "customer", &m.text, m.sent_at)).await?;
     }
     if let Some(answer) = &turn.progress.answer {
@@ -142,7 +150,7 @@ pub(super) async fn finish(
             deps.chats.append_history(turn.chat, &history_turn(deps, "bot", &sent.join("\n"), now)).await?;
         }
     }
-    if let Some(phone) = phone {
+    if let Some(phone) = phone.filter(|_| !limited) {
         save_profile(turn, messages, phone, now).await?;
     }
     let record = TurnRecord {

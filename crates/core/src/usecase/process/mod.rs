@@ -12,7 +12,9 @@
 //!    holds makes the rest of the group wait);
 //! 2. drop what must not be answered (operators', bots', system messages; a chat a human has for
 //!    this session) — an operator message puts the chat in human mode;
-//! 3. decide: a closed 24-hour window (the session's `BLOCK_DATE` passed) hands the chat to a human
+//! 3. decide: (cost controls, `cost`: a customer over the rate limit gets one notice per window,
+//!    then silence, and the bot is not asked; a cached FAQ answer is posted without asking the bot;
+//!    past the daily bot-call cap the chat goes to a human) a closed 24-hour window (the session's `BLOCK_DATE` passed) hands the chat to a human
 //!    without a word and without asking the bot ([`crate::domain::window`]); an escalation phrase
 //!    hands off at once; otherwise ask the bot (typing indicator while
 //!    it thinks; retries with backoff within a budget); the bot may ask for a handoff, or fail for
@@ -32,11 +34,14 @@
 //! checkpointed way.
 
 mod canary;
+mod cost;
 mod decide;
 mod deliver;
 mod plan;
 mod turn;
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,12 +52,15 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::config::CostSettings;
 use crate::domain::escalation::EscalationRules;
 use crate::domain::event::{Job, PortalEvent};
 use crate::domain::ids::{DedupKey, SessionId};
 use crate::domain::turn::TurnOutcome;
 use crate::domain::window::WindowPolicy;
-use crate::ports::{Bot, ChatStore, Clock, IdempotencyStore, Portal, PortalError, PortalErrorKind, ProfileStore, StoreError, TurnLog};
+use crate::ports::{
+    AnswerCache, Bot, ChatStore, Clock, IdempotencyStore, Portal, PortalError, PortalErrorKind, ProfileStore, StoreError, TurnLog, UsageCounters,
+};
 use crate::retry::RetryPolicy;
 
 /// How the worker runs conversations.
@@ -87,6 +95,8 @@ pub struct ProcessSettings {
     pub history_text_max_chars: usize,
     /// WhatsApp's 24-hour window: checked when a turn starts and before every post.
     pub window: WindowPolicy,
+    /// The FAQ answer cache, the rate limit and the daily bot-call cap.
+    pub cost: CostSettings,
 }
 
 impl ProcessSettings {
@@ -117,6 +127,7 @@ impl ProcessSettings {
             profile_max_bytes: config.conversation.profile_max_bytes,
             history_text_max_chars: config.conversation.history_text_max_chars,
             window: config.conversation.window,
+            cost: config.conversation.cost.clone(),
         }
     }
 }
@@ -132,6 +143,10 @@ pub struct Deps {
     pub profiles: Arc<dyn ProfileStore>,
     /// The per-message log.
     pub log: Arc<dyn TurnLog>,
+    /// The FAQ answer cache.
+    pub cache: Arc<dyn AnswerCache>,
+    /// The rate-limit and daily-cap counters.
+    pub usage: Arc<dyn UsageCounters>,
     /// The portal.
     pub portal: Arc<dyn Portal>,
     /// The bot.

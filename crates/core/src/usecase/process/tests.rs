@@ -20,17 +20,17 @@ use crate::ports::{Bot, BotAnswer, BotError, BotRequest, ChatMode, ChatStore, Cl
 use crate::testing::{BotScript, FakeBot, FakePortal};
 
 const BOT_USER: u64 = 700;
-const CHAT: u64 = 1763;
+pub(super) const CHAT: u64 = 1763;
 
-struct World {
-    store: Arc<MemoryStore>,
-    portal: Arc<FakePortal>,
-    bot: Arc<FakeBot>,
-    clock: ManualClock,
-    deps: Deps,
+pub(super) struct World {
+    pub(super) store: Arc<MemoryStore>,
+    pub(super) portal: Arc<FakePortal>,
+    pub(super) bot: Arc<FakeBot>,
+    pub(super) clock: ManualClock,
+    pub(super) deps: Deps,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     let store = Arc::new(MemoryStore::new());
     let portal = Arc::new(FakePortal::new(BOT_USER));
     let bot = Arc::new(FakeBot::new());
@@ -42,6 +42,8 @@ fn world() -> World {
         chats: store.clone(),
         profiles: store.clone(),
         log: store.clone(),
+        cache: store.clone(),
+        usage: store.clone(),
         portal: portal.clone(),
         bot: bot.clone(),
         clock: Arc::new(clock.clone()),
@@ -73,15 +75,15 @@ fn message(id: u64, text: &str, kind: AuthorKind) -> Job {
     Job::new(PortalEvent::Message(m), t(0))
 }
 
-fn customer(id: u64, text: &str) -> Job {
+pub(super) fn customer(id: u64, text: &str) -> Job {
     message(id, text, AuthorKind::Customer)
 }
 
-fn owner() -> Owner {
+pub(super) fn owner() -> Owner {
     Owner::new("unit-worker")
 }
 
-fn names(r: &GroupResult) -> Vec<&'static str> {
+pub(super) fn names(r: &GroupResult) -> Vec<&'static str> {
     r.outcomes.iter().map(TurnOutcome::name).collect()
 }
 
