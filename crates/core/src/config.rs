@@ -23,11 +23,13 @@ use crate::domain::secret::Secret;
 
 mod access;
 mod chatbot;
+mod crm;
 mod sources;
 mod window;
 
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
+pub use crm::{CrmSettings, TimelineMode, UnboundPolicy};
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
 /// Environment variable names.
@@ -162,6 +164,12 @@ pub mod vars {
     pub const OLBRIDGE_WINDOW_CHECK: &str = "OLBRIDGE_WINDOW_CHECK";
     /// No free text in the last this-many seconds of the window (default 60).
     pub const OLBRIDGE_WINDOW_MARGIN_SEC: &str = "OLBRIDGE_WINDOW_MARGIN_SEC";
+    /// A chat bound to no CRM entity: `leave` (default) or `create_lead`.
+    pub const OLBRIDGE_CRM_UNBOUND: &str = "OLBRIDGE_CRM_UNBOUND";
+    /// Bot turns on the CRM timeline: `off`, `turn` or `session` (default).
+    pub const OLBRIDGE_CRM_TIMELINE: &str = "OLBRIDGE_CRM_TIMELINE";
+    /// `session` mode writes the condensed comment after this many quiet seconds (default 600).
+    pub const OLBRIDGE_CRM_TIMELINE_QUIET_SEC: &str = "OLBRIDGE_CRM_TIMELINE_QUIET_SEC";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -228,6 +236,9 @@ pub mod vars {
         OLBRIDGE_LOG_KEEP,
         OLBRIDGE_WINDOW_CHECK,
         OLBRIDGE_WINDOW_MARGIN_SEC,
+        OLBRIDGE_CRM_UNBOUND,
+        OLBRIDGE_CRM_TIMELINE,
+        OLBRIDGE_CRM_TIMELINE_QUIET_SEC,
     ];
 }
 
@@ -405,6 +416,8 @@ pub struct Config {
     pub chatbot: ChatbotSettings,
     /// Who may POST events.
     pub access: AccessSettings,
+    /// The CRM binding and timeline.
+    pub crm: CrmSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -588,7 +601,8 @@ impl Config {
         let sources = sources::read(&mut r);
         let chatbot = chatbot::read(&mut r);
         let access = access::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access }) } else { Err(ConfigError(r.problems)) }
+        let crm = crm::read(&mut r);
+        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, crm }) } else { Err(ConfigError(r.problems)) }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

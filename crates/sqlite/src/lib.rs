@@ -2,7 +2,7 @@
 //! the local runner.
 //!
 //! # Modules
-//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`), `schema` (versioned
+//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`, `timeline`), `schema` (versioned
 //! migrations) and `admin` (dead letters, retention). Every port passes core's contract suites
 //! (`tests/contract.rs`).
 //!
@@ -52,6 +52,7 @@ mod queue;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};

@@ -62,3 +62,9 @@ async fn sqlite_privacy_contract() {
     contract::privacy::run_all(&mut fresh).await;
     contract::privacy::jobs_carrying_the_phone_are_exported_and_erased(&fresh().await).await;
 }
+
+#[tokio::test]
+async fn sqlite_timeline_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::timeline::run_all(fresh(root.path())).await;
+}

@@ -43,6 +43,9 @@ async fn main() -> Result<(), Error> {
         bot,
         clock: Arc::new(SystemClock),
         settings: ProcessSettings::from_config(config),
+        // The CRM timeline's durable outbox exists only in the local runner so far: on AWS the
+        // bot request carries the event's own binding and nothing is written to the CRM.
+        crm: None,
     };
     let visibility = Arc::new(SqsVisibility::new(aws_sdk_sqs::Client::new(sdk), queue_url));
     let deps = WorkerDeps::new(process, JobPolicy::from_config(config), visibility, Emf::stdout());

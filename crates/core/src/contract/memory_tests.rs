@@ -41,3 +41,8 @@ async fn memory_privacy() {
     super::privacy::run_all(fresh).await;
     super::privacy::jobs_carrying_the_phone_are_exported_and_erased(&fresh().await).await;
 }
+
+#[tokio::test]
+async fn memory_timeline() {
+    super::timeline::run_all(|| async { crate::memory::MemoryOutbox::new() }).await;
+}

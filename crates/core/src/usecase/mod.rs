@@ -8,9 +8,12 @@
 //! - [`process`]: one chat's consecutive jobs as turns (the worker), and giving a turn up.
 //! - [`job`]: what becomes of a job after a turn (ack, retry after a delay, give up, dead-letter),
 //!   and putting dead letters back.
+//! - [`crm`]: the chat's CRM binding and the turn's line on its timeline, written later from a
+//!   durable outbox so a CRM failure never holds up a reply.
 //! - [`poll`]: finding messages by reading the portal (operator mode, and push mode's
 //!   reconciliation), enqueued through `receive::enqueue` with the push path's key.
 
+pub mod crm;
 pub mod fetch;
 pub mod job;
 pub mod poll;

@@ -238,6 +238,7 @@ impl World {
             bot: Arc::new(bot),
             clock: Arc::new(clock.clone()),
             settings,
+            crm: None,
         };
         let policy = JobPolicy {
             max_failures: 5,

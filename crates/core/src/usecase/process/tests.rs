@@ -46,6 +46,7 @@ fn world() -> World {
         bot: bot.clone(),
         clock: Arc::new(clock.clone()),
         settings,
+        crm: None,
     };
     World { store, portal, bot, clock, deps }
 }

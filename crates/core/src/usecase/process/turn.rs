@@ -8,9 +8,9 @@ use tracing::info;
 
 use super::{Deps, Owner, ProcessError, decide, deliver};
 use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
-use crate::domain::message::{IgnoreReason, InboundMessage};
+use crate::domain::message::{CrmBinding, IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
-use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
+use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings, TurnTrace};
 use crate::domain::window::{self, Block};
 use crate::ports::{ChatMode, StoreError};
 
@@ -46,6 +46,8 @@ pub(super) struct Turn<'a> {
     pub(super) profile: Option<Profile>,
     /// The latest WhatsApp block date of the turn's messages (each customer message moves it).
     pub(super) block: Option<Block>,
+    /// The CRM entity the chat is bound to for this turn.
+    pub(super) crm: Option<CrmBinding>,
 }
 
 impl Turn<'_> {
@@ -133,6 +135,7 @@ pub(super) async fn run_turn(
             outcome: outcome.clone(),
             timings: TurnTimings { received_at, started_at, bot_ms: None, finished_at: now },
             bot_attempts: 0,
+            trace: TurnTrace { line_id: m.lines.line_id.map(|l| l.get()), crm: m.lines.crm.clone() },
         };
         deps.log.record(&record).await?;
         deps.idempotency.complete(&m.dedup_key(), &owner.id, &outcome, now).await?;
@@ -153,6 +156,12 @@ pub(super) async fn run_turn(
     }
     let mut messages: Vec<InboundMessage> = vec![first.clone()];
     messages.extend(progress.merged.iter().cloned());
+    let session = messages.last().and_then(|m| m.lines.session_id).or(first.lines.session_id);
+    // The bot request carries the binding; a lookup's failure leaves the turn unbound, not stuck.
+    let crm = binding(deps, &messages, session).await;
+    for m in &mut messages {
+        m.lines.crm.clone_from(&crm);
+    }
     let last = messages.last().cloned().unwrap_or_else(|| first.clone());
 
     let mut turn = Turn {
@@ -162,12 +171,13 @@ pub(super) async fn run_turn(
         keys: messages.iter().map(InboundMessage::dedup_key).collect(),
         chat: first.chat_id,
         dialog: first.dialog_id,
-        session: last.lines.session_id.or(first.lines.session_id),
+        session,
         last_message: last.message_id,
         progress,
         bot_ms: None,
         profile: None,
         block: window::latest(messages.iter().map(|m| m.lines.window.as_ref())).cloned(),
+        crm,
     };
     if !composed && turn.keys.len() > 1 {
         turn.checkpoint().await?;
@@ -185,6 +195,16 @@ pub(super) async fn run_turn(
     done.keys.extend(turn.keys.iter().cloned());
     done.outcomes.push(outcome);
     Ok(done)
+}
+
+/// The CRM entity of the turn's chat: the event's own entity fields when they name one, else the
+/// CRM link's per-session lookup (`crate::usecase::crm`).
+async fn binding(deps: &Deps, messages: &[InboundMessage], session: Option<SessionId>) -> Option<CrmBinding> {
+    let from_event = messages.iter().rev().find_map(|m| m.lines.crm.clone());
+    let Some(link) = &deps.crm else { return from_event };
+    let chat = messages.first()?.chat_id;
+    let has_fields = messages.iter().any(|m| m.lines.session_id.is_some());
+    link.resolve(chat, session, from_event.as_ref(), has_fields).await
 }
 
 /// Turns the turn into a give-up: nothing more of the bot's answer is posted, the customer gets the
