@@ -8,6 +8,7 @@ mod answers;
 mod chatbots_v2;
 mod cli;
 mod crash;
+mod crm;
 mod demo;
 mod docs;
 mod escalation;

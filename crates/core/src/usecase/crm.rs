@@ -29,7 +29,7 @@ use crate::config::{CrmSettings, TimelineMode, UnboundPolicy};
 use crate::domain::ids::{ChatId, SessionId};
 use crate::domain::message::CrmBinding;
 use crate::domain::turn::{HandoffReason, TurnOutcome};
-use crate::ports::{CrmPortal, StoreResult, TimelineLine, TimelineOutbox};
+use crate::ports::{CrmPortal, DialogCrm, StoreResult, TimelineLine, TimelineOutbox};
 
 /// A customer message longer than this is cut on the timeline (the chat itself keeps it whole).
 const CUSTOMER_TEXT_MAX_CHARS: usize = 500;
@@ -94,17 +94,16 @@ impl CrmLink {
         {
             return b;
         }
-        // An event that carried the entity fields and named no entity is believed, unless the
-        // policy asks for a lead.
-        if event_has_fields && self.settings.unbound == UnboundPolicy::Leave {
-            self.remember(chat, session, None);
-            return None;
-        }
-        let found = match self.portal.binding(chat).await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(chat = %chat, code = %e.code, error = %e, "cannot read the chat's CRM binding (imopenlines.dialog.get); this turn is not linked to the CRM");
-                return None;
+        // An event that carried the entity fields and named no entity is believed: no lookup.
+        let found = if event_has_fields {
+            DialogCrm { session_id: session, binding: None }
+        } else {
+            match self.portal.binding(chat).await {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(chat = %chat, code = %e.code, error = %e, "cannot read the chat's CRM binding (imopenlines.dialog.get); this turn is not linked to the CRM");
+                    return None;
+                }
             }
         };
         let session = session.or(found.session_id);
