@@ -29,7 +29,7 @@ mod window;
 
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
-pub use crm::{CrmSettings, TimelineMode, UnboundPolicy};
+pub use crm::{CrmSettings, CsatSettings, DEFAULT_CSAT_PROMPT, TimelineMode, UnboundPolicy};
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
 /// Environment variable names.
@@ -170,6 +170,10 @@ pub mod vars {
     pub const OLBRIDGE_CRM_TIMELINE: &str = "OLBRIDGE_CRM_TIMELINE";
     /// `session` mode writes the condensed comment after this many quiet seconds (default 600).
     pub const OLBRIDGE_CRM_TIMELINE_QUIET_SEC: &str = "OLBRIDGE_CRM_TIMELINE_QUIET_SEC";
+    /// Ask for CSAT after every Nth bot answer of a chat (0: never, the default).
+    pub const OLBRIDGE_CSAT_EVERY: &str = "OLBRIDGE_CSAT_EVERY";
+    /// The CSAT prompt's text.
+    pub const OLBRIDGE_CSAT_PROMPT: &str = "OLBRIDGE_CSAT_PROMPT";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -239,6 +243,8 @@ pub mod vars {
         OLBRIDGE_CRM_UNBOUND,
         OLBRIDGE_CRM_TIMELINE,
         OLBRIDGE_CRM_TIMELINE_QUIET_SEC,
+        OLBRIDGE_CSAT_EVERY,
+        OLBRIDGE_CSAT_PROMPT,
     ];
 }
 
@@ -418,6 +424,8 @@ pub struct Config {
     pub access: AccessSettings,
     /// The CRM binding and timeline.
     pub crm: CrmSettings,
+    /// The CSAT prompt.
+    pub csat: CsatSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -602,7 +610,12 @@ impl Config {
         let chatbot = chatbot::read(&mut r);
         let access = access::read(&mut r);
         let crm = crm::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, crm }) } else { Err(ConfigError(r.problems)) }
+        let csat = crm::read_csat(&mut r);
+        if r.problems.is_empty() {
+            Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, crm, csat })
+        } else {
+            Err(ConfigError(r.problems))
+        }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

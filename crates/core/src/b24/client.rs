@@ -268,6 +268,7 @@ impl B24Client {
 
     /// One HTTP attempt, no retry, slot taken at `sent_at` (the limiter's clock).
     async fn post(&self, method: &str, params: &Value, attempt: u32, sent_at: f64) -> Result<Page<Value>, B24Error> {
+        super::usage::add(1);
         let span = tracing::info_span!("b24.call", method, attempt, status = tracing::field::Empty, latency_ms = tracing::field::Empty);
         let started = Instant::now();
         let outcome = async {

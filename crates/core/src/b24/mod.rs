@@ -34,6 +34,7 @@ pub mod pace;
 pub mod portal;
 pub mod portal_v2;
 pub mod ratelimit;
+pub mod usage;
 pub mod webhook;
 
 pub use batch::{Batch, BatchResult};

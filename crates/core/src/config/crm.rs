@@ -1,11 +1,38 @@
 //! The CRM side of a turn (`OLBRIDGE_CRM_UNBOUND`, `OLBRIDGE_CRM_TIMELINE`,
 //! `OLBRIDGE_CRM_TIMELINE_QUIET_SEC`): what to do with a chat bound to no CRM entity, and how bot
-//! turns reach the bound entity's timeline. The rules are [`crate::usecase::crm`]'s.
+//! turns reach the bound entity's timeline. The rules are [`crate::usecase::crm`]'s. And the CSAT
+//! prompt after bot answers (`OLBRIDGE_CSAT_EVERY`, `OLBRIDGE_CSAT_PROMPT`), whose rules are
+//! [`crate::usecase::csat`]'s.
 
 use std::time::Duration;
 
 use super::Reader;
-use super::vars::{OLBRIDGE_CRM_TIMELINE, OLBRIDGE_CRM_TIMELINE_QUIET_SEC, OLBRIDGE_CRM_UNBOUND};
+use super::vars::{OLBRIDGE_CRM_TIMELINE, OLBRIDGE_CRM_TIMELINE_QUIET_SEC, OLBRIDGE_CRM_UNBOUND, OLBRIDGE_CSAT_EVERY, OLBRIDGE_CSAT_PROMPT};
+
+/// The CSAT prompt's default text: a numbered reply, since WhatsApp shows no keyboard buttons.
+pub const DEFAULT_CSAT_PROMPT: &str = "Did this answer help? Reply 1 if it helped, 2 if not.";
+
+/// `OLBRIDGE_CSAT_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsatSettings {
+    /// `OLBRIDGE_CSAT_EVERY`: ask after every Nth bot answer of a chat (0: never, the default).
+    pub every: u32,
+    /// `OLBRIDGE_CSAT_PROMPT`.
+    pub prompt: String,
+}
+
+impl Default for CsatSettings {
+    fn default() -> Self {
+        Self { every: 0, prompt: DEFAULT_CSAT_PROMPT.to_owned() }
+    }
+}
+
+pub(super) fn read_csat(r: &mut Reader<'_>) -> CsatSettings {
+    CsatSettings {
+        every: r.number(OLBRIDGE_CSAT_EVERY, 0, |v: &u32| *v <= 1000, "expected a number of answers, 0 (off)..=1000"),
+        prompt: r.text(OLBRIDGE_CSAT_PROMPT).unwrap_or_else(|| DEFAULT_CSAT_PROMPT.to_owned()),
+    }
+}
 
 /// What the bridge does when a chat is bound to no CRM entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -7,6 +7,7 @@ pub mod event;
 pub mod form;
 pub mod history;
 pub mod ids;
+pub mod kpi;
 pub mod message;
 pub mod parse;
 pub mod profile;

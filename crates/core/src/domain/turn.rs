@@ -224,4 +224,24 @@ pub struct TurnTrace {
     /// `entity_data_1/2`, or the event's copy of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmBinding>,
+    /// The customer's (first) message as the portal timestamped it (the event's `ts` or the
+    /// message's date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<DateTime<Utc>>,
+    /// The (last) bot call started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_started_at: Option<DateTime<Utc>>,
+    /// The (last) bot call ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_finished_at: Option<DateTime<Utc>>,
+    /// The last reply chunk (or notice) was confirmed by the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_posted_at: Option<DateTime<Utc>>,
+    /// HTTP requests to the portal the turn made (retries included; this attempt only, a resumed
+    /// turn counts again from zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_calls: Option<u32>,
+    /// The CSAT answer to this turn's bot answer (`up`/`down`), once the customer gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<String>,
 }

@@ -34,13 +34,16 @@ use crate::ports::{CrmPortal, DialogCrm, StoreResult, TimelineLine, TimelineOutb
 /// A customer message longer than this is cut on the timeline (the chat itself keeps it whole).
 const CUSTOMER_TEXT_MAX_CHARS: usize = 500;
 
+/// A chat's binding as last read: the session it was read for, and the binding.
+type Cached = (Option<SessionId>, Option<CrmBinding>);
+
 /// The CRM binding cache and the timeline's producer side, shared by every turn of a process.
 pub struct CrmLink {
     portal: Arc<dyn CrmPortal>,
     outbox: Arc<dyn TimelineOutbox>,
     settings: CrmSettings,
     /// Per chat: the session the binding was read for, and the binding.
-    cache: Mutex<HashMap<ChatId, (Option<SessionId>, Option<CrmBinding>)>>,
+    cache: Mutex<HashMap<ChatId, Cached>>,
 }
 
 impl std::fmt::Debug for CrmLink {
@@ -133,7 +136,7 @@ impl CrmLink {
         }
     }
 
-    fn cached(&self, chat: ChatId) -> Option<(Option<SessionId>, Option<CrmBinding>)> {
+    fn cached(&self, chat: ChatId) -> Option<Cached> {
         self.cache.lock().ok().and_then(|c| c.get(&chat).cloned())
     }
 

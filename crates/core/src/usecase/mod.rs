@@ -14,6 +14,7 @@
 //!   reconciliation), enqueued through `receive::enqueue` with the push path's key.
 
 pub mod crm;
+pub mod csat;
 pub mod fetch;
 pub mod job;
 pub mod poll;

@@ -3,6 +3,8 @@
 
 pub mod doctor;
 pub mod doctor_v2;
+pub mod kpi;
 pub mod local;
 pub mod register;
+pub mod report;
 pub mod tty;

@@ -213,6 +213,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         clock: Arc::clone(&clock),
         settings: ProcessSettings::from_config(config),
         crm: Some(crm),
+        csat: olbridge_core::usecase::csat::Csat::new(store.clone(), config.csat.clone()).map(Arc::new),
     };
     let pin = MemberPin::new(config.portal.member_id.clone(), store.clone());
     let receiver =

@@ -137,6 +137,7 @@ fn setup_with(chat5_failures: u32, panic_on: Option<&'static str>) -> Setup {
         clock: Arc::new(ManualClock::new(now())),
         settings: ProcessSettings::from_config(&config),
         crm: None,
+        csat: None,
     };
     let visibility = Arc::new(FakeVisibility::default());
     let (emf, captured) = Emf::capture();

@@ -239,6 +239,7 @@ impl World {
             clock: Arc::new(clock.clone()),
             settings,
             crm: None,
+            csat: None,
         };
         let policy = JobPolicy {
             max_failures: 5,

@@ -42,6 +42,7 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
                 turn.progress.sending = false;
                 turn.progress.sent += 1;
                 turn.progress.posted_ids.push(id);
+                turn.reply_posted_at = Some(deps.clock.now());
                 turn.checkpoint().await?;
             }
             // Credentials or scopes: nothing about this turn is wrong; it fails and is retried,
@@ -152,7 +153,16 @@ pub(super) async fn finish(
         outcome: outcome.clone(),
         timings: TurnTimings { received_at, started_at, bot_ms: turn.bot_ms, finished_at: now },
         bot_attempts: turn.progress.bot_attempts,
-        trace: TurnTrace { line_id: messages.iter().find_map(|m| m.lines.line_id).map(|l| l.get()), crm: turn.crm.clone() },
+        trace: TurnTrace {
+            line_id: messages.iter().find_map(|m| m.lines.line_id).map(|l| l.get()),
+            crm: turn.crm.clone(),
+            event_at: messages.first().map(|m| m.sent_at),
+            bot_started_at: turn.bot_started_at,
+            bot_finished_at: turn.bot_finished_at,
+            reply_posted_at: turn.reply_posted_at,
+            rest_calls: crate::b24::usage::current(),
+            csat: None,
+        },
     };
     deps.log.record(&record).await?;
     note_timeline(turn, messages, outcome, now).await;

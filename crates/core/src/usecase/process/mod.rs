@@ -144,6 +144,8 @@ pub struct Deps {
     /// The CRM binding and timeline (`None`: the event's own binding is passed to the bot, and
     /// nothing is written to the CRM).
     pub crm: Option<Arc<crate::usecase::crm::CrmLink>>,
+    /// The CSAT prompt (`None`: off).
+    pub csat: Option<Arc<crate::usecase::csat::Csat>>,
 }
 
 impl std::fmt::Debug for Deps {

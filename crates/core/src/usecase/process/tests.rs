@@ -47,6 +47,7 @@ fn world() -> World {
         clock: Arc::new(clock.clone()),
         settings,
         crm: None,
+        csat: None,
     };
     World { store, portal, bot, clock, deps }
 }
