@@ -171,3 +171,46 @@ async fn a_comment_waiting_for_the_crm_survives_a_sigkill() {
     assert_eq!(app.bot_messages(PHONE), ["echo: hello"], "the reply was not repeated");
     app.shutdown().await;
 }
+
+/// REST calls per turn with the timeline off, per turn, and per session: 8 customers, each with
+/// three questions and then a handoff. Counts requests the emulator saw (no timing involved), and
+/// prints the figures quoted in docs/performance.md.
+#[tokio::test]
+async fn the_timeline_costs_at_most_one_call_per_turn_and_a_fraction_of_one_per_session() {
+    const CUSTOMERS: usize = 8;
+    let mut per_turn = Vec::new();
+    for mode in ["off", "turn", "session"] {
+        let app = TestApp::spawn(options(mode)).await.unwrap();
+        // The bot's registration and the bridge's start-up are not the turns' cost.
+        app.emulator.clear_recordings();
+        for c in 0..CUSTOMERS {
+            let phone = format!("+49152{:07}", 2_000_000 + c);
+            for (i, q) in ["price?", "delivery?", "returns?"].iter().enumerate() {
+                app.customer_writes(&phone, q).await.unwrap();
+                app.wait_inbox(&phone, i + 1, REPLY_TIMEOUT).await;
+            }
+            app.customer_writes(&phone, "I want to talk to an agent please").await.unwrap();
+            app.wait_inbox(&phone, 4, REPLY_TIMEOUT).await;
+        }
+        let turns = app.wait_turns(CUSTOMERS * 4, REPLY_TIMEOUT).await.len();
+        let want_comments = match mode {
+            "off" => 0,
+            "turn" => CUSTOMERS * 4,
+            _ => CUSTOMERS,
+        };
+        app.wait_calls(COMMENT_ADD, want_comments, COMMENT_TIMEOUT).await;
+        let calls = app.emulator.calls();
+        let comments = calls.iter().filter(|c| c.method == COMMENT_ADD).count();
+        let lookups = calls.iter().filter(|c| c.method == "imopenlines.dialog.get").count();
+        let rate = calls.len() as f64 / turns as f64;
+        println!("timeline {mode:<7}: {turns} turns, {} REST calls ({rate:.2}/turn), {comments} timeline comments, {lookups} binding lookups", calls.len());
+        assert_eq!(comments, want_comments, "{mode}");
+        assert_eq!(lookups, 0, "v1 events carry the binding: no lookup");
+        per_turn.push(rate);
+        app.shutdown().await;
+    }
+    let (off, turn, session) = (per_turn[0], per_turn[1], per_turn[2]);
+    println!("extra per turn: turn mode {:.2}, session mode {:.2}", turn - off, session - off);
+    assert!(turn - off <= 1.0 + 0.05, "at most one extra call per turn: {off:.2} -> {turn:.2}");
+    assert!(session - off <= 0.3, "one comment per session: {off:.2} -> {session:.2}");
+}
