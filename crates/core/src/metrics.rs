@@ -282,15 +282,9 @@ impl Metric {
             Self::WorkerRecords => {
                 ("WorkerRecords", Count, E::Worker, &[D::Result], Some(RECORD_RESULTS), true, "one SQS record handled by the worker, by what became of it")
             }
-            Self::TurnRestCalls => (
-                "TurnRestCalls",
-                Count,
-                E::Worker,
-                &[],
-                None,
-                true,
-                "HTTP requests to the portal one turn made, retries included (turns that counted them)",
-            ),
+            Self::TurnRestCalls => {
+                ("TurnRestCalls", Count, E::Worker, &[], None, true, "HTTP requests to the portal one turn made, retries included (turns that counted them)")
+            }
             Self::CsatAnswers => (
                 "CsatAnswers",
                 Count,

@@ -124,7 +124,7 @@ impl Bridge {
             ..Retention::default()
         };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
-        if let Some(link) = shared.deps.crm.clone() {
+        if let Some(link) = shared.deps.crm.clone().filter(|l| l.settings().timeline != olbridge_core::config::TimelineMode::Off) {
             tasks.spawn(timeline::run(link, Arc::clone(&shared.deps.clock), stopped.clone()));
         }
         if let (Some((poller, plan)), Some(status)) = (poll, shared.poll_status.clone()) {
