@@ -141,6 +141,12 @@ async fn the_html_report_opens_in_headless_chromium_with_every_chart_drawn() {
         .await
         .unwrap();
     assert!(out.status.success(), "chromium --screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    // To look at the page: OLBRIDGE_KEEP_REPORT=<dir> keeps the HTML and the screenshot there.
+    if let Some(keep) = std::env::var_os("OLBRIDGE_KEEP_REPORT") {
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::copy(&html, keep.join("report.html")).unwrap();
+        std::fs::copy(&shot, keep.join("report.png")).unwrap();
+    }
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(png_size(&png), (1280, 1400));
     assert!(png.len() > 20_000, "a page with charts, not a blank screenshot: {} bytes", png.len());

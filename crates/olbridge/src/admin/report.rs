@@ -72,6 +72,7 @@ figcaption {{ font-weight: 600; margin-bottom: .3em; }}
 svg text {{ font-size: 11px; fill: #333; }}
 .bar {{ fill: #3b7dd8; }} .bar.bad {{ fill: #d8543b; }} .bar.neutral {{ fill: #999; }}
 .series.p50 {{ stroke: #3b7dd8; }} .series.p95 {{ stroke: #d8543b; }}
+circle.p50 {{ fill: #3b7dd8; }} circle.p95 {{ fill: #d8543b; }}
 p.note {{ color: #555; max-width: 60em; }}
 </style></head><body>
 <h1>olbridge report</h1>

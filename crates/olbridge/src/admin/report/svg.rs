@@ -110,7 +110,7 @@ pub fn lines(points: &[(String, u64, u64)]) -> String {
         let path: Vec<String> = coords.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         let _ = write!(s, "<polyline class=\"series {name}\" fill=\"none\" stroke-width=\"2\" points=\"{}\"><title>{name}</title></polyline>", path.join(" "));
         for (x, y) in coords {
-            let _ = write!(s, "<circle class=\"series {name}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"currentColor\"/>");
+            let _ = write!(s, "<circle class=\"series {name}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\"/>");
         }
     }
     for (i, p) in points.iter().enumerate() {
