@@ -214,3 +214,24 @@ async fn the_timeline_costs_at_most_one_call_per_turn_and_a_fraction_of_one_per_
     assert!(turn - off <= 1.0 + 0.05, "at most one extra call per turn: {off:.2} -> {turn:.2}");
     assert!(session - off <= 0.3, "one comment per session: {off:.2} -> {session:.2}");
 }
+
+/// A Chatbots 2.0 bot: whether or not its events carry the chat's entity fields, the turns are
+/// linked to the lead and looked up at most once per session.
+#[tokio::test]
+async fn a_chatbots_v2_chat_is_linked_with_at_most_one_lookup_per_session() {
+    let opts = AppOptions { chatbot: olbridge_tests::Chatbot::V2Webhook, ..options("turn") };
+    let app = TestApp::spawn(opts).await.unwrap();
+    let sent = app.customer_writes(PHONE, "hello").await.unwrap();
+    app.wait_inbox(PHONE, 1, REPLY_TIMEOUT).await;
+    app.customer_writes(PHONE, "and again").await.unwrap();
+    app.wait_inbox(PHONE, 2, REPLY_TIMEOUT).await;
+    let lead = lead_of(&app, sent.chat_id);
+
+    let comments = wait_comments(&app, "lead", lead, 2).await;
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    let turns = app.wait_turns(2, REPLY_TIMEOUT).await;
+    assert!(turns.iter().all(|t| t.trace.crm == binding("lead", lead)), "{turns:?}");
+    let lookups = app.emulator.calls().iter().filter(|c| c.method == "imopenlines.dialog.get").count();
+    assert!(lookups <= 1, "{lookups} lookups for one session");
+    app.shutdown().await;
+}
