@@ -25,6 +25,8 @@ const QUOTED: &[(&str, &str, &str)] = &[
     ("docs/operations.md", "outcome in `olbridge stats` is `ignored`", "Self::Ignored { .. } => \"ignored\""),
     ("docs/operations.md", "`poll pass failed; trying again at the next tick`", "\"poll pass failed; trying again at the next tick\""),
     ("docs/operations.md", "`poll pass found messages`", "\"poll pass found messages\""),
+    ("docs/operations.md", "`timeline comment failed; retrying later`", "\"timeline comment failed; retrying later\""),
+    ("docs/operations.md", "`giving up on a timeline comment`", "\"giving up on a timeline comment\""),
     ("docs/operations.md", "`an admitted message had no job`", "\"an admitted message had no job"),
     (
         "docs/operations.md",

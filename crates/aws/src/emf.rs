@@ -260,6 +260,7 @@ mod tests {
             outcome: TurnOutcome::HandedOff { reason: HandoffReason::BotRequested },
             timings: TurnTimings { received_at: at(), started_at: at(), bot_ms: Some(1_200), finished_at: at() + chrono::Duration::milliseconds(1_500) },
             bot_attempts: 1,
+            trace: Default::default(),
         }
     }
 

@@ -263,6 +263,7 @@ fn turn(name: &str, received_ms: i64, started_ms: i64, finished_ms: i64) -> Turn
         outcome: TurnOutcome::Silent,
         timings: TurnTimings { received_at: t_ms(received_ms), started_at: t_ms(started_ms), bot_ms: Some(10), finished_at: t_ms(finished_ms) },
         bot_attempts: 1,
+        trace: Default::default(),
     }
 }
 

@@ -61,6 +61,7 @@ async fn customer(store: &DynamoStore, raw: &str, chat: u64) {
         outcome: TurnOutcome::Silent,
         timings: TurnTimings { received_at: t(1), started_at: t(1), bot_ms: None, finished_at: t(2) },
         bot_attempts: 0,
+        trace: Default::default(),
     };
     store.record(&record).await.unwrap();
     let claim = key(&format!("claim:{chat}"));

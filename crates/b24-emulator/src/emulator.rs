@@ -217,6 +217,40 @@ impl Emulator {
         self.shared.portal().ident.whatsapp_window = window;
     }
 
+    /// Adds a CRM item (`lead`, `deal`, `contact` or `company`) from a `fields` object as
+    /// `crm.<type>.add` takes it (multifields as `[{VALUE, VALUE_TYPE}]`); returns its id. A contact
+    /// with the customer's phone is what a new session binds to instead of creating a lead.
+    pub fn add_crm_item(&self, entity_type: &str, fields: serde_json::Value) -> anyhow::Result<u64> {
+        let et = crate::state::crm::EntityType::parse(entity_type).ok_or_else(|| anyhow::anyhow!("unknown CRM entity type {entity_type}"))?;
+        let mut portal = self.shared.portal();
+        let now = portal.now();
+        Ok(portal.crm.add(et, &fields, 1, now))
+    }
+
+    /// Binds a chat to a CRM entity, as an operator does from the chat's CRM panel (the chat's
+    /// `entity_data_2` gains the link; `entity_data_1` names the session's primary entity: a deal,
+    /// else a lead, else a contact, else a company). Other links are kept.
+    pub fn bind_crm(&self, chat_id: u64, entity_type: &str, id: u64) -> anyhow::Result<()> {
+        use crate::state::crm::EntityType;
+        let et = EntityType::parse(entity_type).ok_or_else(|| anyhow::anyhow!("unknown CRM entity type {entity_type}"))?;
+        let mut portal = self.shared.portal();
+        let lines = portal.chats.get_mut(&chat_id).and_then(|c| c.lines.as_mut()).ok_or_else(|| anyhow::anyhow!("no Open Lines chat {chat_id}"))?;
+        match et {
+            EntityType::Lead => lines.crm.lead = id,
+            EntityType::Deal => lines.crm.deal = id,
+            EntityType::Contact => lines.crm.contact = id,
+            EntityType::Company => lines.crm.company = id,
+        }
+        Ok(())
+    }
+
+    /// The comments on a CRM entity's timeline (`crm.timeline.comment.add`), oldest first.
+    pub fn timeline_comments(&self, entity_type: &str, id: u64) -> Vec<String> {
+        let Some(et) = crate::state::crm::EntityType::parse(entity_type) else { return Vec::new() };
+        let portal = self.shared.portal();
+        portal.crm.comments.values().filter(|c| c.entity_type == et && c.entity_id == id).map(|c| c.comment.clone()).collect()
+    }
+
     /// The Open Lines chat of a customer on a line, if it exists.
     pub fn chat_of_customer(&self, line_id: u64, phone: &str) -> Option<u64> {
         let digits = crate::state::openlines::phone_digits(phone);

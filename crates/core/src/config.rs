@@ -24,6 +24,7 @@ use crate::domain::secret::Secret;
 mod access;
 mod chatbot;
 mod cost;
+mod crm;
 mod health;
 mod sources;
 mod window;
@@ -31,6 +32,7 @@ mod window;
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
 pub use cost::{CostSettings, DEFAULT_RATE_LIMIT_NOTICE, RateLimit};
+pub use crm::{CrmSettings, CsatSettings, DEFAULT_CSAT_PROMPT, TimelineMode, UnboundPolicy};
 pub use health::HealthSettings;
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
@@ -188,6 +190,16 @@ pub mod vars {
     pub const OLBRIDGE_CANARY_TIMEOUT_SEC: &str = "OLBRIDGE_CANARY_TIMEOUT_SEC";
     /// `olbridge serve` runs the canary this often, seconds (default 0: never).
     pub const OLBRIDGE_CANARY_EVERY_SEC: &str = "OLBRIDGE_CANARY_EVERY_SEC";
+    /// A chat bound to no CRM entity: `leave` (default) or `create_lead`.
+    pub const OLBRIDGE_CRM_UNBOUND: &str = "OLBRIDGE_CRM_UNBOUND";
+    /// Bot turns on the CRM timeline: `off`, `turn` or `session` (default).
+    pub const OLBRIDGE_CRM_TIMELINE: &str = "OLBRIDGE_CRM_TIMELINE";
+    /// `session` mode writes the condensed comment after this many quiet seconds (default 600).
+    pub const OLBRIDGE_CRM_TIMELINE_QUIET_SEC: &str = "OLBRIDGE_CRM_TIMELINE_QUIET_SEC";
+    /// Ask for CSAT after every Nth bot answer of a chat (0: never, the default).
+    pub const OLBRIDGE_CSAT_EVERY: &str = "OLBRIDGE_CSAT_EVERY";
+    /// The CSAT prompt's text.
+    pub const OLBRIDGE_CSAT_PROMPT: &str = "OLBRIDGE_CSAT_PROMPT";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -265,6 +277,11 @@ pub mod vars {
         OLBRIDGE_CANARY_DIALOG,
         OLBRIDGE_CANARY_TIMEOUT_SEC,
         OLBRIDGE_CANARY_EVERY_SEC,
+        OLBRIDGE_CRM_UNBOUND,
+        OLBRIDGE_CRM_TIMELINE,
+        OLBRIDGE_CRM_TIMELINE_QUIET_SEC,
+        OLBRIDGE_CSAT_EVERY,
+        OLBRIDGE_CSAT_PROMPT,
     ];
 }
 
@@ -448,6 +465,10 @@ pub struct Config {
     pub access: AccessSettings,
     /// The deep health check and the canary.
     pub health: HealthSettings,
+    /// The CRM binding and timeline.
+    pub crm: CrmSettings,
+    /// The CSAT prompt.
+    pub csat: CsatSettings,
 }
 
 /// The customer-facing text sent when the chat goes to a human.
@@ -634,7 +655,13 @@ impl Config {
         let chatbot = chatbot::read(&mut r);
         let access = access::read(&mut r);
         let health = health::read(&mut r);
-        if r.problems.is_empty() { Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, health }) } else { Err(ConfigError(r.problems)) }
+        let crm = crm::read(&mut r);
+        let csat = crm::read_csat(&mut r);
+        if r.problems.is_empty() {
+            Ok(Self { portal, bot, conversation, runner, aws, sources, chatbot, access, health, crm, csat })
+        } else {
+            Err(ConfigError(r.problems))
+        }
     }
 
     /// Checks what `olbridge serve` needs beyond what parses: a portal, a bot to call, a way to

@@ -6,13 +6,14 @@
 //!   FAQ cache's rules (`faq`), the PHP-bracket form parser. No I/O.
 //! - [`ports`]: the capabilities use cases need, as small traits, one file each (`IdempotencyStore`,
 //!   `JobSink`, `WorkQueue`, `DeadLetters`, `ChatStore`, `ProfileStore`, `TurnLog`, `MetaStore`,
-//!   `AnswerCache`, `UsageCounters`, `Portal`, `Bot`, `Clock`).
+//!   `AnswerCache`, `UsageCounters`, `Portal`, `CrmPortal`, `TimelineOutbox`, `Bot`, `Clock`).
 //! - [`memory`]: in-memory adapters for every storage port; the reference semantics.
 //! - [`b24`]: the Bitrix24 REST client (envelopes, errors, client-side rate limit, retries, batch,
 //!   pagination) and the `Portal` adapters over it.
 //! - [`bot`]: the bot contract on the wire and its HTTP adapter.
 //! - [`usecase`]: `receive` (verify, de-duplicate, enqueue), `process` (one chat's jobs as turns),
-//!   `job` (what becomes of a job after a turn), `health` (the deep health check) and `canary` (the
+//!   `job` (what becomes of a job after a turn), `crm` (the chat's CRM binding and the timeline
+//!   outbox), `csat` (the rating prompt), `health` (the deep health check) and `canary` (the
 //!   synthetic canary), shared by the local runner and the Lambdas.
 //! - [`metrics`]: the metrics catalogue (names, units, dimensions) and the pure functions that
 //!   turn turns and received events into metric values; `infra/metrics.json` mirrors it.

@@ -59,6 +59,8 @@ pub enum Dimension {
     Result,
     /// A Bitrix24 REST method.
     Method,
+    /// A customer's CSAT answer (`up`, `down`).
+    Answer,
 }
 
 impl Dimension {
@@ -69,6 +71,7 @@ impl Dimension {
             Self::Reason => "Reason",
             Self::Result => "Result",
             Self::Method => "Method",
+            Self::Answer => "Answer",
         }
     }
 }
@@ -117,6 +120,10 @@ pub enum Metric {
     Escalations,
     /// Worker: one per SQS record, by what became of it.
     WorkerRecords,
+    /// Worker: HTTP requests to the portal, per turn that counted them.
+    TurnRestCalls,
+    /// Worker: one per consumed CSAT answer, by answer.
+    CsatAnswers,
     /// Reserved: Bitrix24 REST calls, by method.
     RestCalls,
     /// Poller: messages a pass enqueued (found by polling, or recovered by reconciliation).
@@ -155,6 +162,9 @@ pub struct MetricDef {
 
 /// The outcome names ([`TurnOutcome::name`]), the values of `Turns`' `Outcome`.
 pub const OUTCOMES: &[&str] = &["answered", "cached", "rate_limited", "silent", "handed_off", "fallback", "gave_up", "window_closed", "ignored"];
+
+/// The values of `CsatAnswers`' `Answer`.
+pub const CSAT_ANSWERS: &[&str] = &["up", "down"];
 
 /// The handoff rules ([`crate::domain::turn::HandoffReason::rule`]), the values of
 /// `Escalations`' `Reason`.
@@ -216,7 +226,7 @@ const RECORD_RESULTS: &[&str] = &["done", "given_up", "poison", "unsupported", "
 
 impl Metric {
     /// Every metric, in the catalogue's order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::Events,
         Self::Turns,
         Self::EndToEndLatency,
@@ -225,6 +235,8 @@ impl Metric {
         Self::BotAttempts,
         Self::Escalations,
         Self::WorkerRecords,
+        Self::TurnRestCalls,
+        Self::CsatAnswers,
         Self::RestCalls,
         Self::PollerRecovered,
         Self::PollerFailed,
@@ -276,6 +288,18 @@ impl Metric {
             Self::WorkerRecords => {
                 ("WorkerRecords", Count, E::Worker, &[D::Result], Some(RECORD_RESULTS), true, "one SQS record handled by the worker, by what became of it")
             }
+            Self::TurnRestCalls => {
+                ("TurnRestCalls", Count, E::Worker, &[], None, true, "HTTP requests to the portal one turn made, retries included (turns that counted them)")
+            }
+            Self::CsatAnswers => (
+                "CsatAnswers",
+                Count,
+                E::Worker,
+                &[D::Answer],
+                Some(CSAT_ANSWERS),
+                true,
+                "one customer's answer to the CSAT prompt after a bot answer: up (1, it helped) or down (2)",
+            ),
             Self::RestCalls => ("RestCalls", Count, E::Worker, &[D::Method], None, false, "one Bitrix24 REST call, by method (reserved)"),
             Self::PollerRecovered => (
                 "PollerRecovered",
@@ -383,6 +407,14 @@ pub fn turn(record: &TurnRecord) -> Vec<Datum> {
     }
     if let Some(reason) = escalation_reason(&record.outcome) {
         data.push(Datum::one(Metric::Escalations, Dimension::Reason, reason));
+    }
+    if let Some(n) = record.trace.rest_calls {
+        data.push(Datum::plain(Metric::TurnRestCalls, f64::from(n)));
+    }
+    match record.trace.csat.as_deref() {
+        Some("up") => data.push(Datum::one(Metric::CsatAnswers, Dimension::Answer, "up")),
+        Some("down") => data.push(Datum::one(Metric::CsatAnswers, Dimension::Answer, "down")),
+        _ => {}
     }
     data
 }

@@ -70,11 +70,35 @@ pub enum Command {
         /// The dialog, e.g. chat97669.
         dialog: String,
     },
-    /// Show the message log: recent turns and p50/p95 latencies.
+    /// Show the KPIs per line and day (outcome shares, success and escalation rates, p50/p95,
+    /// REST calls per answer, CSAT) and recent turns. Definitions: docs/metrics.md.
     Stats {
         /// How many recent turns to list.
         #[arg(long, default_value_t = 10)]
         recent: usize,
+        /// From when: a duration back from now (`24h`, `7d`, `90m`) or a UTC date or time
+        /// (`2026-11-01`, `2026-11-01T08:00:00Z`). Default: 7 days.
+        #[arg(long, value_parser = crate::admin::kpi::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this line's turns.
+        #[arg(long)]
+        line: Option<u64>,
+        /// Print JSON (one object: the groups and the total) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained HTML report of the KPIs with inline SVG charts (no network needed to
+    /// view it).
+    Report {
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        html: std::path::PathBuf,
+        /// From when (as for `stats`). Default: 30 days.
+        #[arg(long, value_parser = crate::admin::kpi::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this line's turns.
+        #[arg(long)]
+        line: Option<u64>,
     },
     /// List turns that were given up (the dead-letter store), or put them back with --redrive.
     DeadLetters {
@@ -184,7 +208,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { dialog } => crate::admin::tty::chat(&config, &dialog).await,
         Command::Send { dialog, text } => crate::admin::tty::send(&config, &dialog, &text).await,
         Command::Handback { dialog } => crate::admin::tty::handback(&config, &dialog).await,
-        Command::Stats { recent } => crate::admin::local::stats(&config, recent).await,
+        Command::Stats { recent, since, line, json } => crate::admin::kpi::stats(&config, crate::admin::kpi::Filter { since, line }, recent, json).await,
+        Command::Report { html, since, line } => crate::admin::report::write(&config, crate::admin::kpi::Filter { since, line }, &html).await,
         Command::DeadLetters { redrive, all } => {
             let which = match (redrive, all) {
                 (None, _) => None,

@@ -2,8 +2,8 @@
 //! the local runner.
 //!
 //! # Modules
-//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`; `cost` for the
-//! FAQ answer cache and the usage counters), `schema` (versioned
+//! One file per port (`idempotency`, `queue`, `chat`, `profile`, `log`, `privacy`, `timeline`; `cost`
+//! for the FAQ answer cache and the usage counters), `schema` (versioned
 //! migrations) and `admin` (dead letters, retention). Every port passes core's contract suites
 //! (`tests/contract.rs`).
 //!
@@ -54,6 +54,7 @@ mod queue;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};

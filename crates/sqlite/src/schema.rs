@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// Each step's SQL, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -200,4 +200,27 @@ CREATE TABLE usage_counters (
     PRIMARY KEY (subject, name)
 ) WITHOUT ROWID;
 CREATE INDEX usage_counters_expires_at ON usage_counters (expires_at);
+";
+
+/// Version 5: the CRM timeline's outbox. A comment (`crm_comments`) gathers lines
+/// (`crm_lines`), one per turn; the timeline loop writes what is due and deletes the lines it
+/// wrote, so a line appended meanwhile waits for the next write.
+const V5: &str = "
+CREATE TABLE crm_comments (
+    comment_key TEXT PRIMARY KEY,
+    entity_type TEXT NOT NULL,
+    entity_id   INTEGER NOT NULL,
+    due_at      INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+) WITHOUT ROWID;
+CREATE INDEX crm_comments_due ON crm_comments (due_at);
+CREATE TABLE crm_lines (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    comment_key TEXT NOT NULL,
+    turn_key    TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    UNIQUE (comment_key, turn_key)
+);
 ";

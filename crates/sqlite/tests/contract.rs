@@ -68,3 +68,9 @@ async fn sqlite_cost_contract() {
     let root = tempfile::tempdir().expect("tempdir");
     contract::cost::run_all(fresh(root.path())).await;
 }
+
+#[tokio::test]
+async fn sqlite_timeline_contract() {
+    let root = tempfile::tempdir().expect("tempdir");
+    contract::timeline::run_all(fresh(root.path())).await;
+}

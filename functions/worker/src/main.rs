@@ -34,6 +34,7 @@ async fn main() -> Result<(), Error> {
     // the webhook's user.
     let portal = olbridge_core::b24::portal::for_mode(config, client)?;
     let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)?);
+    let csat = olbridge_core::usecase::csat::Csat::new(store.clone(), config.csat.clone()).map(Arc::new);
     let process = Deps {
         idempotency: store.clone(),
         chats: store.clone(),
@@ -45,6 +46,10 @@ async fn main() -> Result<(), Error> {
         bot,
         clock: Arc::new(SystemClock),
         settings: ProcessSettings::from_config(config),
+        // The CRM timeline's durable outbox exists only in the local runner so far: on AWS the
+        // bot request carries the event's own binding and nothing is written to the CRM.
+        crm: None,
+        csat,
     };
     let visibility = Arc::new(SqsVisibility::new(aws_sdk_sqs::Client::new(sdk), queue_url));
     let deps = WorkerDeps::new(process, JobPolicy::from_config(config), visibility, Emf::stdout());

@@ -288,6 +288,9 @@ impl B24Client {
 
     /// One HTTP attempt, no retry, slot taken at `sent_at` (the limiter's clock).
     pub(crate) async fn post(&self, method: &str, params: &Value, attempt: u32, sent_at: f64) -> Result<Page<Value>, B24Error> {
+        // Counted for the task that sends the request; a coalesced call is counted by its caller
+        // (the driver's task has no scope), see `coalesce`.
+        super::usage::add(1);
         let span = tracing::info_span!("b24.call", method, attempt, status = tracing::field::Empty, latency_ms = tracing::field::Empty);
         let started = Instant::now();
         let outcome = async {

@@ -42,8 +42,13 @@ pub const MAX_IN_FLIGHT: usize = 4;
 struct Pending {
     method: String,
     params: Value,
-    reply: oneshot::Sender<Result<Page<Value>, B24Error>>,
+    reply: oneshot::Sender<Answer>,
 }
+
+/// A call's answer, and whether its caller pays for the request that carried it: the first call
+/// of each request does, so the requests counted by every turn's [`super::usage`] add up to the
+/// requests the portal saw.
+type Answer = (Result<Page<Value>, B24Error>, bool);
 
 /// The queue of calls waiting for a slot, and the drivers that send them.
 #[derive(Default)]
@@ -90,7 +95,13 @@ impl B24Client {
         let (reply, answer) = oneshot::channel();
         coalescer.queue().push_back(Pending { method: method.to_owned(), params: params.clone(), reply });
         self.kick(coalescer);
-        answer.await.unwrap_or_else(|_| Err(B24Error::local(method, ErrorKind::Retryable, codes::NOT_AN_ENVELOPE, "the request was dropped before an answer")))
+        let (result, pays) = answer.await.unwrap_or_else(|_| {
+            (Err(B24Error::local(method, ErrorKind::Retryable, codes::NOT_AN_ENVELOPE, "the request was dropped before an answer")), false)
+        });
+        if pays {
+            super::usage::add(1);
+        }
+        result
     }
 
     /// Starts a driver if fewer than [`MAX_IN_FLIGHT`] run.
@@ -130,7 +141,7 @@ impl B24Client {
             if let [one] = calls.as_slice() {
                 let result = self.post(&one.method, &one.params, 1, sent_at).await;
                 if let Some(one) = calls.into_iter().next() {
-                    let _ = one.reply.send(result);
+                    let _ = one.reply.send((result, true));
                 }
                 continue;
             }
@@ -149,8 +160,8 @@ impl B24Client {
         tracing::debug!(calls = calls.len(), "coalesced calls into one batch");
         match self.post("batch", &body, 1, sent_at).await {
             Err(e) => {
-                for call in calls {
-                    let _ = call.reply.send(Err(B24Error { method: call.method.clone(), ..e.clone() }));
+                for (i, call) in calls.into_iter().enumerate() {
+                    let _ = call.reply.send((Err(B24Error { method: call.method.clone(), ..e.clone() }), i == 0));
                 }
             }
             Ok(page) => {
@@ -159,7 +170,7 @@ impl B24Client {
                 let (results, errors, times) = (by_id("result"), by_id("result_error"), by_id("result_time"));
                 let (totals, nexts) = (by_id("result_total"), by_id("result_next"));
                 let find = |list: &[(String, Value)], id: &str| list.iter().find(|(k, _)| k == id).map(|(_, v)| v.clone());
-                for (id, call) in ids.iter().zip(calls) {
+                for (i, (id, call)) in ids.iter().zip(calls).enumerate() {
                     if let Some(time) = find(&times, id) {
                         self.record_operating(&call.method, Some(&time));
                     }
@@ -175,7 +186,7 @@ impl B24Client {
                         // not known to have run, like a lost response.
                         Err(B24Error::local(&call.method, ErrorKind::Retryable, codes::NOT_AN_ENVELOPE, "the batch answered nothing for this command"))
                     };
-                    let _ = call.reply.send(answer);
+                    let _ = call.reply.send((answer, i == 0));
                 }
             }
         }

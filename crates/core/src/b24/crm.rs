@@ -1,13 +1,25 @@
 //! Typed CRM calls (contract §7). CRM methods take lowercase top-level keys (`id`, `fields`), and
 //! `crm.timeline.comment.add` accepts only a lowercase `fields`. Their errors may have an empty code
 //! (`{"error": "", "error_description": "Not found"}`), which classifies as permanent.
+//!
+//! [`RestCrm`] is the [`CrmPortal`] port over the client: the chat's binding from
+//! `imopenlines.dialog.get`, a lead through `imopenlines.crm.lead.create`, and timeline comments at
+//! background priority. Each is one ordinary REST call through [`B24Client`], so the client's rate
+//! budget applies, and so would its coalescing of concurrent writes into one `batch`.
 
+use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::B24Client;
+use super::client::{B24Client, Replay};
 use super::de;
 use super::error::{B24Error, ErrorKind, codes};
+use super::imopenlines::DialogLookup;
+use super::ratelimit::Priority;
+use crate::domain::ids::ChatId;
+use crate::domain::message::CrmBinding;
+use crate::domain::parse::lines::{SessionData, crm_links};
+use crate::ports::{CrmPortal, DialogCrm, PortalError};
 
 /// A CRM entity type as timeline methods name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,9 +113,60 @@ impl B24Client {
         positive("crm.timeline.comment.add", &v)
     }
 
+    /// `crm.timeline.comment.add` at background priority: it waits for headroom in the rate
+    /// budget instead of taking a reply's slot. Not replayed after a timeout or a 5xx.
+    pub async fn crm_timeline_comment_add_background(&self, entity: CrmEntityType, entity_id: u64, comment: &str) -> Result<u64, B24Error> {
+        const METHOD: &str = "crm.timeline.comment.add";
+        let p = json!({"fields": {"ENTITY_ID": entity_id, "ENTITY_TYPE": entity.as_str(), "COMMENT": comment}});
+        let page = self.send_at(METHOD, &p, Replay::IfNotApplied, Priority::Background).await?;
+        positive(METHOD, &page.result)
+    }
+
+    /// `imopenlines.crm.lead.create`: Bitrix24 creates a lead for the chat and binds it. Only the
+    /// session's current operator may call it (`ERROR_USER_NOT_OPERATOR` otherwise).
+    pub async fn imopenlines_crm_lead_create(&self, chat: ChatId) -> Result<bool, B24Error> {
+        self.call_no_replay("imopenlines.crm.lead.create", &json!({"CHAT_ID": chat.get()})).await
+    }
+
     /// `crm.lead.get`. A missing lead is a permanent error with an empty code ("Not found").
     pub async fn crm_lead_get(&self, id: u64) -> Result<Lead, B24Error> {
         self.call("crm.lead.get", &json!({"id": id})).await
+    }
+}
+
+/// The [`CrmPortal`] over the REST client (any mode: the calls run as the webhook's user).
+#[derive(Debug, Clone)]
+pub struct RestCrm {
+    client: B24Client,
+}
+
+impl RestCrm {
+    /// CRM calls through `client`.
+    pub fn new(client: B24Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl CrmPortal for RestCrm {
+    async fn binding(&self, chat: ChatId) -> Result<DialogCrm, PortalError> {
+        let dialog = self.client.imopenlines_dialog_get(&DialogLookup::Chat(chat)).await?;
+        let session = SessionData::parse(&dialog.entity_data_1);
+        // The session string names the entity the session is about; the links string is read
+        // when the session string names none (a line with CRM off still shows links).
+        let binding = session.crm.or_else(|| crm_links(&dialog.entity_data_2));
+        Ok(DialogCrm { session_id: session.session_id, binding })
+    }
+
+    async fn create_lead(&self, chat: ChatId) -> Result<(), PortalError> {
+        self.client.imopenlines_crm_lead_create(chat).await?;
+        Ok(())
+    }
+
+    async fn timeline_comment(&self, entity: &CrmBinding, text: &str) -> Result<u64, PortalError> {
+        let kind = CrmEntityType::parse(&entity.entity_type)
+            .ok_or_else(|| B24Error::local("crm.timeline.comment.add", ErrorKind::Permanent, codes::UNEXPECTED_RESULT, "unknown CRM entity type"))?;
+        Ok(self.client.crm_timeline_comment_add_background(kind, entity.entity_id, text).await?)
     }
 }
 

@@ -8,7 +8,9 @@
 //!   that yields to replies when the budget is short.
 //! - [`client`]: [`B24Client`]: envelopes, retries through [`crate::retry`], pagination, tracing.
 //! - [`batch`]: up to 50 commands per request, PHP-style `cmd` encoding, per-command errors.
-//! - [`im`], [`imbot`], [`imopenlines`], [`crm`]: typed calls with typed results.
+//! - [`im`], [`imbot`], [`imopenlines`], [`crm`]: typed calls with typed results; [`crm`] also
+//!   holds [`crm::RestCrm`], the `CrmPortal` adapter.
+//! - [`usage`]: the per-turn count of HTTP requests for the message record.
 //! - [`de`]: tolerant deserializers for v1's string-or-number ids and `Y`/`N` flags.
 //! - [`portal`]: [`BotPortal`] (a v1 Open Lines bot) and [`OperatorPortal`] (the service user);
 //!   [`portal_v2`]: [`BotV2Portal`] (a Chatbots 2.0 Open Lines bot, also the fetch-mode event feed).
@@ -35,6 +37,7 @@ pub mod pace;
 pub mod portal;
 pub mod portal_v2;
 pub mod ratelimit;
+pub mod usage;
 pub mod webhook;
 
 pub use batch::{Batch, BatchResult};

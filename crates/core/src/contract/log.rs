@@ -22,6 +22,7 @@ fn record(name: &str, received_ms: i64, total_ms: i64, bot_ms: Option<u64>, outc
         outcome,
         timings: TurnTimings { received_at: t_ms(received_ms), started_at: t_ms(received_ms + 50), bot_ms, finished_at: t_ms(received_ms + total_ms) },
         bot_attempts: 2,
+        trace: Default::default(),
     }
 }
 

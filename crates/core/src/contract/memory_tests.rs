@@ -46,3 +46,8 @@ async fn memory_privacy() {
 async fn memory_cost() {
     super::cost::run_all(fresh).await;
 }
+
+#[tokio::test]
+async fn memory_timeline() {
+    super::timeline::run_all(|| async { crate::memory::MemoryOutbox::new() }).await;
+}

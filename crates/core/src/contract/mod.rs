@@ -25,6 +25,7 @@ pub mod meta;
 pub mod privacy;
 pub mod profile;
 pub mod queue;
+pub mod timeline;
 
 #[cfg(test)]
 mod memory_tests;

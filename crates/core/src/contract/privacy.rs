@@ -50,6 +50,7 @@ fn turn(chat_n: u64, secs: i64) -> TurnRecord {
         outcome: TurnOutcome::Answered { reply_ids: MessageId::new(9).into_iter().collect() },
         timings: TurnTimings { received_at: t(secs), started_at: t(secs), bot_ms: Some(5), finished_at: t(secs + 1) },
         bot_attempts: 1,
+        trace: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The pure domain: identifiers, the message model, events, turns, profiles and the rules that
-//! decide what to do. Nothing here does I/O.
+//! decide what to do, and the KPI definitions (`kpi`). Nothing here does I/O.
 
 pub mod allowlist;
 pub mod escalation;
@@ -8,6 +8,7 @@ pub mod faq;
 pub mod form;
 pub mod history;
 pub mod ids;
+pub mod kpi;
 pub mod message;
 pub mod parse;
 pub mod profile;

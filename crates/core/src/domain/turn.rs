@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::escalation::{EscalationMatch, EscalationRule};
 use super::ids::{DedupKey, MessageId};
-use super::message::InboundMessage;
+use super::message::{CrmBinding, InboundMessage};
 
 /// Why a chat went to a human.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,4 +234,41 @@ pub struct TurnRecord {
     pub timings: TurnTimings,
     /// Bot calls made.
     pub bot_attempts: u32,
+    /// Where the turn belongs (line, CRM entity) and what it cost; absent in records written
+    /// before it existed.
+    #[serde(default)]
+    pub trace: TurnTrace,
+}
+
+/// The per-message record's context beyond outcome and timings: which line and CRM entity the
+/// turn belongs to, so the CRM timeline and the per-line statistics can point at them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnTrace {
+    /// The Open Lines line of the chat, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_id: Option<u64>,
+    /// The CRM entity the chat was bound to when the turn ran (`imopenlines.dialog.get`
+    /// `entity_data_1/2`, or the event's copy of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<CrmBinding>,
+    /// The customer's (first) message as the portal timestamped it (the event's `ts` or the
+    /// message's date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<DateTime<Utc>>,
+    /// The (last) bot call started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_started_at: Option<DateTime<Utc>>,
+    /// The (last) bot call ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_finished_at: Option<DateTime<Utc>>,
+    /// The last reply chunk (or notice) was confirmed by the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_posted_at: Option<DateTime<Utc>>,
+    /// HTTP requests to the portal the turn made (retries included; this attempt only, a resumed
+    /// turn counts again from zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_calls: Option<u32>,
+    /// The CSAT answer to this turn's bot answer (`up`/`down`), once the customer gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<String>,
 }

@@ -28,6 +28,9 @@ mod meta;
 mod privacy;
 mod profile;
 mod queue;
+mod timeline;
+
+pub use timeline::MemoryOutbox;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};

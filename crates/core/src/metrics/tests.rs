@@ -163,6 +163,7 @@ fn record_with(outcome: TurnOutcome, bot_ms: Option<u64>, bot_attempts: u32) -> 
         outcome,
         timings: TurnTimings { received_at: t(0), started_at: t_ms(40), bot_ms, finished_at: t_ms(2_500) },
         bot_attempts,
+        trace: Default::default(),
     }
 }
 

@@ -13,6 +13,8 @@
 //! | [`AnswerCache`] | the FAQ answer cache: normalised question → the bot's cacheable reply, with the line's knowledge-base version | memory, SQLite, DynamoDB |
 //! | [`UsageCounters`] | atomic, idempotent counters per phone or chat (rate limits, the daily bot-call cap) | memory, SQLite, DynamoDB |
 //! | [`MetaStore`] | small named values with compare-and-set (the pinned portal, poller cursors) | memory, SQLite, DynamoDB |
+//! | [`CrmPortal`] | the chat's CRM binding, creating a lead, timeline comments | [`crate::b24::crm::RestCrm`] |
+//! | [`TimelineOutbox`] | timeline comments waiting to be written, durably | memory, SQLite |
 //! | [`Portal`] | what the worker does on Bitrix24 | the REST client's adapters in [`crate::b24`] |
 //! | [`ChatFeed`] | what the pollers read on Bitrix24: recent chats, messages after a cursor, the user's event log | [`crate::b24::feed::RestFeed`] |
 //! | [`EventFeed`] | a Chatbots 2.0 bot's event queue, read by offset (fetch mode) | [`crate::b24::BotV2Portal`] |
@@ -30,6 +32,7 @@ mod bot_events;
 mod cache;
 mod chat;
 mod clock;
+mod crm;
 mod feed;
 mod idempotency;
 mod log;
@@ -45,6 +48,7 @@ pub use bot_events::{EventFeed, FeedEvent, FeedPage};
 pub use cache::{AnswerCache, CacheLookup, CachedAnswer};
 pub use chat::{ChatMode, ChatStore, HistoryTurn};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use crm::{CrmPortal, DialogCrm, PendingComment, TimelineLine, TimelineOutbox};
 pub use feed::{ChatFeed, ChatMessages, EventPage, FeedChat, FeedMessage, FeedUser, MessagesWanted, Pressure};
 pub use idempotency::{Admission, Claim, ClaimRecord, IdempotencyStore, RecordPhase};
 pub use log::{LogStats, TurnLog};

@@ -12,10 +12,14 @@
 //!   doctor --json` and the poller's health invocation report.
 //! - [`canary`]: the synthetic canary: a test message through a test dialog, timed until the bot's
 //!   reply.
+//! - [`crm`]: the chat's CRM binding and the turn's line on its timeline, written later from a
+//!   durable outbox so a CRM failure never holds up a reply.
 //! - [`poll`]: finding messages by reading the portal (operator mode, and push mode's
 //!   reconciliation), enqueued through `receive::enqueue` with the push path's key.
 
 pub mod canary;
+pub mod crm;
+pub mod csat;
 pub mod fetch;
 pub mod health;
 pub mod job;

@@ -1,51 +1,17 @@
-//! Reports and requests on the local store: `olbridge stats`, `dead-letters` and `privacy`
-//! (`export`, `erase`, and `forget`, erase's alias).
+//! Reports and requests on the local store: `olbridge dead-letters` and `privacy`
+//! (`export`, `erase`, and `forget`, erase's alias); `stats` and `report` are in `kpi` and `report`.
 //!
 //! They open the store next to a running bridge (SQLite in WAL mode allows it) without taking the
 //! bridge's exclusive lock and without recovering its in-flight work.
 
 use std::process::ExitCode;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use olbridge_core::config::Config;
 use olbridge_core::domain::ids::{DedupKey, Phone};
-use olbridge_core::ports::{DeadLetters, Privacy, TurnLog};
+use olbridge_core::ports::{DeadLetters, Privacy};
 
 use olbridge_sqlite::{Compacted, SqliteStore};
-
-/// `olbridge stats`: the last day's turns by outcome, latency percentiles, and recent turns.
-pub async fn stats(config: &Config, recent: usize) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open_for_admin(&config.runner.data_dir)?;
-    let since = Utc::now() - Duration::hours(24);
-    let s = store.stats(since).await?;
-    crate::outln!("last 24 h: {} turns", s.turns)?;
-    for (outcome, n) in &s.by_outcome {
-        crate::outln!("  {outcome:<12} {n}")?;
-    }
-    let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
-    crate::outln!("received -> answered   p50 {}  p95 {}", ms(s.p50_ms), ms(s.p95_ms))?;
-    // The overhead is everything but the bot's time: a quiet window, when configured, is in it.
-    let window = config.conversation.burst_window;
-    let note = if window.is_zero() { String::new() } else { format!("  (includes the {} ms quiet window, OLBRIDGE_BURST_MS)", window.as_millis()) };
-    crate::outln!("bridge's own overhead  p50 {}  p95 {}{note}", ms(s.overhead_p50_ms), ms(s.overhead_p95_ms))?;
-    let rows = store.recent(recent).await?;
-    if !rows.is_empty() {
-        crate::outln!("\nrecent turns (newest first):")?;
-    }
-    for r in rows {
-        let total = (r.timings.finished_at - r.timings.received_at).num_milliseconds();
-        crate::outln!(
-            "  {}  {:<10} {:<10} {:>6} ms (bot {} ms, {} call(s))",
-            r.timings.received_at.format("%Y-%m-%d %H:%M:%S"),
-            r.dialog,
-            r.outcome.name(),
-            total,
-            r.timings.bot_ms.unwrap_or(0),
-            r.bot_attempts
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
 
 /// `olbridge dead-letters`: turns that were given up, with why; `--redrive` puts them back (their
 /// keys reopened), so they are processed again once the cause is fixed.

@@ -4,6 +4,8 @@
 pub mod canary;
 pub mod doctor;
 pub mod doctor_v2;
+pub mod kpi;
 pub mod local;
 pub mod register;
+pub mod report;
 pub mod tty;

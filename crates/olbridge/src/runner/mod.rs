@@ -7,13 +7,15 @@
 //! the tests all use. The mode (`OLBRIDGE_MODE`) decides who the worker posts as (the bot, or in
 //! operator mode the webhook's user), what the poller does (operator polling, or reconciliation
 //! beside push and fetch mode), and whether the `fetch` loop pulls a Chatbots 2.0 bot's events
-//! instead of the receiver getting them pushed.
+//! instead of the receiver getting them pushed. A timeline task writes the CRM timeline comments
+//! the turns leave in the store's outbox (`timeline`).
 
 mod fetch;
 mod http;
 mod listener;
 mod poller;
 mod refusals;
+mod timeline;
 
 pub use listener::{LISTEN_BACKLOG, bind};
 mod worker;
@@ -23,10 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use olbridge_core::b24::crm::RestCrm;
 use olbridge_core::b24::{B24Client, ClientOptions, RestFeed};
 use olbridge_core::bot::http::HttpBot;
 use olbridge_core::config::{Config, Mode, PollSource};
 use olbridge_core::ports::{Clock, MetaStore, SystemClock, WorkQueue};
+use olbridge_core::usecase::crm::CrmLink;
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::poll::{Policy, PollDeps, PollSettings, Poller};
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
@@ -120,6 +124,9 @@ impl Bridge {
             ..Retention::default()
         };
         tasks.spawn(maintenance(Arc::clone(&store), retention, Arc::clone(&shared.deps.clock), stopped.clone()));
+        if let Some(link) = shared.deps.crm.clone().filter(|l| l.settings().timeline != olbridge_core::config::TimelineMode::Off) {
+            tasks.spawn(timeline::run(link, Arc::clone(&shared.deps.clock), stopped.clone()));
+        }
         if let (Some((poller, plan)), Some(status)) = (poll, shared.poll_status.clone()) {
             tasks.spawn(poller::run(Arc::clone(&shared), poller, plan, status, stopped.clone()));
         }
@@ -195,6 +202,7 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)
             .map_err(|e| anyhow::anyhow!("BOT_HTTP_URL/BOT_HTTP_AUTH: {e}"))?,
     );
+    let crm = Arc::new(CrmLink::new(Arc::new(RestCrm::new(client.clone())), store.clone(), config.crm));
     let deps = Deps {
         idempotency: store.clone(),
         chats: store.clone(),
@@ -206,6 +214,8 @@ fn build_shared(config: &Config, store: &Arc<SqliteStore>, clock: Arc<dyn Clock>
         bot,
         clock: Arc::clone(&clock),
         settings: ProcessSettings::from_config(config),
+        crm: Some(crm),
+        csat: olbridge_core::usecase::csat::Csat::new(store.clone(), config.csat.clone()).map(Arc::new),
     };
     let pin = MemberPin::new(config.portal.member_id.clone(), store.clone());
     let receiver =

@@ -138,6 +138,8 @@ fn setup_with(chat5_failures: u32, panic_on: Option<&'static str>) -> Setup {
         bot: Arc::new(PanickyBot { echo: FakeBot::new(), panic_on }),
         clock: Arc::new(ManualClock::new(now())),
         settings: ProcessSettings::from_config(&config),
+        crm: None,
+        csat: None,
     };
     let visibility = Arc::new(FakeVisibility::default());
     let (emf, captured) = Emf::capture();

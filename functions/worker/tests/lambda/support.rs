@@ -262,6 +262,8 @@ impl World {
             bot: Arc::new(bot),
             clock: Arc::new(clock.clone()),
             settings,
+            crm: None,
+            csat: None,
         };
         let policy = JobPolicy {
             max_failures: 5,

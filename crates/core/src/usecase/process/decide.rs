@@ -97,8 +97,10 @@ async fn ask(
 
     let typing = spawn_typing(deps, turn.dialog);
     let started = Instant::now();
+    turn.bot_started_at = Some(deps.clock.now());
     let result = ask_bot(turn, &request).await;
     typing.abort();
+    turn.bot_finished_at = Some(deps.clock.now());
     turn.bot_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
 
     match result {

@@ -11,7 +11,7 @@ use crate::domain::history::cap_history_text;
 use crate::domain::ids::{DedupKey, Phone, SessionId};
 use crate::domain::message::{IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
-use crate::domain::turn::{HandoffReason, TurnOutcome, TurnRecord, TurnTimings};
+use crate::domain::turn::{HandoffReason, TurnOutcome, TurnRecord, TurnTimings, TurnTrace};
 use crate::ports::{Claim, HistoryTurn, PortalErrorKind, StoreError, Transfer};
 
 /// Steps 4 and 5: posts what was decided and transfers when needed.
@@ -42,6 +42,7 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
                 turn.progress.sending = false;
                 turn.progress.sent += 1;
                 turn.progress.posted_ids.push(id);
+                turn.reply_posted_at = Some(deps.clock.now());
                 turn.checkpoint().await?;
             }
             // Credentials or scopes: nothing about this turn is wrong; it fails and is retried,
@@ -160,14 +161,49 @@ pub(super) async fn finish(
         outcome: outcome.clone(),
         timings: TurnTimings { received_at, started_at, bot_ms: turn.bot_ms, finished_at: now },
         bot_attempts: turn.progress.bot_attempts,
+        trace: TurnTrace {
+            line_id: messages.iter().find_map(|m| m.lines.line_id).map(|l| l.get()),
+            crm: turn.crm.clone(),
+            event_at: messages.first().map(|m| m.sent_at),
+            bot_started_at: turn.bot_started_at,
+            bot_finished_at: turn.bot_finished_at,
+            reply_posted_at: turn.reply_posted_at,
+            rest_calls: crate::b24::usage::current(),
+            csat: None,
+        },
     };
     deps.log.record(&record).await?;
+    note_timeline(turn, messages, outcome, now).await;
     for key in &turn.keys {
         complete(turn, key, outcome).await?;
     }
     let total_ms = started.elapsed().as_millis();
     info!(dialog = %turn.dialog, outcome = outcome.name(), messages = turn.keys.len(), bot_attempts = turn.progress.bot_attempts, turn_ms = total_ms as u64, "turn finished");
     Ok(())
+}
+
+/// Leaves the turn's line for the bound entity's timeline in the durable outbox; the comment is
+/// written later by the timeline loop. A store failure here is logged, not returned: the reply is
+/// out, and retrying the turn for a timeline line would risk more than it saves.
+async fn note_timeline(turn: &Turn<'_>, messages: &[&InboundMessage], outcome: &TurnOutcome, now: DateTime<Utc>) {
+    let (Some(link), Some(entity)) = (&turn.deps.crm, &turn.crm) else { return };
+    let bot = match &turn.progress.answer {
+        Some(a) => a.chunks.iter().take(turn.progress.sent).map(String::as_str).collect(),
+        None => Vec::new(),
+    };
+    let note = crate::usecase::crm::TurnNote {
+        turn_key: turn.primary.to_string(),
+        chat: turn.chat,
+        session: turn.session,
+        entity,
+        customer: messages.iter().map(|m| m.text.as_str()).collect(),
+        bot,
+        outcome,
+        at: now,
+    };
+    if let Err(e) = link.note_turn(&note).await {
+        warn!(dialog = %turn.dialog, error = %e, "cannot queue the turn's CRM timeline line; it is not written");
+    }
 }
 
 /// How often a profile write is retried when another turn wrote the profile meanwhile.

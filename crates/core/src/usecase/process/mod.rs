@@ -24,7 +24,9 @@
 //!    up on the portal before being sent again; a reply the portal refuses for good hands the chat
 //!    to a human (`deliver`);
 //! 5. transfer to an operator when decided, and remember the session is human;
-//! 6. record history, profile and the per-message log, and mark every key done.
+//! 6. record history, profile and the per-message log (with the turn's CRM entity, resolved before
+//!    the bot is asked: `crate::usecase::crm`), leave the turn's line for the CRM timeline in its
+//!    outbox, and mark every key done.
 //!
 //! When a step fails in a way worth retrying, the turn's keys are released (their progress kept),
 //! so the retry can start as soon as its backoff ends instead of waiting for a lease; the jobs
@@ -155,6 +157,11 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub settings: ProcessSettings,
+    /// The CRM binding and timeline (`None`: the event's own binding is passed to the bot, and
+    /// nothing is written to the CRM).
+    pub crm: Option<Arc<crate::usecase::crm::CrmLink>>,
+    /// The CSAT prompt (`None`: off).
+    pub csat: Option<Arc<crate::usecase::csat::Csat>>,
 }
 
 impl std::fmt::Debug for Deps {

@@ -97,7 +97,8 @@ async fn step(deps: &Deps, jobs: &[Job], i: usize, owner: &Owner, give_up: Optio
     }
 
     let received_at = members.iter().map(|&j| jobs[j].received_at).min().unwrap_or(head.received_at);
-    match run_turn(deps, owner, claimed, received_at, give_up).await {
+    // REST calls are counted per turn for its record (`crate::b24::usage`).
+    match crate::b24::usage::scope(run_turn(deps, owner, claimed, received_at, give_up)).await {
         Ok(turn) => {
             for (j, job) in jobs.iter().enumerate() {
                 if members.contains(&j) || turn.keys.contains(&job.key) {

@@ -48,6 +48,8 @@ pub(super) fn world() -> World {
         bot: bot.clone(),
         clock: Arc::new(clock.clone()),
         settings,
+        crm: None,
+        csat: None,
     };
     World { store, portal, bot, clock, deps }
 }

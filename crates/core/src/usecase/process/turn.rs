@@ -8,9 +8,9 @@ use tracing::info;
 
 use super::{Deps, Owner, ProcessError, decide, deliver};
 use crate::domain::ids::{ChatId, DedupKey, DialogId, MessageId, SessionId};
-use crate::domain::message::{IgnoreReason, InboundMessage};
+use crate::domain::message::{CrmBinding, IgnoreReason, InboundMessage};
 use crate::domain::profile::Profile;
-use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings};
+use crate::domain::turn::{HandoffReason, TurnOutcome, TurnProgress, TurnRecord, TurnTimings, TurnTrace};
 use crate::domain::window::{self, Block};
 use crate::ports::{ChatMode, StoreError};
 
@@ -46,6 +46,12 @@ pub(super) struct Turn<'a> {
     pub(super) profile: Option<Profile>,
     /// The latest WhatsApp block date of the turn's messages (each customer message moves it).
     pub(super) block: Option<Block>,
+    /// The CRM entity the chat is bound to for this turn.
+    pub(super) crm: Option<CrmBinding>,
+    /// When the bot call of this attempt started and ended, and the last post was confirmed.
+    pub(super) bot_started_at: Option<DateTime<Utc>>,
+    pub(super) bot_finished_at: Option<DateTime<Utc>>,
+    pub(super) reply_posted_at: Option<DateTime<Utc>>,
 }
 
 impl Turn<'_> {
@@ -139,6 +145,13 @@ pub(super) async fn run_turn(
             outcome: outcome.clone(),
             timings: TurnTimings { received_at, started_at, bot_ms: None, finished_at: now },
             bot_attempts: 0,
+            trace: TurnTrace {
+                line_id: m.lines.line_id.map(|l| l.get()),
+                crm: m.lines.crm.clone(),
+                event_at: Some(m.sent_at),
+                rest_calls: crate::b24::usage::current(),
+                ..TurnTrace::default()
+            },
         };
         deps.log.record(&record).await?;
         deps.idempotency.complete(&m.dedup_key(), &owner.id, &outcome, now).await?;
@@ -159,6 +172,12 @@ pub(super) async fn run_turn(
     }
     let mut messages: Vec<InboundMessage> = vec![first.clone()];
     messages.extend(progress.merged.iter().cloned());
+    let session = messages.last().and_then(|m| m.lines.session_id).or(first.lines.session_id);
+    // The bot request carries the binding; a lookup's failure leaves the turn unbound, not stuck.
+    let crm = binding(deps, &messages, session).await;
+    for m in &mut messages {
+        m.lines.crm.clone_from(&crm);
+    }
     let last = messages.last().cloned().unwrap_or_else(|| first.clone());
 
     let mut turn = Turn {
@@ -168,29 +187,118 @@ pub(super) async fn run_turn(
         keys: messages.iter().map(InboundMessage::dedup_key).collect(),
         chat: first.chat_id,
         dialog: first.dialog_id,
-        session: last.lines.session_id.or(first.lines.session_id),
+        session,
         last_message: last.message_id,
         progress,
         bot_ms: None,
         profile: None,
         block: window::latest(messages.iter().map(|m| m.lines.window.as_ref())).cloned(),
+        crm,
+        bot_started_at: None,
+        bot_finished_at: None,
+        reply_posted_at: None,
     };
     if !composed && turn.keys.len() > 1 {
         turn.checkpoint().await?;
     }
     let messages: Vec<&InboundMessage> = messages.iter().collect();
+    if !composed
+        && give_up.is_none()
+        && let Some(outcome) = csat_answer(&turn, &messages, received_at, started_at).await?
+    {
+        done.keys.extend(turn.keys.iter().cloned());
+        done.outcomes.push(outcome);
+        return Ok(done);
+    }
 
     if let Some(reason) = give_up {
         abandon(&mut turn, reason).await?;
     }
     let outcome = match decide::decide(&mut turn, &messages).await? {
         Some(outcome) => outcome,
-        None => deliver::deliver(&mut turn).await?,
+        None => {
+            csat_prompt(&mut turn).await?;
+            deliver::deliver(&mut turn).await?
+        }
     };
+    csat_answered(&turn, &outcome).await;
     deliver::finish(&turn, &messages, &outcome, received_at, started_at, started).await?;
     done.keys.extend(turn.keys.iter().cloned());
     done.outcomes.push(outcome);
     Ok(done)
+}
+
+/// A turn that is only the customer's answer to a pending CSAT prompt is consumed: recorded as
+/// `ignored` (reason `csat`, with the answer), never sent to the bot (`crate::usecase::csat`).
+async fn csat_answer(
+    turn: &Turn<'_>,
+    messages: &[&InboundMessage],
+    received_at: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+) -> Result<Option<TurnOutcome>, ProcessError> {
+    let deps = turn.deps;
+    let Some(csat) = &deps.csat else { return Ok(None) };
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    let Some(answer) = csat.consume(turn.chat, &texts).await else { return Ok(None) };
+    info!(dialog = %turn.dialog, csat = answer.as_str(), "the customer rated the bot's answer");
+    let now = deps.clock.now();
+    let outcome = TurnOutcome::Ignored { reason: "csat".into() };
+    let first = messages.first().copied();
+    let record = TurnRecord {
+        keys: turn.keys.clone(),
+        dialog: turn.dialog.to_string(),
+        session_id: turn.session.map(SessionId::get),
+        outcome: outcome.clone(),
+        timings: TurnTimings { received_at, started_at, bot_ms: None, finished_at: now },
+        bot_attempts: 0,
+        trace: TurnTrace {
+            line_id: first.and_then(|m| m.lines.line_id).map(|l| l.get()),
+            crm: turn.crm.clone(),
+            event_at: first.map(|m| m.sent_at),
+            rest_calls: crate::b24::usage::current(),
+            csat: Some(answer.as_str().to_owned()),
+            ..TurnTrace::default()
+        },
+    };
+    deps.log.record(&record).await?;
+    for key in &turn.keys {
+        deps.idempotency.complete(key, &turn.owner.id, &outcome, now).await?;
+    }
+    Ok(Some(outcome))
+}
+
+/// Puts the CSAT prompt after a bot answer that is due one (never with a handoff), checkpointed
+/// with the answer so it is posted exactly once.
+async fn csat_prompt(turn: &mut Turn<'_>) -> Result<(), StoreError> {
+    let Some(csat) = turn.deps.csat.clone() else { return Ok(()) };
+    let p = &turn.progress;
+    let answer = p.answer.as_ref().is_some_and(|a| !a.chunks.is_empty() && !a.handoff);
+    if !answer || p.handoff.is_some() || p.notice.is_some() || p.sent > 0 || !csat.due(turn.chat).await {
+        return Ok(());
+    }
+    turn.progress.notice = Some(csat.prompt().to_owned());
+    turn.checkpoint().await
+}
+
+/// Counts a posted bot answer for the CSAT frequency, and remembers a posted prompt.
+async fn csat_answered(turn: &Turn<'_>, outcome: &TurnOutcome) {
+    let Some(csat) = &turn.deps.csat else { return };
+    if !matches!(outcome, TurnOutcome::Answered { .. }) {
+        return;
+    }
+    let chunks = turn.progress.answer.as_ref().map_or(0, |a| a.chunks.len());
+    let prompted = turn.progress.handoff.is_none() && turn.progress.notice.as_deref() == Some(csat.prompt()) && turn.progress.sent > chunks;
+    csat.answered(turn.chat, prompted).await;
+}
+
+/// The CRM entity of the turn's chat: the event's own entity fields when they name one, else the
+/// CRM link's per-session lookup (`crate::usecase::crm`).
+async fn binding(deps: &Deps, messages: &[InboundMessage], session: Option<SessionId>) -> Option<CrmBinding> {
+    let from_event = messages.iter().rev().find_map(|m| m.lines.crm.clone());
+    let Some(link) = &deps.crm else { return from_event };
+    let chat = messages.first()?.chat_id;
+    let has_fields = messages.iter().any(|m| m.lines.session_id.is_some());
+    link.resolve(chat, session, from_event.as_ref(), has_fields).await
 }
 
 /// Turns the turn into a give-up: nothing more of the bot's answer is posted, the customer gets the
