@@ -27,7 +27,7 @@ export interface MonitoringProps {
 }
 
 /** Turn outcomes that count as done right (docs/metrics.md, "Reply success rate"). */
-export const SUCCESS_OUTCOMES = ['answered', 'silent', 'handed_off'];
+export const SUCCESS_OUTCOMES = ['answered', 'cached', 'silent', 'handed_off'];
 /** Turn outcomes where the customer got the fallback message instead of an answer. */
 export const FAILURE_OUTCOMES = ['fallback', 'gave_up'];
 /** Escalation reasons that are failures, already watched by the fallback alarm. */
@@ -179,8 +179,8 @@ export class Monitoring extends Construct {
   }
 
   /**
-   * Reply success rate, percent: (answered + silent + handed_off) / every answerable turn (all
-   * outcomes but `ignored`), as docs/metrics.md defines it. A period with fewer than `minTurns`
+   * Reply success rate, percent: (answered + cached + silent + handed_off) / every answerable turn (all
+   * outcomes but `ignored`, `window_closed` and `rate_limited`), as docs/metrics.md defines it. A period with fewer than `minTurns`
    * answerable turns counts as 100 (too few to judge).
    */
   replySuccessRate(period: Duration, minTurns: number): cw.MathExpression {
@@ -205,8 +205,6 @@ export class Monitoring extends Construct {
       new cw.GraphWidget({ title, left, width: 8, height: 6, ...extra });
 
     const pct = (name: string, stat: string) => cat.metric(name, { statistic: stat, period: five, label: `${name} ${stat}` });
-    const answered = cat.metric('Turns', { dimensions: { Outcome: 'answered' }, period: five });
-    const restSearch = `SEARCH('{${cat.namespace},${cat.def('RestCalls').dimensionSets[0].join(',')}} MetricName="RestCalls"', 'Sum', 300)`;
     const errorRate = Object.entries(functions)
       .filter(([n]) => n !== 'rotator')
       .map(([n, f], i) =>
@@ -253,14 +251,8 @@ export class Monitoring extends Construct {
         ],
         { right: [queue.metricApproximateAgeOfOldestMessage({ period: five, statistic: 'Maximum', label: 'oldest (s)' })] },
       ),
-      graph('REST calls per answered turn', [
-        new cw.MathExpression({
-          expression: `SUM(${restSearch}) / a`,
-          usingMetrics: { a: answered },
-          period: five,
-          label: 'REST calls / answered',
-        }),
-      ]),
+      // Requests the portal counted, per turn: a batch counts once, for the first call it carried.
+      graph('REST calls per turn', [cat.metric('TurnRestCalls', { statistic: 'Average', period: five, label: 'REST calls per turn (average)' })]),
       graph('Events received, by result', Object.values(cat.byValue('Events', 'Result', 'v', five)), { stacked: true }),
     );
     d.addWidgets(

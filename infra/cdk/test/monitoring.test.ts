@@ -82,7 +82,7 @@ describe('alarms', () => {
     const expression = success.Metrics.find((m: any) => m.Expression).Expression as string;
     assert.match(expression, /^IF\(/);
     const outcomes = success.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.MetricStat.Metric.Dimensions[0].Value).sort();
-    assert.deepEqual(outcomes, ['answered', 'fallback', 'gave_up', 'handed_off', 'silent']);
+    assert.deepEqual(outcomes, ['answered', 'cached', 'fallback', 'gave_up', 'handed_off', 'silent'], 'rate_limited, window_closed and ignored are not answerable');
   });
 
   test('with the canary on, canary-failed sums CanaryFailed over 15 minutes, and is explained in docs/deploy.md', () => {
@@ -126,14 +126,14 @@ describe('dashboard', () => {
     const titles = widgets.map((w: any) => w.properties?.title).filter(Boolean);
     for (const t of [
       'Latency: end to end (ms)', 'Latency: bridge overhead and bot (ms)', 'Reply success rate (%)', 'Error rate (%)',
-      'Escalations by reason', 'Queue depth', 'REST calls per answered turn', 'Alarms',
+      'Escalations by reason', 'Queue depth', 'REST calls per turn', 'Alarms',
     ]) {
       assert.ok(titles.includes(t), `a "${t}" widget`);
     }
     const alarmWidget = widgets.find((w: any) => w.type === 'alarm');
     assert.equal(alarmWidget.properties.alarms.length, ALARMS.length);
     const used = dashboardMetrics(defaults().template).map((m) => m.name);
-    for (const m of ['EndToEndLatency', 'BridgeOverhead', 'Turns', 'Escalations', 'RestCalls', 'ApproximateAgeOfOldestMessage']) {
+    for (const m of ['EndToEndLatency', 'BridgeOverhead', 'Turns', 'Escalations', 'TurnRestCalls', 'ApproximateAgeOfOldestMessage']) {
       assert.ok(used.includes(m), `the dashboard graphs ${m}`);
     }
   });
