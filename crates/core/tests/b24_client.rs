@@ -73,6 +73,33 @@ async fn concurrent_calls_waiting_for_the_budget_share_batches() {
     assert_eq!((stats.requests, stats.calls), (requests, 200));
 }
 
+/// A background call (a timeline comment, a poller's read) waiting for headroom rides along in a
+/// batch sent for essential calls: it costs the portal no request of its own.
+#[tokio::test]
+async fn a_background_call_rides_along_in_a_batch_sent_for_essential_ones() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    // Essential calls may fill the bucket to 2, background ones only to 1: after two calls, the
+    // essential ones get a slot after 2 s, a background one would wait 4 s.
+    let plan = RatePlan { per_sec: 0.5, burst: 2, optional_reserve: 1, adaptive: true };
+    let c = client(&demo.webhook_url, plan, RetryPolicy::none());
+    for _ in 0..2 {
+        c.call::<Value>("profile", &json!({})).await.expect("profile");
+    }
+    let background = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call_background::<Value>("scope", &json!({})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let essential = fire(&c, 3, "profile").await;
+    assert!(essential.iter().all(Result::is_ok), "{essential:?}");
+    assert!(background.await.expect("task").is_ok());
+    let calls = emu.calls();
+    let scope: Vec<_> = calls.iter().filter(|c| c.method == "scope").collect();
+    assert_eq!(scope.len(), 1);
+    assert!(scope[0].in_batch, "the background call went in the essential calls' batch");
+    assert_eq!(calls.iter().filter(|c| !c.in_batch).count(), 3, "two calls alone, then one batch of four");
+}
+
 /// A batch that ran but whose response was lost (it came after the client's timeout): each creating
 /// call gets the timeout back, unreplayed (its caller reconciles, as after a lost single post);
 /// each idempotent one is retried. Nothing is posted twice.

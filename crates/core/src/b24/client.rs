@@ -254,10 +254,13 @@ impl B24Client {
     /// Sends with retries at `priority` (essential or background); the raw envelope.
     pub(crate) async fn send_at(&self, method: &str, params: &Value, replay: Replay, priority: Priority) -> Result<Page<Value>, B24Error> {
         check_params(method, params)?;
-        if let (Priority::Essential, Some(coalescer), false) = (priority, self.coalescer(), method == "batch") {
+        if let (Some(coalescer), false) = (self.coalescer(), method == "batch") {
             let op = |_attempt: u32| async move {
                 self.operating_gate(method).await;
-                self.coalesced(coalescer, method, params).await
+                match priority {
+                    Priority::Background => self.ride(coalescer, method, params).await,
+                    _ => self.coalesced(coalescer, method, params).await,
+                }
             };
             return retry(&self.inner.options.retry, op, |e: &B24Error| verdict(e, replay)).await.map_err(|x| x.last);
         }

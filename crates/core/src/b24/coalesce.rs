@@ -20,9 +20,14 @@
 //!   whose call was taken by another driver costs nothing.
 //!
 //! Up to [`MAX_IN_FLIGHT`] drivers run at once, so one slow request does not hold up the others.
+//!
+//! **Riders.** Background calls (the pollers' reads, the CRM timeline's comments) wait for headroom
+//! in the budget as before, but meanwhile they also wait here: a batch being sent for essential calls
+//! takes them along when it has room, so a timeline comment written while replies go out costs no
+//! request of its own. A rider whose headroom comes first is sent alone, as without coalescing.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Map, Value};
@@ -40,6 +45,8 @@ pub const MAX_IN_FLIGHT: usize = 4;
 
 /// A call waiting for a slot.
 struct Pending {
+    /// Tells a rider's own entry from the others.
+    id: u64,
     method: String,
     params: Value,
     reply: oneshot::Sender<Answer>,
@@ -54,6 +61,9 @@ type Answer = (Result<Page<Value>, B24Error>, bool);
 #[derive(Default)]
 pub(crate) struct Coalescer {
     queue: Mutex<VecDeque<Pending>>,
+    /// Background calls that may ride along in a batch sent for essential ones.
+    riders: Mutex<VecDeque<Pending>>,
+    next_id: AtomicU64,
     drivers: AtomicUsize,
     /// Requests sent and commands carried, for metrics and benchmarks.
     requests: AtomicUsize,
@@ -65,18 +75,30 @@ impl Coalescer {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn riders(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+        self.riders.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Takes up to 50 calls whose callers still wait (a caller that gave up is dropped here, so
-    /// its call is never sent).
+    /// its call is never sent): essential ones first, then riders to fill the batch. Riders alone
+    /// make no batch.
     fn take(&self) -> Vec<Pending> {
-        let mut queue = self.queue();
         let mut out = Vec::new();
-        while out.len() < Batch::MAX_COMMANDS {
-            let Some(p) = queue.pop_front() else { break };
-            if !p.reply.is_closed() {
-                out.push(p);
-            }
+        fill(&mut self.queue(), &mut out);
+        if !out.is_empty() {
+            fill(&mut self.riders(), &mut out);
         }
         out
+    }
+}
+
+/// Moves calls whose callers still wait from `queue` to `out`, up to a batch's 50.
+fn fill(queue: &mut VecDeque<Pending>, out: &mut Vec<Pending>) {
+    while out.len() < Batch::MAX_COMMANDS {
+        let Some(p) = queue.pop_front() else { break };
+        if !p.reply.is_closed() {
+            out.push(p);
+        }
     }
 }
 
@@ -93,15 +115,36 @@ impl B24Client {
     /// Sends `method` through the coalescer, once (the caller retries): answered as if sent alone.
     pub(crate) async fn coalesced(&self, coalescer: &Coalescer, method: &str, params: &Value) -> Result<Page<Value>, B24Error> {
         let (reply, answer) = oneshot::channel();
-        coalescer.queue().push_back(Pending { method: method.to_owned(), params: params.clone(), reply });
+        let id = coalescer.next_id.fetch_add(1, Ordering::Relaxed);
+        coalescer.queue().push_back(Pending { id, method: method.to_owned(), params: params.clone(), reply });
         self.kick(coalescer);
-        let (result, pays) = answer.await.unwrap_or_else(|_| {
-            (Err(B24Error::local(method, ErrorKind::Retryable, codes::NOT_AN_ENVELOPE, "the request was dropped before an answer")), false)
-        });
-        if pays {
-            super::usage::add(1);
+        settle(method, answer.await)
+    }
+
+    /// Sends background call `method` once: with a batch sent for essential calls if one has room
+    /// before the budget has headroom for it, else alone (see the module's "Riders").
+    pub(crate) async fn ride(&self, coalescer: &Coalescer, method: &str, params: &Value) -> Result<Page<Value>, B24Error> {
+        let (reply, mut answer) = oneshot::channel();
+        let id = coalescer.next_id.fetch_add(1, Ordering::Relaxed);
+        coalescer.riders().push_back(Pending { id, method: method.to_owned(), params: params.clone(), reply });
+        tokio::select! {
+            biased;
+            carried = &mut answer => return settle(method, carried),
+            _ = self.limiter().acquire(Priority::Background) => {}
         }
-        result
+        // Headroom came first: send it alone, unless a driver took it meanwhile.
+        let mine = {
+            let mut riders = coalescer.riders();
+            riders.iter().position(|p| p.id == id).and_then(|i| riders.remove(i))
+        };
+        if mine.is_none() {
+            self.limiter().refund().await;
+            return settle(method, answer.await);
+        }
+        coalescer.requests.fetch_add(1, Ordering::Relaxed);
+        coalescer.commands.fetch_add(1, Ordering::Relaxed);
+        let sent_at = self.limiter().now();
+        self.post(method, params, 1, sent_at).await
     }
 
     /// Starts a driver if fewer than [`MAX_IN_FLIGHT`] run.
@@ -197,6 +240,16 @@ impl B24Client {
         self.coalescer()
             .map_or_else(CoalesceStats::default, |c| CoalesceStats { requests: c.requests.load(Ordering::Relaxed), calls: c.commands.load(Ordering::Relaxed) })
     }
+}
+
+/// A call's result from its answer, counting the request for the caller's turn when it pays.
+fn settle(method: &str, answer: Result<Answer, oneshot::error::RecvError>) -> Result<Page<Value>, B24Error> {
+    let (result, pays) = answer
+        .unwrap_or_else(|_| (Err(B24Error::local(method, ErrorKind::Retryable, codes::NOT_AN_ENVELOPE, "the request was dropped before an answer")), false));
+    if pays {
+        super::usage::add(1);
+    }
+    result
 }
 
 /// A per-command map of a batch response. PHP writes an empty map as `[]`, and a map whose keys are
