@@ -289,3 +289,17 @@ impl TimelineOutbox for DynamoStore {
         Ok(total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ids_are_the_turns_and_sort_by_time() {
+        let at = |ms| DateTime::<Utc>::from_timestamp_millis(ms).expect("time");
+        assert_eq!(line_id("k1", at(1_000)), line_id("k1", at(1_000)), "every attempt of a turn names the same line");
+        assert_ne!(line_id("k1", at(1_000)), line_id("k2", at(1_000)));
+        assert!(line_id("zz", at(1_000)) < line_id("aa", at(1_001)), "time first");
+        assert!(line_id("k", at(1_800_000_000_000)) > 0, "no overflow for present-day times");
+    }
+}
