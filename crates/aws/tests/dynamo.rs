@@ -112,6 +112,12 @@ async fn cost_contract() {
     contract::cost::run_all(|| fresh(&cfg)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timeline_contract() {
+    let cfg = moto().await;
+    contract::timeline::run_all(|| fresh(&cfg)).await;
+}
+
 /// Records the DynamoDB operation of every request sent (retries included).
 #[derive(Debug, Clone, Default)]
 struct Requests(Arc<Mutex<Vec<String>>>);

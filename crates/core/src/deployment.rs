@@ -92,6 +92,9 @@ pub const FUNCTIONS: &[Function] = &[
             (OLBRIDGE_RATE_LIMIT_WINDOW_SEC, Env),
             (OLBRIDGE_RATE_LIMIT_NOTICE, Env),
             (OLBRIDGE_DAILY_BOT_CALLS, Env),
+            (OLBRIDGE_CRM_UNBOUND, Env),
+            (OLBRIDGE_CRM_TIMELINE, Env),
+            (OLBRIDGE_CRM_TIMELINE_QUIET_SEC, Env),
         ],
     },
     Function {
@@ -116,6 +119,8 @@ pub const FUNCTIONS: &[Function] = &[
             (B24_OPERATING_LIMIT_SEC, Env),
             (B24_RATE_PER_SEC, Env),
             (B24_RATE_BURST, Env),
+            // The CRM timeline pass (functions/poller/src/work.rs).
+            (OLBRIDGE_CRM_TIMELINE, Env),
             // The health and canary invocations (functions/poller/src/probe.rs).
             (BOT_HTTP_URL, Env),
             (OLBRIDGE_FALLBACK_MESSAGE, Env),

@@ -1,7 +1,8 @@
 //! `olbridge-poller`: the scheduled Lambda function (EventBridge, every minute) that reads the
 //! portal instead of being told — operator mode's only source of messages, fetch mode's reader of
 //! the bot's queue, and push mode's safety net (reconciliation: Bitrix24 never resends a lost
-//! event).
+//! event). In every mode it also writes the CRM timeline comments the worker's turns left in the
+//! table's outbox (unless `OLBRIDGE_CRM_TIMELINE=off`).
 //!
 //! # Modules
 //! - [`work`]: what a run does in each mode, built once per instance from the configuration — the
@@ -21,7 +22,8 @@
 //!   scheduled event -> take the lease (compare-and-set; busy: log and return at once)
 //!     -> loop until deadline - margin:
 //!          renew the lease; run the due task's pass (operator traversal or event log,
-//!          reconciliation, fetch tick); log its report; sleep until the next task is due
+//!          reconciliation, fetch tick, CRM timeline drain); log its report; sleep until the
+//!          next task is due
 //!     -> release the lease; PollerRecovered / PollerFailed as one EMF line
 //! ```
 //! The passes are core's (`olbridge_core::usecase::poll`, `olbridge_core::usecase::fetch`): they

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     let config = &setup.config;
     let store = setup.store()?;
     let sink = setup.sink()?;
-    let stores = Stores { idempotency: store.clone(), chats: store.clone(), meta: store.clone(), sink: sink.clone() };
+    let stores = Stores { idempotency: store.clone(), chats: store.clone(), meta: store.clone(), sink: sink.clone(), timeline: store.clone() };
     let webhook = config.portal.webhook.clone().ok_or("B24_WEBHOOK_BASE is not configured")?;
     // One rate budget for the portal, shared through the table by every concurrent instance of
     // every function that calls it (olbridge_aws::setup::shared_rate_limiter).

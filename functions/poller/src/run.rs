@@ -14,8 +14,10 @@
 //!
 //! # Failures
 //! A failed pass is logged and counted; the run goes on (the next pass may succeed). A run whose
-//! passes all failed counts as failed (`PollerFailed`), and so does a run whose lease could not be
-//! read or written — the only case that is also the invocation's error.
+//! polling passes all failed counts as failed (`PollerFailed`), and so does a run whose lease could
+//! not be read or written — the only case that is also the invocation's error. The CRM timeline
+//! passes are counted apart (`comments`, `timeline_failed`): a comment that cannot be written is
+//! retried with backoff from the outbox and never fails the run.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,6 +29,7 @@ use lambda_runtime::Context;
 use olbridge_aws::emf::Emf;
 use olbridge_core::metrics;
 use olbridge_core::ports::{Clock, StoreError};
+use olbridge_core::usecase::crm::{DrainPolicy, drain};
 use olbridge_core::usecase::poll::PassReport;
 use serde::Serialize;
 use serde_json::json;
@@ -89,7 +92,7 @@ pub enum RunReport {
 /// The sums of a run's passes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
-    /// Passes run (traversals, event-log reads, fetch ticks).
+    /// Passes run (traversals, event-log reads, fetch ticks; not the timeline's).
     pub passes: usize,
     /// Passes that failed (or were cut off at the deadline).
     pub failed: usize,
@@ -101,6 +104,11 @@ pub struct Totals {
     pub duplicates: usize,
     /// Events the fetch ticks queued.
     pub fetched: usize,
+    /// CRM timeline comments the timeline passes wrote. Timeline passes are counted apart from
+    /// the polling passes: a drain that works must not hide a run whose polling all failed.
+    pub comments: usize,
+    /// Timeline passes that failed (the outbox could not be used, or the deadline cut them off).
+    pub timeline_failed: usize,
     /// The lease was taken over by another invocation during the run (it had expired).
     pub lost_lease: bool,
 }
@@ -201,16 +209,17 @@ async fn passes(deps: &PollerDeps, invocation: &Invocation, mut held: Held, star
             Err(e) => return (totals, Err(e.into())),
         }
         let task = &deps.work.tasks[i];
+        let polling = !matches!(task, Task::Timeline { .. });
         let began = tokio::time::Instant::now();
         let wait = match tokio::time::timeout(to_std(cut_at - now), pass(task, deps, &mut totals)).await {
             Ok(wait) => wait,
             Err(_) => {
-                warn!(task = task.name(), "a pass was cut off at the deadline; what it did not enqueue is found again by the next run");
-                totals.failed += 1;
+                warn!(task = task.name(), "a pass was cut off at the deadline; what it did not enqueue (or write) is found again by the next run");
+                *if polling { &mut totals.failed } else { &mut totals.timeline_failed } += 1;
                 None
             }
         };
-        totals.passes += 1;
+        totals.passes += usize::from(polling);
         longest = longest.max(began.elapsed());
         due[i] = if once { None } else { Some(deps.clock.now() + chrono::Duration::from_std(wait.unwrap_or_else(|| interval(task))).unwrap_or_default()) };
     }
@@ -223,6 +232,7 @@ fn interval(task: &Task) -> Duration {
     match task {
         Task::Traverse { poller, every, .. } | Task::Events { poller, every, .. } => poller.pace(*every),
         Task::Fetch { fetcher } => fetcher.settings.idle,
+        Task::Timeline { every, .. } => *every,
     }
 }
 
@@ -253,6 +263,20 @@ async fn pass(task: &Task, deps: &PollerDeps, totals: &mut Totals) -> Option<Dur
             Err(e) => {
                 warn!(task = name, error = %e, retryable = e.is_retryable(), "fetch failed; nothing is acknowledged, the next tick reads the events again");
                 totals.failed += 1;
+                None
+            }
+        },
+        Task::Timeline { portal, outbox, .. } => match drain(portal.as_ref(), outbox.as_ref(), deps.clock.now(), DrainPolicy::default()).await {
+            Ok(done) => {
+                if done.written + done.failed > 0 {
+                    info!(task = name, written = done.written, failed = done.failed, "pass");
+                }
+                totals.comments += done.written;
+                None
+            }
+            Err(e) => {
+                warn!(task = name, error = %e, "the CRM timeline outbox could not be read or updated; the next pass tries again");
+                totals.timeline_failed += 1;
                 None
             }
         },

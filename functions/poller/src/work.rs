@@ -7,6 +7,10 @@
 //! | `push` | reconciliation every `OLBRIDGE_RECONCILE_SEC` (none when it is 0) |
 //! | `fetch` | a Chatbots 2.0 fetch tick (`imbot.v2.Event.get`) every `B24_POLL_SEC`, and reconciliation |
 //!
+//! In every mode, unless `OLBRIDGE_CRM_TIMELINE=off`, a timeline pass every [`TIMELINE_EVERY`]
+//! writes the CRM timeline comments the worker's turns left in the table's outbox
+//! (`olbridge_core::usecase::crm::drain`, at background priority, failures retried with backoff).
+//!
 //! Built once per Lambda instance by [`work`] from the configuration, the REST client and the
 //! stores; what the passes enqueue goes through the [`JobSink`] (the SQS FIFO queue the receiver
 //! uses too) with the receiver's keys, so a message push and polling both saw is answered once.
@@ -15,12 +19,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use olbridge_core::b24::crm::RestCrm;
 use olbridge_core::b24::{B24Client, BotV2Portal, RestFeed};
-use olbridge_core::config::{Config, Mode, PollSource, vars};
-use olbridge_core::ports::{ChatStore, Clock, IdempotencyStore, JobSink, MetaStore};
+use olbridge_core::config::{Config, Mode, PollSource, TimelineMode, vars};
+use olbridge_core::ports::{ChatStore, Clock, CrmPortal, IdempotencyStore, JobSink, MetaStore, TimelineOutbox};
 use olbridge_core::usecase::fetch::{DEFAULT_LIMIT, FetchSettings, Fetcher};
 use olbridge_core::usecase::poll::{Policy, PollDeps, PollSettings, Poller};
 use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
+
+/// How often a run drains the CRM timeline outbox (what is not due yet waits for a later pass).
+pub const TIMELINE_EVERY: Duration = Duration::from_secs(5);
 
 /// One kind of pass, with its schedule.
 pub enum Task {
@@ -47,6 +55,15 @@ pub enum Task {
         /// The fetcher (boxed: it is much larger than the other tasks).
         fetcher: Box<Fetcher>,
     },
+    /// The CRM timeline: writes the comments due in the outbox.
+    Timeline {
+        /// The portal's CRM calls.
+        portal: Arc<dyn CrmPortal>,
+        /// The outbox the worker appends to.
+        outbox: Arc<dyn TimelineOutbox>,
+        /// The interval.
+        every: Duration,
+    },
 }
 
 impl Task {
@@ -56,6 +73,7 @@ impl Task {
             Self::Traverse { name, .. } => name,
             Self::Events { .. } => "events",
             Self::Fetch { .. } => "fetch",
+            Self::Timeline { .. } => "timeline",
         }
     }
 }
@@ -66,6 +84,7 @@ impl std::fmt::Debug for Task {
             Self::Traverse { every, name, .. } => f.debug_struct("Traverse").field("name", name).field("every", every).finish_non_exhaustive(),
             Self::Events { every, .. } => f.debug_struct("Events").field("every", every).finish_non_exhaustive(),
             Self::Fetch { fetcher } => f.debug_struct("Fetch").field("settings", &fetcher.settings).finish(),
+            Self::Timeline { every, .. } => f.debug_struct("Timeline").field("every", every).finish_non_exhaustive(),
         }
     }
 }
@@ -75,7 +94,8 @@ impl std::fmt::Debug for Task {
 pub struct Work {
     /// The mode they came from.
     pub mode: Mode,
-    /// The tasks (empty: push mode with reconciliation off; a run then does nothing).
+    /// The tasks (empty: push mode with reconciliation off and the timeline off; a run then does
+    /// nothing).
     pub tasks: Vec<Task>,
 }
 
@@ -90,6 +110,8 @@ pub struct Stores {
     pub meta: Arc<dyn MetaStore>,
     /// Where jobs go.
     pub sink: Arc<dyn JobSink>,
+    /// The CRM timeline outbox the worker appends to.
+    pub timeline: Arc<dyn TimelineOutbox>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -158,6 +180,10 @@ pub fn work(config: &Config, client: &B24Client, stores: &Stores, clock: Arc<dyn
             tasks.push(Task::Fetch { fetcher: Box::new(Fetcher { feed, meta: Arc::clone(&stores.meta), receiver, settings }) });
             reconcile(&mut tasks)?;
         }
+    }
+    if config.crm.timeline != TimelineMode::Off {
+        let portal = Arc::new(RestCrm::new(client.clone()));
+        tasks.push(Task::Timeline { portal, outbox: Arc::clone(&stores.timeline), every: TIMELINE_EVERY });
     }
     Ok(Work { mode, tasks })
 }

@@ -9,9 +9,12 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use olbridge_aws::emf::Emf;
 use olbridge_aws::setup::Setup;
+use olbridge_core::b24::crm::RestCrm;
 use olbridge_core::b24::{B24Client, ClientOptions};
 use olbridge_core::bot::http::HttpBot;
+use olbridge_core::config::TimelineMode;
 use olbridge_core::ports::SystemClock;
+use olbridge_core::usecase::crm::CrmLink;
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_worker::visibility::SqsVisibility;
@@ -32,9 +35,13 @@ async fn main() -> Result<(), Error> {
     let client = B24Client::with_limiter(webhook.clone(), ClientOptions::from_config(config), setup.shared_rate_limiter(&webhook)?)?;
     // The same choice the local runner makes: the bot (v1 or Chatbots 2.0), or in operator mode
     // the webhook's user.
-    let portal = olbridge_core::b24::portal::for_mode(config, client)?;
+    let portal = olbridge_core::b24::portal::for_mode(config, client.clone())?;
     let bot = Arc::new(HttpBot::new(bot_url, config.bot.auth.clone(), config.bot.hmac_secret.clone(), config.bot.timeout)?);
     let csat = olbridge_core::usecase::csat::Csat::new(store.clone(), config.csat.clone()).map(Arc::new);
+    // The CRM binding and the timeline's outbox in the table; the poller writes the comments.
+    // With OLBRIDGE_CRM_TIMELINE=off nothing is looked up or written (the bot request carries the
+    // event's own binding).
+    let crm = (config.crm.timeline != TimelineMode::Off).then(|| Arc::new(CrmLink::new(Arc::new(RestCrm::new(client)), store.clone(), config.crm)));
     let process = Deps {
         idempotency: store.clone(),
         chats: store.clone(),
@@ -46,9 +53,7 @@ async fn main() -> Result<(), Error> {
         bot,
         clock: Arc::new(SystemClock),
         settings: ProcessSettings::from_config(config),
-        // The CRM timeline's durable outbox exists only in the local runner so far: on AWS the
-        // bot request carries the event's own binding and nothing is written to the CRM.
-        crm: None,
+        crm,
         csat,
     };
     let visibility = Arc::new(SqsVisibility::new(aws_sdk_sqs::Client::new(sdk), queue_url));

@@ -1,6 +1,6 @@
 //! Every storage port but the queue on one DynamoDB table: [`DynamoStore`].
 //!
-//! One file per port (`idempotency`, `chat`, `profile`, `log`, `meta`, `privacy`; `cost` for the answer cache and the usage counters), `codec` (attribute
+//! One file per port (`idempotency`, `chat`, `profile`, `log`, `meta`, `privacy`, `timeline`; `cost` for the answer cache and the usage counters), `codec` (attribute
 //! conversions and expressions) and `error` (SDK errors to `StoreError`, in one place). Every
 //! port passes core's contract suites against moto (`crates/aws/tests/dynamo.rs`). Operators read
 //! the same design in `docs/aws-table.md`.
@@ -22,6 +22,8 @@
 //! | FAQ cache entry | `faq#<line id>` | `q#<question key>` | `body` (JSON `CachedAnswer`), `until` (ms) | `until` (`OLBRIDGE_FAQ_CACHE_TTL_SEC`) |
 //! | FAQ knowledge-base version | `faq#<line id>` | `version` | `version` | none |
 //! | usage counter (rate limit window, daily bot calls) | `phone#<phone>` or `chat#<chat id>` | `usage#<win#index or day#yyyy-mm-dd>` | `count`, `last_token` | the period's end |
+//! | CRM timeline comment (outbox header) | `timeline` | `c#<comment key>` | `entity_type`, `entity_id`, `due_at` (ms), `attempts`, `last_error`, `appends` | its last append + 14 days |
+//! | CRM timeline line (outbox) | `timeline#<comment key>` | `l#<turn key>` | `id`, `text`, `at` (ms) | `at` + 14 days |
 //!
 //! `<stamp>` is `<20-digit counter>#<8 random hex digits>`: the counter is the writer's clock in
 //! nanoseconds, forced to increase within the process, so items written in one process at the same
@@ -69,7 +71,9 @@
 //! Every port call is one DynamoDB request, except: `TurnLog::record` (two on the first record
 //! of a day in a process: the day list), `recent` and `stats` (one `Query` for the day list plus
 //! one per day read, more when a page passes 1 MB), and the purges (a `Scan` plus one `DeleteItem`
-//! per purged item). So a turn's writes are its port calls: a claim, a checkpoint per step (the
+//! per purged item), and the timeline outbox (`append`: a conditional `PutItem` and one or two
+//! `UpdateItem`s; `due`: a `Query` of the headers plus one per due comment; `written`: a read, a
+//! `Query`, a delete per line and one for the header; see `timeline`). So a turn's writes are its port calls: a claim, a checkpoint per step (the
 //! composition, the bot's answer, each posted chunk before and after, the transfer), a history turn
 //! per message and one for the reply, a profile write (again on a version conflict), a log record
 //! and a `complete` per answered key — around ten single-item writes for a one-chunk answer, each
@@ -98,6 +102,7 @@ mod log;
 mod meta;
 mod privacy;
 mod profile;
+mod timeline;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -88,7 +88,13 @@ impl World {
                 .collect();
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::from_map(&env).expect("config");
-        let stores = Stores { idempotency: self.store.clone(), chats: self.store.clone(), meta: self.store.clone(), sink: self.sink.clone() };
+        let stores = Stores {
+            idempotency: self.store.clone(),
+            chats: self.store.clone(),
+            meta: self.store.clone(),
+            sink: self.sink.clone(),
+            timeline: self.store.clone(),
+        };
         let work = work(&config, &self.client(), &stores, Arc::new(SystemClock)).expect("work");
         let (emf, metrics) = Emf::capture();
         Instance { deps: PollerDeps { work, lease: Lease::new(self.store.clone()), clock: Arc::new(SystemClock), emf }, metrics }

@@ -3,10 +3,20 @@
 //! every state lives in one DynamoDB table. Acceptance 1, 3 and 5 of the roadmap, on the adapters
 //! the deployment runs.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use b24_emulator::Fault;
-use olbridge_core::ports::Clock as _;
+use olbridge_aws::emf::Emf;
+use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
+use olbridge_core::config::Config;
+use olbridge_core::domain::event::Job;
+use olbridge_core::ports::{Clock as _, JobSink, StoreResult, SystemClock, TimelineOutbox as _};
+use olbridge_poller::lease::Lease;
+use olbridge_poller::work::{Stores, work};
+use olbridge_poller::{Invocation, PollerDeps, RunReport, Totals, handle};
 
 use crate::support::{Backend, World};
 
@@ -121,4 +131,60 @@ async fn a_failure_in_one_chat_leaves_the_other_chat_answered_and_comes_back_lat
     assert_eq!(w.bot_messages(ANNA), ["echo: hello from Anna"]);
     assert_eq!(w.bot_messages(BORIS), ["echo: hello from Boris"]);
     assert!(w.visibility.0.lock().expect("lock").iter().all(|(_, after)| *after <= Duration::from_secs(8)));
+}
+
+/// Acceptance 4 on the AWS path: the worker's turn leaves the lead's timeline line in the table's
+/// outbox, and the poller's scheduled run (its timeline pass) writes it as a comment on the lead.
+#[tokio::test]
+async fn a_turn_on_a_chat_bound_to_a_lead_is_on_the_leads_timeline_after_the_pollers_drain() {
+    let w = World::start_on(Backend::MotoCrm).await;
+    w.customer_writes(ANNA, "hello").await;
+    drain(&w, |w| !w.bot_messages(ANNA).is_empty()).await;
+    while w.poll_sqs("req-rest").await.0 > 0 {}
+    let chat = w.emulator.chat_of_customer(crate::support::LINE, ANNA).expect("the customer's chat");
+    let links = w.emulator.chat(chat).expect("chat").entity_data_2;
+    let lead: u64 = links.split('|').nth(1).and_then(|s| s.parse().ok()).filter(|id| *id > 0).unwrap_or_else(|| panic!("no lead in {links}"));
+    let table = w.table.clone().expect("moto");
+    assert_eq!(table.pending().await.expect("pending"), 1, "the turn's line waits in the outbox");
+    assert!(w.emulator.timeline_comments("lead", lead).is_empty(), "the worker does not write the timeline itself");
+
+    // The poller as its `main` wires it, with nothing to poll in push mode but the timeline.
+    let env: HashMap<String, String> = [
+        ("B24_WEBHOOK_BASE", w.webhook.clone()),
+        ("OLBRIDGE_MODE", "push".to_owned()),
+        ("OLBRIDGE_RECONCILE_SEC", "0".to_owned()),
+        ("OLBRIDGE_CRM_TIMELINE", "turn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_map(&env).expect("config");
+    let client = B24Client::new(WebhookBase::parse(&w.webhook).expect("webhook"), ClientOptions::default()).expect("client");
+    let stores = Stores { idempotency: table.clone(), chats: table.clone(), meta: table.clone(), sink: Arc::new(NoJobs), timeline: table.clone() };
+    let clock: Arc<dyn olbridge_core::ports::Clock> = Arc::new(SystemClock);
+    let deps =
+        PollerDeps { work: work(&config, &client, &stores, Arc::clone(&clock)).expect("work"), lease: Lease::new(table.clone()), clock, emf: Emf::capture().0 };
+    let event: EventBridgeEvent = serde_json::from_str(include_str!("../../../../events/poller-scheduled.json")).expect("fixture");
+    let report = handle(&deps, &event, &Invocation { request_id: "poll-1".into(), deadline: None }).await.expect("run");
+    let RunReport::Ran(totals) = report else { panic!("{report:?}") };
+    assert_eq!((totals.comments, totals.timeline_failed), (1, 0), "{totals:?}");
+
+    let comments = w.emulator.timeline_comments("lead", lead);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(comments[0].contains("Customer: hello") && comments[0].contains("Bot: echo: hello"), "{}", comments[0]);
+    assert_eq!(table.pending().await.expect("pending"), 0, "written lines leave the outbox");
+    // A second run finds nothing to write.
+    let report = handle(&deps, &event, &Invocation { request_id: "poll-2".into(), deadline: None }).await.expect("run");
+    assert!(matches!(report, RunReport::Ran(Totals { comments: 0, .. })), "{report:?}");
+    assert_eq!(w.emulator.timeline_comments("lead", lead).len(), 1);
+}
+
+/// The poller's sink: push mode with reconciliation off enqueues nothing.
+struct NoJobs;
+
+#[async_trait::async_trait]
+impl JobSink for NoJobs {
+    async fn send(&self, job: &Job, _now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+        panic!("nothing is polled here, yet {job:?} was enqueued")
+    }
 }

@@ -16,14 +16,17 @@ use axum::routing::post;
 use b24_emulator::{Emulator, EmulatorConfig, RateLimit};
 use chrono::{DateTime, Utc};
 use olbridge_aws::emf::{Captured, Emf};
+use olbridge_core::b24::crm::RestCrm;
 use olbridge_core::b24::imbot::{BotProperties, BotRegistration, BotType};
 use olbridge_core::b24::{B24Client, BotPortal, ClientOptions, RatePlan, WebhookBase};
 use olbridge_core::bot::http::HttpBot;
+use olbridge_core::config::{CrmSettings, TimelineMode};
 use olbridge_core::domain::event::{Job, PortalEvent};
 use olbridge_core::domain::secret::Secret;
 use olbridge_core::memory::MemoryStore;
 use olbridge_core::ports::{Clock, JobSink, ManualClock, StoreResult, SystemClock};
 use olbridge_core::retry::RetryPolicy;
+use olbridge_core::usecase::crm::CrmLink;
 use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
@@ -124,6 +127,9 @@ pub enum Backend {
     /// (a fresh queue and dead-letter queue, with a 2 s visibility timeout so a redelivery after a
     /// crash comes quickly); the test plays Lambda's event source (receive, invoke, delete).
     Moto,
+    /// `Moto`, with the CRM binding and timeline on as the worker's `main` wires them
+    /// (`OLBRIDGE_CRM_TIMELINE=turn`): turns append their lines to the table's outbox.
+    MotoCrm,
 }
 
 /// The receiver's sink on moto: SQS, and the list the test waits on.
@@ -160,6 +166,10 @@ pub struct World {
     pub visibility: Arc<FakeVisibility>,
     pub worker_metrics: Captured,
     pub receiver_metrics: Captured,
+    /// The table, on the moto backends (the poller's drain reads its outbox).
+    pub table: Option<Arc<olbridge_aws::dynamo::DynamoStore>>,
+    /// The portal's webhook URL.
+    pub webhook: String,
     records: AtomicU32,
 }
 
@@ -175,6 +185,7 @@ impl World {
         let bot_addr = serve(Router::new().route("/bot", post(bot)).with_state(Arc::clone(&bot_calls))).await;
 
         let jobs = Arc::new(Jobs::default());
+        let mut table = None;
         let (stores, sink, sqs): (Stores, Arc<dyn JobSink>, Option<Sqs>) = match backend {
             Backend::Memory => {
                 let store = Arc::new(MemoryStore::new());
@@ -192,11 +203,12 @@ impl World {
                     None,
                 )
             }
-            Backend::Moto => {
+            Backend::Moto | Backend::MotoCrm => {
                 let sdk = olbridge_aws::testing::config().await;
-                let table = olbridge_aws::testing::fresh_table(&sdk).await;
+                let table_name = olbridge_aws::testing::fresh_table(&sdk).await;
                 let (queue_url, _dlq) = olbridge_aws::testing::fresh_queues(&sdk, Some(2)).await;
-                let store = Arc::new(olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table, olbridge_aws::dynamo::Retention::default()));
+                let store = Arc::new(olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table_name, olbridge_aws::dynamo::Retention::default()));
+                table = Some(Arc::clone(&store));
                 let client = aws_sdk_sqs::Client::new(&sdk);
                 let sink = Arc::new(TeeSink { sqs: olbridge_aws::sqs::SqsSink::new(client.clone(), queue_url.clone()), seen: jobs.clone() });
                 let stores = Stores {
@@ -231,7 +243,7 @@ impl World {
 
         // One attempt per portal call: a fault fails the turn at once instead of being retried.
         let options = ClientOptions { rate: RatePlan::new(18.0, 40), retry: RetryPolicy::none(), ..ClientOptions::default() };
-        let client = B24Client::new(webhook, options).expect("client");
+        let client = B24Client::new(webhook.clone(), options).expect("client");
         let handler = format!("http://{receiver_addr}/bitrix/events");
         let registration = BotRegistration {
             code: "olbridge_lambda_test".into(),
@@ -251,6 +263,13 @@ impl World {
         settings.bot_timeout = Duration::from_secs(10);
         settings.bot_retry = RetryPolicy::none();
         let bot = HttpBot::new(format!("http://{bot_addr}/bot").parse().expect("url"), None, None, settings.bot_timeout).expect("bot");
+        let crm = match (backend, &table) {
+            (Backend::MotoCrm, Some(store)) => {
+                let settings = CrmSettings { timeline: TimelineMode::Turn, ..CrmSettings::default() };
+                Some(Arc::new(CrmLink::new(Arc::new(RestCrm::new(client.clone())), store.clone(), settings)))
+            }
+            _ => None,
+        };
         let process = Deps {
             idempotency: stores.idempotency,
             chats: stores.chats,
@@ -262,7 +281,7 @@ impl World {
             bot: Arc::new(bot),
             clock: Arc::new(clock.clone()),
             settings,
-            crm: None,
+            crm: crm.clone(),
             csat: None,
         };
         let policy = JobPolicy {
@@ -274,7 +293,21 @@ impl World {
         let visibility = Arc::new(FakeVisibility::default());
         let (worker_emf, worker_metrics) = Emf::capture();
         let worker = Arc::new(WorkerDeps::new(process, policy, visibility.clone(), worker_emf));
-        Self { sqs, emulator, bot_id: bot_id.get(), bot_calls, jobs, clock, worker, visibility, worker_metrics, receiver_metrics, records: AtomicU32::new(0) }
+        Self {
+            sqs,
+            emulator,
+            bot_id: bot_id.get(),
+            bot_calls,
+            jobs,
+            clock,
+            worker,
+            visibility,
+            worker_metrics,
+            receiver_metrics,
+            table,
+            webhook: portal.webhook_url.clone(),
+            records: AtomicU32::new(0),
+        }
     }
 
     /// A customer writes on the WhatsApp line; returns the job the receiver queued for the message
