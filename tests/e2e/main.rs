@@ -12,6 +12,7 @@ mod demo;
 mod docs;
 mod escalation;
 mod failures;
+mod harness;
 mod health;
 mod lifecycle;
 mod load;
