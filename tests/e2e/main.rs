@@ -15,6 +15,7 @@ mod demo;
 mod docs;
 mod escalation;
 mod failures;
+mod harness;
 mod health;
 mod lifecycle;
 mod load;

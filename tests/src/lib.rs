@@ -6,6 +6,7 @@
 
 pub mod attack;
 pub mod bot;
+pub mod harness;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -129,7 +130,8 @@ pub struct TestApp {
     data_dir: TempDir,
     fd_limit: Option<u64>,
     bridge: Option<Bridge>,
-    child: Option<Child>,
+    // Behind a lock so a harness can SIGKILL and restart the child while other tasks use the app.
+    child: std::sync::Mutex<Option<Child>>,
 }
 
 impl TestApp {
@@ -144,7 +146,7 @@ impl TestApp {
 
     /// The bridge as an `olbridge serve` child process.
     pub async fn spawn_process(opts: AppOptions) -> anyhow::Result<Self> {
-        let (mut app, listener) = Self::prepare(&opts).await?;
+        let (app, listener) = Self::prepare(&opts).await?;
         drop(listener);
         app.start_child().await?;
         Ok(app)
@@ -240,12 +242,25 @@ impl TestApp {
         for (k, v) in &opts.extra_env {
             env.insert(k.clone(), v.clone());
         }
-        let app =
-            Self { emulator, portal, bot, bot_id, client_id, line_id, env, events_url, addr, data_dir, fd_limit: opts.fd_limit, bridge: None, child: None };
+        let app = Self {
+            emulator,
+            portal,
+            bot,
+            bot_id,
+            client_id,
+            line_id,
+            env,
+            events_url,
+            addr,
+            data_dir,
+            fd_limit: opts.fd_limit,
+            bridge: None,
+            child: std::sync::Mutex::default(),
+        };
         Ok((app, listener))
     }
 
-    async fn start_child(&mut self) -> anyhow::Result<()> {
+    async fn start_child(&self) -> anyhow::Result<()> {
         let bin = olbridge_binary()?;
         let mut cmd = match self.fd_limit {
             // The shell lowers its own limit and execs the bridge, which inherits it: no unsafe
@@ -264,7 +279,7 @@ impl TestApp {
         // The child's log goes next to its store, for a look when a test fails.
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("serve.log"))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
-        self.child = Some(cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?);
+        *self.child_slot() = Some(cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?);
         self.wait_healthy(Duration::from_secs(20)).await?;
         self.wait_first_poll(Duration::from_secs(20)).await
     }
@@ -302,16 +317,30 @@ impl TestApp {
         }
     }
 
+    fn child_slot(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// SIGKILLs the child process.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
-        let mut child = self.child.take().context("no child process")?;
+        self.sigkill().await
+    }
+
+    /// Starts the child process again on the same store and port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.start_child().await
+    }
+
+    /// As [`TestApp::kill`], for a harness whose other tasks share the app meanwhile.
+    pub async fn sigkill(&self) -> anyhow::Result<()> {
+        let mut child = self.child_slot().take().context("no child process")?;
         child.start_kill()?;
         child.wait().await?;
         Ok(())
     }
 
-    /// Starts the child process again on the same store and port.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    /// As [`TestApp::restart`], for a harness whose other tasks share the app meanwhile.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
         self.start_child().await
     }
 
@@ -322,7 +351,7 @@ impl TestApp {
 
     /// Stops the child process gracefully (SIGTERM: the bridge finishes what it can and exits).
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let mut child = self.child.take().context("no child process")?;
+        let mut child = self.child_slot().take().context("no child process")?;
         let pid = child.id().context("the child has exited")?;
         let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
         anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
@@ -384,7 +413,8 @@ impl TestApp {
         if let Some(b) = self.bridge.take() {
             b.shutdown().await;
         }
-        if let Some(mut c) = self.child.take() {
+        let child = self.child_slot().take();
+        if let Some(mut c) = child {
             let _ = c.start_kill();
             let _ = c.wait().await;
         }
