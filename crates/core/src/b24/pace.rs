@@ -13,13 +13,15 @@
 //!
 //! - lowers the burst in force to 90 % of what we had in the bucket when the refused request went
 //!   (the portal showed it holds no more than that for us);
-//! - lowers the drain rate by a quarter when the portal refuses again before a full bucket could
-//!   have drained at the rate we assumed (the burst was already right, so the rate is wrong);
+//! - lowers the drain rate by a quarter when the portal refuses again soon after a lesson (within
+//!   twice the time the bucket takes to drain: the burst was right, so the rate is wrong), down to
+//!   an eighth of the plan's;
 //! - and marks the bucket full, so the next request waits for a slot to drain.
 //!
-//! Refusals of requests that were sent before the last lesson was learned are echoes of the same
-//! overload (several requests in flight): they fill the bucket but teach nothing, so a burst of
-//! concurrent refusals cannot collapse the budget to one request.
+//! At most one lesson is learned per drain of the bucket (3 to 30 s): refusals of requests sent
+//! before the last lesson, or within its window, are echoes of the same overload (requests in
+//! flight, retries, a storm of refusals on the portal's side): they fill the bucket but teach
+//! nothing, so a burst of refusals cannot collapse the budget.
 //!
 //! Recovery is additive: after [`RECOVERY_STEP_SECS`] without a lesson, the burst grows back by a
 //! tenth of the plan's and the rate by a quarter, up to the plan. A portal whose bucket really is
@@ -33,8 +35,9 @@ use super::ratelimit::{Priority, RatePlan};
 /// Seconds without a new lesson before the learned figures take one step back towards the plan.
 pub const RECOVERY_STEP_SECS: f64 = 300.0;
 
-/// The shortest span in which a second refusal means "the rate is wrong", in seconds.
-const MIN_RATE_WINDOW_SECS: f64 = 10.0;
+/// Bounds of the span after a lesson in which refusals teach nothing new, in seconds.
+const MIN_LESSON_WINDOW_SECS: f64 = 3.0;
+const MAX_LESSON_WINDOW_SECS: f64 = 30.0;
 
 /// The lowest rate the learning goes down to, requests per second.
 const MIN_PER_SEC: f64 = 0.05;
@@ -96,7 +99,7 @@ impl Pace {
             self.moved_at = now;
         }
         self.burst = self.burst.clamp(1.0, plan_burst.max(1.0));
-        self.per_sec = self.per_sec.clamp(MIN_PER_SEC.min(plan.per_sec), plan.per_sec);
+        self.per_sec = self.per_sec.clamp(min_per_sec(plan), plan.per_sec);
     }
 
     /// The counter a request of `priority` may lift the bucket to: the burst for essential ones,
@@ -128,18 +131,23 @@ impl Pace {
     /// With `plan.adaptive` off, the bucket is only marked full (every refusal is an echo).
     pub fn refused(&mut self, plan: &RatePlan, sent_at: f64, now: f64) -> Lesson {
         self.refusals += 1;
-        let echo = !plan.adaptive || (sent_at <= self.moved_at && self.refused_at.is_some());
+        let last = self.refused_at.is_some().then_some(self.moved_at);
+        // At most one lesson per drain of the bucket: refusals of requests sent before the last
+        // lesson, or within its window, are the same overload seen again (requests in flight, a
+        // retry after the wait, a storm on the portal's side), not news about its size.
+        let window = self.lesson_window();
+        let echo = !plan.adaptive || last.is_some_and(|t| sent_at <= t || now - t < window);
         let lesson = if echo {
             Lesson::Echo
         } else {
             // What we had in the bucket before the refused request went: the portal holds no more
             // than that for us.
             let held = (self.level - 1.0).max(0.0);
-            let window = (self.burst / self.per_sec).max(MIN_RATE_WINDOW_SECS);
-            let rate = self.refused_at.is_some_and(|t| now - t < window);
+            // Refused again soon after a lesson: the burst was not the problem, the rate is.
+            let rate = last.is_some_and(|t| now - t < 2.0 * window);
             self.burst = (held.min(self.burst) * 0.9).floor().max(1.0);
             if rate {
-                self.per_sec = (self.per_sec * 0.75).max(MIN_PER_SEC);
+                self.per_sec = (self.per_sec * 0.75).max(min_per_sec(plan));
             }
             self.moved_at = now;
             Lesson::Learned { rate }
@@ -148,6 +156,17 @@ impl Pace {
         self.level = self.level.max(self.burst);
         lesson
     }
+
+    /// How long after a lesson refusals teach nothing new: the time the bucket in force takes to
+    /// drain, between [`MIN_LESSON_WINDOW_SECS`] and [`MAX_LESSON_WINDOW_SECS`].
+    fn lesson_window(&self) -> f64 {
+        (self.burst / self.per_sec).clamp(MIN_LESSON_WINDOW_SECS, MAX_LESSON_WINDOW_SECS)
+    }
+}
+
+/// The lowest rate the learning goes down to: an eighth of the plan's (and never under 0.05/s).
+fn min_per_sec(plan: &RatePlan) -> f64 {
+    (plan.per_sec / 8.0).max(MIN_PER_SEC).min(plan.per_sec)
 }
 
 #[cfg(test)]
@@ -252,6 +271,26 @@ mod tests {
         let refused_fixed = drive(&mut unlearned, &fixed, &mut Portal::new(0.5, 10.0), 200, &mut now);
         eprintln!("portal at 0.5/s, plan 2/s: {refused} refusals learning (rate {:.3}/s), {refused_fixed} without", pace.per_sec);
         assert!(refused * 3 < refused_fixed, "{refused} refusals learning the rate, {refused_fixed} without");
+    }
+
+    #[test]
+    fn a_storm_of_refusals_teaches_a_lesson_per_drain_not_one_per_refusal() {
+        // 30 refusals, one every half second (the portal overloaded by something else): without a
+        // bound on lessons, each would cut the rate by a quarter, to the floor.
+        let plan = plan(2.0, 40);
+        let mut pace = Pace::new(&plan, 0.0);
+        pace.level = 20.0;
+        let mut now = 0.0;
+        let mut lessons = 0;
+        for _ in 0..30 {
+            pace.advance(&plan, now);
+            if let Lesson::Learned { .. } = pace.refused(&plan, now, now) {
+                lessons += 1;
+            }
+            now += 0.5;
+        }
+        assert!(lessons <= 3, "{lessons} lessons in 15 s");
+        assert!(pace.per_sec >= 1.0, "rate {} after the storm", pace.per_sec);
     }
 
     #[test]
