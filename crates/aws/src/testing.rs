@@ -40,6 +40,57 @@ pub async fn config() -> SdkConfig {
         .await
 }
 
+/// [`config`] sending one request at a time.
+///
+/// moto checks a write's condition and applies the write in two steps with no lock between them,
+/// so two concurrent conditional writes of one item can both succeed there (seen: two `New` among
+/// 32 concurrent claims; a worker test's two invocations both asking the bot), where DynamoDB makes
+/// every single-item write atomic. Holding each request alone at the HTTP connector restores that
+/// per-request atomicity and nothing more: the calls of concurrent tasks still interleave freely
+/// between requests, so an adapter that read in one request and wrote in another would still fail
+/// the tests' concurrency behaviours.
+pub async fn serialized_config() -> SdkConfig {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let cfg = config().await;
+    let inner = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https();
+    cfg.to_builder().http_client(OneAtATime { inner, gate: std::sync::Arc::default() }).build()
+}
+
+#[derive(Debug, Clone)]
+struct OneAtATime {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for OneAtATime {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(Gated {
+            inner: self.inner.http_connector(settings, components),
+            gate: self.gate.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Gated {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for Gated {
+    fn call(&self, request: aws_smithy_runtime_api::client::orchestrator::HttpRequest) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let (inner, gate) = (self.inner.clone(), self.gate.clone());
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            let _alone = gate.lock().await;
+            inner.call(request).await
+        })
+    }
+}
+
 /// A unique resource name.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

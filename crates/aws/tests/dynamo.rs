@@ -11,13 +11,10 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpRequest;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, HttpClient, Intercept, RuntimeComponents, SharedHttpClient};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector};
 use chrono::{DateTime, Utc};
 use olbridge_aws::dynamo::{DynamoStore, Retention};
 use olbridge_aws::testing::{config, fresh_table};
@@ -34,46 +31,10 @@ async fn fresh(cfg: &SdkConfig) -> DynamoStore {
     DynamoStore::from_config(cfg, fresh_table(cfg).await, Retention::default())
 }
 
-/// The moto configuration, sending one request at a time.
-///
-/// moto checks a write's condition and applies the write in two steps with no lock between them,
-/// so two concurrent conditional writes of one item can both succeed there (seen: two `New` among
-/// 32 concurrent claims), where DynamoDB makes every single-item write atomic. Holding each request
-/// alone at the HTTP connector restores that per-request atomicity and nothing more: the calls of
-/// concurrent tasks still interleave freely between requests, so an adapter that read in one
-/// request and wrote in another would still fail the contracts' concurrency behaviours.
+/// The moto configuration, sending one request at a time (see
+/// [`olbridge_aws::testing::serialized_config`]).
 async fn moto() -> SdkConfig {
-    let cfg = config().await;
-    let inner = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https();
-    cfg.to_builder().http_client(OneAtATime { inner, gate: Arc::default() }).build()
-}
-
-#[derive(Debug, Clone)]
-struct OneAtATime {
-    inner: SharedHttpClient,
-    gate: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl HttpClient for OneAtATime {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-        SharedHttpConnector::new(Gated { inner: self.inner.http_connector(settings, components), gate: self.gate.clone() })
-    }
-}
-
-#[derive(Debug)]
-struct Gated {
-    inner: SharedHttpConnector,
-    gate: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl HttpConnector for Gated {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let (inner, gate) = (self.inner.clone(), self.gate.clone());
-        HttpConnectorFuture::new(async move {
-            let _alone = gate.lock().await;
-            inner.call(request).await
-        })
-    }
+    olbridge_aws::testing::serialized_config().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

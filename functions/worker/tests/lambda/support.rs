@@ -204,7 +204,9 @@ impl World {
                 )
             }
             Backend::Moto | Backend::MotoCrm => {
-                let sdk = olbridge_aws::testing::config().await;
+                // One request at a time: moto's conditional writes are not atomic under concurrency
+                // (two invocations of one record could both win the claim there, never on DynamoDB).
+                let sdk = olbridge_aws::testing::serialized_config().await;
                 let table_name = olbridge_aws::testing::fresh_table(&sdk).await;
                 let (queue_url, _dlq) = olbridge_aws::testing::fresh_queues(&sdk, Some(2)).await;
                 let store = Arc::new(olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table_name, olbridge_aws::dynamo::Retention::default()));
