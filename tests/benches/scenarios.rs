@@ -55,6 +55,36 @@ fn fast_portal(burst_ms: u64) -> AppOptions {
     AppOptions { portal_rate: RateLimit { per_sec: 1000.0, burst: 1000.0 }, client_rate: (900.0, 900), burst_ms, ..AppOptions::default() }
 }
 
+/// A customer who writes every `every` (first after `offset`) until `active` has passed since
+/// `started`, waiting up to `wait` for each answer: the steady load of `modes` and `flood`.
+struct Steady {
+    every: Duration,
+    offset: Duration,
+    started: Instant,
+    active: Duration,
+    wait: Duration,
+}
+
+impl Steady {
+    /// Writes as the customer of `phone`; the time to each answer that came, in ms.
+    async fn customer(&self, app: &TestApp, phone: &str) -> anyhow::Result<Vec<f64>> {
+        tokio::time::sleep(self.offset).await;
+        let mut times = Vec::new();
+        let mut n = 0;
+        while self.started.elapsed() < self.active {
+            let t = Instant::now();
+            app.customer_writes(phone, &format!("question {n}")).await?;
+            n += 1;
+            let answered = olbridge_tests::poll_until(self.wait, || async { app.bot_messages(phone).len() }, |k| *k >= n).await;
+            if answered >= n {
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            tokio::time::sleep(self.every.saturating_sub(t.elapsed())).await;
+        }
+        Ok(times)
+    }
+}
+
 fn write_report(name: &str, report: &str) {
     println!("{report}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/bench-{name}.md"));
@@ -234,24 +264,9 @@ async fn one_mode(
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..chats {
         let app = Arc::clone(&app);
-        tasks.spawn(async move {
-            let phone = format!("+49154{:07}", 1_000_000 + c);
-            // Spread the customers over the interval; each writes every `every` until the end.
-            tokio::time::sleep(every.mul_f64(c as f64 / chats as f64)).await;
-            let mut times = Vec::new();
-            let mut n = 0;
-            while started.elapsed() < active {
-                let t = Instant::now();
-                app.customer_writes(&phone, &format!("question {n}")).await?;
-                n += 1;
-                let answered = olbridge_tests::poll_until(Duration::from_secs(60), || async { app.bot_messages(&phone).len() }, |k| *k >= n).await;
-                if answered >= n {
-                    times.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                tokio::time::sleep(every.saturating_sub(t.elapsed())).await;
-            }
-            Ok::<_, anyhow::Error>(times)
-        });
+        let phone = format!("+49154{:07}", 1_000_000 + c);
+        let steady = Steady { every, offset: every.mul_f64(c as f64 / chats as f64), started, active, wait: Duration::from_secs(60) };
+        tasks.spawn(async move { steady.customer(&app, &phone).await });
     }
     tokio::time::sleep(active).await;
     let active_budget = Budget::of(&app.emulator.calls(), started.elapsed());
@@ -445,23 +460,9 @@ async fn one_flood(flood_per_s: Option<u64>, limit: bool, active: Duration, chat
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..chats {
         let app = Arc::clone(&app);
-        tasks.spawn(async move {
-            let phone = format!("+49156{:07}", 1_000_000 + c);
-            tokio::time::sleep(every.mul_f64(c as f64 / chats as f64)).await;
-            let mut times = Vec::new();
-            let mut n = 0;
-            while started.elapsed() < active {
-                let t = Instant::now();
-                app.customer_writes(&phone, &format!("question {n}")).await?;
-                n += 1;
-                let answered = olbridge_tests::poll_until(Duration::from_secs(120), || async { app.bot_messages(&phone).len() }, |k| *k >= n).await;
-                if answered >= n {
-                    times.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                tokio::time::sleep(every.saturating_sub(t.elapsed())).await;
-            }
-            Ok::<_, anyhow::Error>(times)
-        });
+        let phone = format!("+49156{:07}", 1_000_000 + c);
+        let steady = Steady { every, offset: every.mul_f64(c as f64 / chats as f64), started, active, wait: Duration::from_secs(120) };
+        tasks.spawn(async move { steady.customer(&app, &phone).await });
     }
     let mut times = Vec::new();
     while let Some(r) = tasks.join_next().await {
