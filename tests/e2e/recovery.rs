@@ -101,6 +101,30 @@ async fn messages_written_while_serve_was_stopped_are_answered_once_after_it_sta
     app.shutdown().await;
 }
 
+/// What a customer wrote while the bridge was down is answered before what they write right after
+/// it starts, although reconciliation's grace period (20 s) has not passed: the start-up catch-up
+/// queues it before the workers start.
+#[tokio::test]
+async fn a_message_written_while_serve_was_down_is_answered_before_the_next_one() {
+    let mut app = TestApp::spawn_process(reconciling("30", "20")).await.unwrap();
+    app.customer_writes(&phone(3), "hello").await.unwrap();
+    app.wait_inbox(&phone(3), 1, REPLY_TIMEOUT).await;
+    app.kill().await.unwrap();
+
+    app.customer_writes(&phone(3), "written while you were down").await.unwrap();
+    poll_until(REPLY_TIMEOUT, || async { app.emulator.deliveries() }, |d| d.iter().any(|x| !x.delivered())).await;
+    app.restart().await.unwrap();
+    app.customer_writes(&phone(3), "written right after").await.unwrap();
+    let answered = |n: usize| move |texts: &Vec<String>| texts.join("\n").matches("written").count() >= n;
+    let texts = poll_until(REPLY_TIMEOUT, || async { app.bot_messages(&phone(3)) }, answered(2)).await;
+    app.emulator.wait_idle(Duration::from_secs(2)).await;
+    let all = texts.join("\n");
+    let (down, after) = (all.find("written while you were down"), all.find("written right after"));
+    assert!(matches!((down, after), (Some(d), Some(a)) if d < a), "in the order written, each once: {texts:?}\n{}", app.serve_log());
+    assert_eq!(all.matches("written").count(), 2, "{texts:?}");
+    app.shutdown().await;
+}
+
 /// Push and reconciliation racing on every message: reconciliation with no grace at all reads the
 /// chats every 100 ms, so it finds most messages before, while or after their event arrives. Each
 /// is answered exactly once: whoever admits the key first enqueues it, the other finds it known.

@@ -1,5 +1,8 @@
 //! An SQS event as the worker sees it: each record parsed as a [`Job`] (or set aside), grouped by
-//! `MessageGroupId`, in batch order within each group.
+//! `MessageGroupId`, in batch order within each group, except that a group's consecutive messages
+//! are put in the order they were written (`olbridge_core::domain::event::written_order`): the
+//! reconciliation poller queues a message whose event was lost after the ones whose events came,
+//! and taken together it is still answered first.
 //!
 //! A record whose body is not a job is poison: it can never succeed, and reporting it would only
 //! have SQS hand it back until the redrive limit, blocking its chat behind it all that time. It is
@@ -104,6 +107,9 @@ pub fn parse(records: Vec<SqsMessage>) -> Batch {
             Some(g) => g.entries.push(entry),
             None => batch.groups.push(Group { id, entries: vec![entry] }),
         }
+    }
+    for group in &mut batch.groups {
+        olbridge_core::domain::event::written_order(&mut group.entries, Entry::job);
     }
     batch
 }

@@ -148,4 +148,31 @@ impl Job {
     pub fn new(event: PortalEvent, received_at: DateTime<Utc>) -> Self {
         Self { version: Self::VERSION, key: event.dedup_key(), group: event.group(), received_at, event }
     }
+
+    /// The message's id, for a message.
+    fn message_id(&self) -> Option<MessageId> {
+        match &self.event {
+            PortalEvent::Message(m) => Some(m.message_id),
+            _ => None,
+        }
+    }
+}
+
+/// Puts one chat's queued items into the order their messages were written: each run of
+/// consecutive messages is sorted by message id (ids grow portal-wide), and other events (a bot
+/// joining, a command) keep their place. Jobs are queued in the order they reached the bridge, and
+/// a message whose event was lost, found later by reconciliation, is queued after the ones whose
+/// events arrived: taken together, it is still answered first.
+pub fn written_order<T>(items: &mut [T], job: impl Fn(&T) -> Option<&Job>) {
+    let id = |item: &T| job(item).and_then(Job::message_id);
+    let mut start = 0;
+    while start < items.len() {
+        if id(&items[start]).is_none() {
+            start += 1;
+            continue;
+        }
+        let end = items[start..].iter().position(|i| id(i).is_none()).map_or(items.len(), |n| start + n);
+        items[start..end].sort_by_key(|i| id(i).map(MessageId::get));
+        start = end;
+    }
 }

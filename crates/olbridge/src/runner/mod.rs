@@ -104,6 +104,9 @@ impl Bridge {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store =
             Arc::new(SqliteStore::open(&config.runner.data_dir).with_context(|| format!("cannot open the store in {}", config.runner.data_dir.display()))?);
+        // The listener is bound: from here on no event is lost, so whatever was written before now
+        // and not received is push mode's catch-up's to find (`poller::CatchUp`).
+        let down_until = clock.now();
         let recovered = store.recover(clock.now()).await.context("cannot recover in-flight work")?;
         let (shared, poll) = build_shared(config, &store, clock)?;
         let shared = Arc::new(shared);
@@ -113,7 +116,16 @@ impl Bridge {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(http::serve(listener, Arc::clone(&shared), config.runner.receiver, stopped.clone()));
-        tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, stopped.clone()));
+        // Push mode's events sent while the bridge was down are gone for good: its workers wait for
+        // the reconciliation's catch-up pass to queue them first.
+        let (catch_up, gate) = match &poll {
+            Some((reconciler, poller::Plan::Traverse { .. })) if config.mode() == Mode::Push && reconciler.settings().policy != Policy::Operator => {
+                let (ready, gate) = tokio::sync::oneshot::channel();
+                (Some(poller::CatchUp { down_until, ready }), Some(gate))
+            }
+            _ => (None, None),
+        };
+        tasks.spawn(worker::run(Arc::clone(&shared), config.runner.workers, gate, stopped.clone()));
         if let Some(fetcher) = fetcher {
             tasks.spawn(fetch::run(fetcher, Arc::clone(&shared), stopped.clone()));
         }
@@ -128,7 +140,7 @@ impl Bridge {
             tasks.spawn(timeline::run(link, Arc::clone(&shared.deps.clock), stopped.clone()));
         }
         if let (Some((poller, plan)), Some(status)) = (poll, shared.poll_status.clone()) {
-            tasks.spawn(poller::run(Arc::clone(&shared), poller, plan, status, stopped.clone()));
+            tasks.spawn(poller::run(Arc::clone(&shared), poller, plan, status, catch_up, stopped.clone()));
         }
         info!(listen = %addr, workers = config.runner.workers, mode = config.mode().name(), recovered = ?recovered, "bridge started");
         Ok(Self { addr, stop, tasks, store })

@@ -3,8 +3,9 @@
 //! - Operator mode, `OLBRIDGE_POLL_SOURCE=recent` (default): a traversal every `B24_POLL_SEC`.
 //! - Operator mode, `events`: the webhook user's `im.v2.Event.get` log every `B24_POLL_SEC`, and
 //!   the traversal every `OLBRIDGE_SWEEP_SEC` as the safety net.
-//! - Push mode: reconciliation every `OLBRIDGE_RECONCILE_SEC` (and at once at start, so what was
-//!   written while the bridge was down is answered).
+//! - Push mode: reconciliation every `OLBRIDGE_RECONCILE_SEC`, and at once at start as a catch-up
+//!   ([`CatchUp`]): what was written while the bridge was down is taken without the grace period
+//!   and queued before the workers start, so it is answered before what the customer writes next.
 //!
 //! The first pass runs at start. Between passes the task sleeps the interval, stretched while the
 //! portal reports the polled methods near their operating-time limit. A pass that fails is logged
@@ -88,16 +89,48 @@ impl PollStatus {
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, poller: Arc<Poller>, plan: Plan, status: Arc<PollStatus>, mut stop: watch::Receiver<bool>) {
+/// The start-up catch-up of push mode's reconciliation: its first pass takes what was written
+/// while the bridge was down at once (`Poller::catch_up`), and `ready` lets the workers start
+/// when it has.
+#[derive(Debug)]
+pub(crate) struct CatchUp {
+    /// The moment the restarted bridge was listening again.
+    pub(crate) down_until: DateTime<Utc>,
+    /// Told once the catch-up pass has queued what it found.
+    pub(crate) ready: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A catch-up pass that failed is tried again this soon (the workers are waiting for it).
+const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    poller: Arc<Poller>,
+    plan: Plan,
+    status: Arc<PollStatus>,
+    mut catch_up: Option<CatchUp>,
+    mut stop: watch::Receiver<bool>,
+) {
     info!(role = status.role, source = status.source, ?plan, "poller started");
     let mut subscribed = false;
     let mut next_sweep = Instant::now();
     loop {
         let every = match plan {
-            Plan::Traverse { every } => {
-                once(&shared, &poller, &status, "traverse", poller.pass()).await;
-                every
-            }
+            Plan::Traverse { every } => match catch_up.take() {
+                Some(c) => {
+                    if once(&shared, &poller, &status, "catch-up", poller.catch_up(c.down_until)).await {
+                        let _ = c.ready.send(());
+                        every
+                    } else {
+                        catch_up = Some(c);
+                        every.min(CATCH_UP_RETRY)
+                    }
+                }
+                None => {
+                    once(&shared, &poller, &status, "traverse", poller.pass()).await;
+                    every
+                }
+            },
             Plan::Events { every, sweep_every } => {
                 if !subscribed {
                     match poller.subscribe().await {
@@ -137,7 +170,7 @@ async fn once(
     status: &PollStatus,
     what: &'static str,
     pass: impl std::future::Future<Output = Result<PassReport, PollError>>,
-) {
+) -> bool {
     let at = shared.deps.clock.now();
     match pass.await {
         Ok(report) => {
@@ -168,10 +201,12 @@ async fn once(
                     "poll pass"
                 );
             }
+            true
         }
         Err(e) => {
             status.failed(at, &e);
             warn!(role = status.role, pass = what, error = %e, policy = poller.settings().policy.name(), "poll pass failed; trying again at the next tick");
+            false
         }
     }
 }

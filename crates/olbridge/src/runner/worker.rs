@@ -25,7 +25,7 @@ use olbridge_core::domain::event::Job;
 use olbridge_core::ports::{Delivery, Settle};
 use olbridge_core::usecase::job::{JobPolicy, Mode, Next};
 use olbridge_core::usecase::process::{self, GroupResult, Owner, ProcessError, ProcessSettings, Stopped};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{error, warn};
 
@@ -37,7 +37,21 @@ const MAX_IDLE_WAIT: Duration = Duration::from_secs(2);
 /// The quiet window is extended while messages keep coming, up to this many windows.
 const BURST_CAP_WINDOWS: u32 = 4;
 
-pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch::Receiver<bool>) {
+/// How long the workers wait at start for push mode's catch-up pass (the portal may be down: the
+/// queue's own jobs must not wait for it for long).
+const CATCH_UP_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Runs the pool; with a `gate`, only once the start-up catch-up has queued what was written while
+/// the bridge was down (or after [`CATCH_UP_PATIENCE`]), so those messages go before what their
+/// customers write next.
+pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, gate: Option<oneshot::Receiver<()>>, mut stop: watch::Receiver<bool>) {
+    if let Some(gate) = gate {
+        tokio::select! {
+            r = gate => if r.is_err() { warn!("the start-up catch-up did not run; the workers start without it") },
+            () = tokio::time::sleep(CATCH_UP_PATIENCE) => warn!(wait_s = CATCH_UP_PATIENCE.as_secs(), "the start-up catch-up pass has not finished (is the portal reachable?); the workers start without it: a message written while the bridge was down may be answered after a later one"),
+            _ = stop.changed() => return,
+        }
+    }
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut turns = JoinSet::new();
     let mut counter: u64 = 0;
@@ -74,7 +88,9 @@ pub(crate) async fn run(shared: Arc<Shared>, concurrency: usize, mut stop: watch
         let owner = Owner::new(format!("{}-t{counter}", shared.instance));
         let shared = Arc::clone(&shared);
         turns.spawn(async move {
-            let batch = gather(&shared, head).await;
+            let mut batch = gather(&shared, head).await;
+            // A message reconciliation found (its event was lost) is queued after later ones.
+            olbridge_core::domain::event::written_order(&mut batch, |d| Some(&d.job));
             handle(&shared, &owner, batch).await;
             drop(permit);
             // The chat is free again: its next message may already be waiting.

@@ -63,7 +63,7 @@ impl Poller {
             if let Some(m) = message {
                 let (chat, message_id) = (m.chat_id, m.message_id);
                 chats.insert(chat);
-                let outcome = self.take(self.own(m), self.deps.clock.now()).await?;
+                let outcome = self.take(self.own(m), self.deps.clock.now(), None).await?;
                 report.count(outcome);
                 if outcome == Outcome::Wait {
                     break;

@@ -291,9 +291,11 @@ impl Poller {
         m
     }
 
-    /// Judges one message and acts: enqueue through its key, or say it must wait.
-    async fn take(&self, m: InboundMessage, now: DateTime<Utc>) -> Result<Outcome, PollError> {
-        match judge(self.settings.policy, &m, now, self.settings.grace) {
+    /// Judges one message and acts: enqueue through its key, or say it must wait. What was written
+    /// before `down_until` (a catch-up pass) has no grace period.
+    async fn take(&self, m: InboundMessage, now: DateTime<Utc>, down_until: Option<DateTime<Utc>>) -> Result<Outcome, PollError> {
+        let grace = if down_until.is_some_and(|d| m.sent_at <= d) { Duration::ZERO } else { self.settings.grace };
+        match judge(self.settings.policy, &m, now, grace) {
             Verdict::Skip => return Ok(Outcome::Skipped),
             Verdict::Wait => return Ok(Outcome::Wait),
             Verdict::Enqueue => {}
@@ -308,16 +310,18 @@ impl Poller {
                 tracing::info!(key = %key, policy = self.settings.policy.name(), "poller enqueued a message");
                 Ok(Outcome::Enqueued)
             }
-            Received::Duplicate(_) | Received::Ignored(_) => self.lost_job(&job, now).await,
+            Received::Duplicate(_) | Received::Ignored(_) => self.lost_job(&job, now, down_until).await,
         }
     }
 
     /// A known key: if its record has stayed queued for the grace period, the job that should
     /// have followed the admission was lost; send it again (a copy of a job still queued is
-    /// harmless: it finds its key done). A key queued more recently makes the cursor wait.
-    async fn lost_job(&self, job: &Job, now: DateTime<Utc>) -> Result<Outcome, PollError> {
+    /// harmless: it finds its key done). A key queued more recently makes the cursor wait, unless
+    /// it was admitted before `down_until` by a process that is gone.
+    async fn lost_job(&self, job: &Job, now: DateTime<Utc>, down_until: Option<DateTime<Utc>>) -> Result<Outcome, PollError> {
         let Some(RecordPhase::Queued { at }) = self.deps.idempotency.phase(&job.key).await? else { return Ok(Outcome::Duplicate) };
-        if (now - at).to_std().unwrap_or_default() < self.settings.grace {
+        let gone = down_until.is_some_and(|d| at <= d);
+        if !gone && (now - at).to_std().unwrap_or_default() < self.settings.grace {
             return Ok(Outcome::Wait);
         }
         self.deps.sink.send(job, now).await?;

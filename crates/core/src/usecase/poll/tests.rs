@@ -354,3 +354,37 @@ async fn the_event_log_source_enqueues_acknowledges_and_moves_the_chats_cursor()
     assert_eq!(rig.feed.0.lock().unwrap().acked, Some(103));
     assert_eq!(rig.poller(Policy::Operator).pass().await.unwrap().read, 0, "the chat's cursor moved with the events");
 }
+
+#[tokio::test]
+async fn a_catch_up_takes_at_once_what_was_written_or_admitted_while_the_process_was_down() {
+    let rig = Rig::new();
+    rig.feed.owner(BOT);
+    let policy = Policy::Reconcile { bot: UserId::new(BOT).unwrap() };
+    rig.poller(policy).pass().await.unwrap();
+    // The process dies; meanwhile a customer writes twice (both events lost), and one message the
+    // dead process had admitted never got its job.
+    rig.later(1);
+    let m = MemberId::parse("m1").unwrap();
+    rig.feed.write(101, CUSTOMER, "admitted, job lost", rig.now());
+    rig.store.admit(&DedupKey::message(&m, MessageId::new(101).unwrap()), rig.now()).await.unwrap();
+    rig.feed.write(102, CUSTOMER, "lost while down", rig.now());
+    rig.later(2);
+    let down_until = rig.now();
+    // After the restart (listening again), a message whose event is on its way.
+    rig.later(1);
+    rig.feed.write(103, CUSTOMER, "after the restart", rig.now());
+
+    let restarted = rig.poller(policy);
+    let report = restarted.catch_up(down_until).await.unwrap();
+    assert_eq!((report.resent, report.enqueued, report.waiting), (1, 1, 1), "the grace period only for what came after: {report:?}");
+    assert_eq!(rig.queued().await, [key(101), key(102)]);
+
+    // A plain pass would have waited out the grace period for all three.
+    let rig2 = Rig::new();
+    rig2.feed.owner(BOT);
+    rig2.poller(policy).pass().await.unwrap();
+    rig2.later(1);
+    rig2.feed.write(102, CUSTOMER, "lost while down", rig2.now());
+    rig2.later(2);
+    assert_eq!(rig2.poller(policy).pass().await.unwrap().waiting, 1);
+}

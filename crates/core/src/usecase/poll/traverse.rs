@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use super::{Horizon, Outcome, PassReport, Policy, PollError, Poller};
 use crate::domain::ids::MessageId;
 use crate::domain::message::PortalRef;
@@ -13,6 +15,21 @@ impl Poller {
     /// the overlap) whose newest message is past its cursor has its newer messages read (all
     /// those chats in one batch) and judged. An idle pass costs one request.
     pub async fn pass(&self) -> Result<PassReport, PollError> {
+        self.traverse(None).await
+    }
+
+    /// The start-up pass of a process that was down: a pass in which what was written, or
+    /// admitted, at or before `down_until` (the moment the restarted process was listening again)
+    /// is taken at once instead of after the grace period. Nothing written then can still be on its
+    /// way: its event went to a process that no longer runs (Bitrix24 never resends), or was
+    /// admitted by it and its job may have died with it. The local runner runs this before its
+    /// workers start, so a chat's missed messages are queued before, and answered before, what its
+    /// customer writes next.
+    pub async fn catch_up(&self, down_until: DateTime<Utc>) -> Result<PassReport, PollError> {
+        self.traverse(Some(down_until)).await
+    }
+
+    async fn traverse(&self, down_until: Option<DateTime<Utc>>) -> Result<PassReport, PollError> {
         let started = self.deps.clock.now();
         let mut report = PassReport::default();
         // Kept at the very first attempt, even one that cannot go on, so what is written from
@@ -59,7 +76,7 @@ impl Poller {
             match result {
                 Ok(messages) => {
                     report.read += 1;
-                    self.chat_pass(&portal, chat, *cursor, messages, horizon, &mut report).await?;
+                    self.chat_pass(&portal, chat, *cursor, messages, (horizon, down_until), &mut report).await?;
                 }
                 // One chat the portal would not read (access lost, say) does not stop the others;
                 // its cursor stays, so it is tried again.
@@ -90,7 +107,7 @@ impl Poller {
         chat: &FeedChat,
         cursor: Option<u64>,
         page: ChatMessages,
-        horizon: Horizon,
+        (horizon, down_until): (Horizon, Option<DateTime<Utc>>),
         report: &mut PassReport,
     ) -> Result<(), PollError> {
         let users: HashMap<u64, &FeedUser> = page.users.iter().map(|u| (u.id, u)).collect();
@@ -117,7 +134,7 @@ impl Poller {
                 entity_data_2: &chat.entity_data_2,
             };
             let outcome = match from_polled(&polled, portal.clone(), self.settings.policy.source()) {
-                Ok(m) => self.take(self.own(m), now).await?,
+                Ok(m) => self.take(self.own(m), now, down_until).await?,
                 Err(e) => {
                     tracing::warn!(chat = %chat.chat_id, message = %msg.id, error = %e, "a polled message could not be read; passed over");
                     Outcome::Skipped

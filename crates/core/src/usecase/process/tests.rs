@@ -379,3 +379,43 @@ async fn the_canary_words_from_a_whatsapp_customer_are_an_ordinary_question() {
     assert_eq!(names(&r), ["answered"]);
     assert_eq!(w.store.recent(10).await.unwrap().len(), 1, "a customer turn, in the log");
 }
+
+#[test]
+fn a_chats_messages_are_put_in_the_order_they_were_written_around_other_events() {
+    let joined = |id: u64| {
+        let chat = ChatId::new(CHAT).unwrap();
+        Job::new(
+            PortalEvent::BotJoined {
+                portal: PortalRef { member_id: MemberId::parse("unit").unwrap(), domain: PortalDomain::parse("unit.bitrix24.test").unwrap() },
+                bot_id: crate::domain::ids::BotId::new(BOT_USER).unwrap(),
+                chat_id: chat,
+                dialog_id: DialogId::Chat(chat),
+                lines: LinesContext { session_id: SessionId::new(id).ok(), ..LinesContext::default() },
+                sent_at: t(0),
+            },
+            t(0),
+        )
+    };
+    // Queued as they reached the bridge: 12 and 11 after 13 (their events were lost, reconciliation
+    // found them), a join between two runs, then 15 before 14.
+    let mut jobs = vec![customer(13, "c"), customer(11, "a"), customer(12, "b"), joined(2), customer(15, "e"), customer(14, "d")];
+    crate::domain::event::written_order(&mut jobs, |j| Some(j));
+    let order: Vec<String> = jobs
+        .iter()
+        .map(|j| match &j.event {
+            PortalEvent::Message(m) => m.message_id.get().to_string(),
+            _ => "join".to_owned(),
+        })
+        .collect();
+    assert_eq!(order, ["11", "12", "13", "join", "14", "15"]);
+}
+
+#[tokio::test]
+async fn messages_queued_out_of_order_are_answered_in_the_order_they_were_written() {
+    let w = world();
+    let mut jobs = vec![customer(2, "second"), customer(1, "first")];
+    crate::domain::event::written_order(&mut jobs, |j| Some(j));
+    let r = process(&w.deps, &jobs, &owner()).await;
+    assert_eq!((r.finished.clone(), names(&r)), (vec![true, true], vec!["answered"]));
+    assert_eq!(w.bot.texts(), ["first\nsecond"], "one turn, in the order written");
+}
