@@ -7,7 +7,8 @@
 //! `cargo build --release -p olbridge --bin olbridge` first (the bench runs `target/release/olbridge`), then
 //! `cargo bench -p olbridge-tests --bench harness -- [--seed S] [--chats N] [--messages M]
 //!   [--gap-ms LO,HI] [--kills K] [--kill-every-ms LO,HI] [--drop-ratio R] [--bot-fault-ratio R]
-//!   [--bot-garbage] [--portal-faults-per-min F] [--reconcile-sec S] [--settle-s S] [--late-order-ok] [--report STEM]`
+//!   [--bot-garbage] [--portal-faults-per-min F] [--reconcile-sec S] [--settle-s S] [--late-order-ok] [--report STEM]
+//!   [--log RUST_LOG] [--keep-log FILE]`
 //! The report is printed and written to `target/<STEM>.json` and `target/<STEM>.md` (`harness-report` unless
 //! `--report` says otherwise; `target` is `CARGO_TARGET_DIR` when set).
 
@@ -48,6 +49,8 @@ fn options(args: &[String]) -> anyhow::Result<HarnessOptions> {
         reconcile_sec: num(args, "--reconcile-sec", d.reconcile_sec)?,
         settle: Duration::from_secs(num(args, "--settle-s", d.settle.as_secs())?),
         late_order_ok: args.iter().any(|a| a == "--late-order-ok"),
+        log_level: value(args, "--log"),
+        keep_log: value(args, "--keep-log").map(std::path::PathBuf::from),
     })
 }
 

@@ -57,6 +57,10 @@ pub struct HarnessOptions {
     pub reconcile_sec: f64,
     /// Report, but do not fail, answers out of order because their event never reached the bridge.
     pub late_order_ok: bool,
+    /// The bridge's `RUST_LOG` (default `warn`).
+    pub log_level: Option<String>,
+    /// Where to keep the bridge's log (every restart's) when the run ends.
+    pub keep_log: Option<std::path::PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -75,6 +79,8 @@ impl Default for HarnessOptions {
             settle: Duration::from_secs(120),
             reconcile_sec: 1.0,
             late_order_ok: false,
+            log_level: None,
+            keep_log: None,
         }
     }
 }
@@ -135,7 +141,18 @@ pub fn app_options(opts: &HarnessOptions) -> AppOptions {
         client_rate: (45.0, 90),
         bot_timeout_sec: Some(BOT_TIMEOUT_SEC),
         bot_max_attempts: 3,
-        extra_env: vec![("OLBRIDGE_RECONCILE_SEC".into(), opts.reconcile_sec.to_string()), ("OLBRIDGE_RECONCILE_GRACE_SEC".into(), "1".into())],
+        extra_env: vec![
+            ("OLBRIDGE_RECONCILE_SEC".into(), opts.reconcile_sec.to_string()),
+            ("OLBRIDGE_RECONCILE_GRACE_SEC".into(), "1".into()),
+            // The harness's customers write far faster and longer than the cost controls allow a
+            // real one (20 messages a minute, 200 bot calls a day): off, so every message is the
+            // bot's to answer and a rate-limited turn is not mistaken for a lost one.
+            ("OLBRIDGE_RATE_LIMIT_MESSAGES".into(), "0".into()),
+            ("OLBRIDGE_DAILY_BOT_CALLS".into(), "0".into()),
+        ]
+        .into_iter()
+        .chain(opts.log_level.clone().map(|level| ("RUST_LOG".to_owned(), level)))
+        .collect(),
         ..AppOptions::default()
     }
 }
@@ -255,6 +272,10 @@ pub async fn run(opts: HarnessOptions) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs_f64(opts.reconcile_sec * 2.0 + 1.0)).await;
     let verdict = check::verdict(&app, &phones, &written, &check::lock(&seen));
     let report = Report::new(&opts, &app, verdict, kills, &bot_faults, portal_faults, load_s, started.elapsed().as_secs_f64());
+    if let Some(path) = &opts.keep_log {
+        // The bridge's log across every restart, for a failed run's post-mortem.
+        std::fs::write(path, app.serve_log())?;
+    }
     app.shutdown().await;
     Ok(report)
 }

@@ -118,7 +118,15 @@ pub(crate) async fn run(
         let every = match plan {
             Plan::Traverse { every } => match catch_up.take() {
                 Some(c) => {
-                    if once(&shared, &poller, &status, "catch-up", poller.catch_up(c.down_until)).await {
+                    // Complete only when every chat it looked at could be read.
+                    let pass = async {
+                        let report = poller.catch_up(c.down_until).await?;
+                        match report.unread {
+                            0 => Ok(report),
+                            n => Err(PollError::Incomplete(n)),
+                        }
+                    };
+                    if once(&shared, &poller, &status, "catch-up", pass).await {
                         let _ = c.ready.send(());
                         every
                     } else {

@@ -105,6 +105,9 @@ pub struct PassReport {
     pub resent: usize,
     /// Messages left for a later pass (younger than the grace period, or their job still queued).
     pub waiting: usize,
+    /// Chats whose messages the portal would not read this time (they are tried again next pass;
+    /// a catch-up with any is not complete).
+    pub unread: usize,
     /// Why the pass did nothing, when it did nothing on purpose.
     pub skipped: Option<&'static str>,
 }
@@ -118,6 +121,9 @@ pub enum PollError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The pass ran, but the portal would not read this many chats' messages.
+    #[error("the portal would not read {0} chat(s)' messages")]
+    Incomplete(usize),
 }
 
 impl From<ReceiveError> for PollError {

@@ -29,6 +29,8 @@ struct World {
     events: Vec<Value>,
     acked: Option<u64>,
     reads: usize,
+    /// The portal refuses to read the chat's messages (`OPERATION_TIME_LIMIT`).
+    blocked: bool,
 }
 
 /// One Open Lines chat with a WhatsApp customer, and the user's event log.
@@ -79,6 +81,14 @@ impl ChatFeed for FakeFeed {
         Ok(wanted
             .iter()
             .map(|x| {
+                if w.blocked {
+                    return Err(PortalError {
+                        kind: crate::ports::PortalErrorKind::RateLimited,
+                        method: "im.dialog.messages.get".into(),
+                        code: "OPERATION_TIME_LIMIT".into(),
+                        description: "blocked".into(),
+                    });
+                }
                 let after = x.after.map_or(0, MessageId::get);
                 let messages: Vec<FeedMessage> = w
                     .messages
@@ -375,6 +385,10 @@ async fn a_catch_up_takes_at_once_what_was_written_or_admitted_while_the_process
     rig.feed.write(103, CUSTOMER, "after the restart", rig.now());
 
     let restarted = rig.poller(policy);
+    rig.feed.0.lock().unwrap().blocked = true;
+    let report = restarted.catch_up(down_until).await.unwrap();
+    assert_eq!((report.unread, report.enqueued), (1, 0), "a chat the portal would not read: not complete, {report:?}");
+    rig.feed.0.lock().unwrap().blocked = false;
     let report = restarted.catch_up(down_until).await.unwrap();
     assert_eq!((report.resent, report.enqueued, report.waiting), (1, 1, 1), "the grace period only for what came after: {report:?}");
     assert_eq!(rig.queued().await, [key(101), key(102)]);

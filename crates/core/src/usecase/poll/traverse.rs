@@ -80,7 +80,10 @@ impl Poller {
                 }
                 // One chat the portal would not read (access lost, say) does not stop the others;
                 // its cursor stays, so it is tried again.
-                Err(e) => tracing::warn!(chat = %w.chat, code = %e.code, "cannot read a chat's messages; trying again next pass"),
+                Err(e) => {
+                    report.unread += 1;
+                    tracing::warn!(chat = %w.chat, code = %e.code, "cannot read a chat's messages; trying again next pass");
+                }
             }
         }
         self.set_pass_started(started).await?;
