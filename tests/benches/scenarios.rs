@@ -579,7 +579,8 @@ async fn flood() -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput" | "crm" | "flood"));
+    let scenario =
+        std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput" | "crm" | "flood"));
     match scenario.as_deref() {
         Some("burst") => burst().await,
         Some("recovery") => recovery().await,

@@ -57,7 +57,11 @@ async fn keyboard_command_and_unregister_events() {
             json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "Rate me", "KEYBOARD": kb.to_string(), "CLIENT_ID": "k1"}),
         )
         .await;
-    assert_eq!(p.emu.customer_inbox("+491706660000").last().and_then(|i| i.keyboard.clone()), Some(kb["BUTTONS"].clone()), "the widget shows the buttons (stored normalised)");
+    assert_eq!(
+        p.emu.customer_inbox("+491706660000").last().and_then(|i| i.keyboard.clone()),
+        Some(kb["BUTTONS"].clone()),
+        "the widget shows the buttons (stored normalised)"
+    );
     p.emu.customer_presses(m.chat_id, bot, "rate", "down").await.expect("press");
     assert!(p.emu.customer_presses(m.chat_id, bot, "nope", "").await.is_err());
     assert!(p.emu.customer_presses(m.chat_id, bot, "rate", "sideways").await.is_err(), "no such button");

@@ -151,9 +151,9 @@ impl Csat {
         match self.settings.keyboard {
             KeyboardMode::Never => false,
             KeyboardMode::Always => true,
-            KeyboardMode::Auto => connector.is_some_and(|c| {
-                !is_whatsapp_connector(c) && self.settings.keyboard_connectors.iter().any(|k| k.eq_ignore_ascii_case(c.trim()))
-            }),
+            KeyboardMode::Auto => {
+                connector.is_some_and(|c| !is_whatsapp_connector(c) && self.settings.keyboard_connectors.iter().any(|k| k.eq_ignore_ascii_case(c.trim())))
+            }
         }
     }
 

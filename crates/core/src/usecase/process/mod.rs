@@ -322,12 +322,7 @@ async fn csat_press(deps: &Deps, job: &Job) -> Result<TurnOutcome, StoreError> {
         outcome: outcome.clone(),
         timings: TurnTimings { received_at: job.received_at, started_at: now, bot_ms: None, finished_at: now },
         bot_attempts: 0,
-        trace: TurnTrace {
-            event_at: Some(*sent_at),
-            rest_calls: crate::b24::usage::current(),
-            csat: Some(answer.as_str().to_owned()),
-            ..TurnTrace::default()
-        },
+        trace: TurnTrace { event_at: Some(*sent_at), rest_calls: crate::b24::usage::current(), csat: Some(answer.as_str().to_owned()), ..TurnTrace::default() },
     };
     deps.log.record(&record).await?;
     Ok(outcome)
