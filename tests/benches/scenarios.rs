@@ -338,6 +338,8 @@ struct Throughput {
     comments: usize,
     /// Of those, the ones sent as a request of their own (not riding in a batch).
     comments_alone: usize,
+    /// The requests by method (a batch as `batch`).
+    by_method: std::collections::BTreeMap<String, usize>,
 }
 
 const COMMENT_ADD: &str = "crm.timeline.comment.add";
@@ -397,6 +399,10 @@ async fn one_throughput(batch: bool, chats: usize, timeline: Option<&str>) -> an
     let refused = window.iter().filter(|c| c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
     let comments = window.iter().filter(|c| c.method == COMMENT_ADD && c.error.is_none()).count();
     let comments_alone = window.iter().filter(|c| c.method == COMMENT_ADD && !c.in_batch).count();
+    let mut by_method = std::collections::BTreeMap::new();
+    for c in window.iter().filter(|c| !c.in_batch) {
+        *by_method.entry(c.method.clone()).or_insert(0) += 1;
+    }
     if let Ok(app) = Arc::try_unwrap(app) {
         app.shutdown().await;
     }
@@ -410,6 +416,7 @@ async fn one_throughput(batch: bool, chats: usize, timeline: Option<&str>) -> an
         span_s,
         comments,
         comments_alone,
+        by_method,
     })
 }
 
@@ -447,6 +454,7 @@ async fn throughput() -> anyhow::Result<()> {
 async fn crm() -> anyhow::Result<()> {
     let chats = arg("--chats", 200) as usize;
     let mut rows = String::new();
+    let mut methods = String::new();
     for batch in [false, true] {
         let mut base = None;
         for mode in ["off", "turn", "session"] {
@@ -466,11 +474,14 @@ async fn crm() -> anyhow::Result<()> {
                 t.comments - t.comments_alone,
                 t.refused,
             ));
+            let list: Vec<String> = t.by_method.iter().map(|(m, n)| format!("`{m}` {n}")).collect();
+            methods.push_str(&format!("| {} | {mode} | {} |\n", if batch { "on" } else { "off" }, list.join(", ")));
         }
     }
     let report = format!(
         "# CRM timeline writes: REST requests per answered message\n\n{chats} customers write once at once, each chat bound to a new lead; portal 2 requests/s, burst 50; bridge 2/s, burst 40, 128 workers; bot answers at once. `session`: quiet period 5 s. Requests are HTTP requests to the portal (a batch counts once), from the first message until the last comment landed; the extra is against the same batching with the timeline off.\n\n\
-| batching | timeline | answers | each exactly once | last answer after | portal requests | requests per answer | extra per answer | comments landed | of them inside a batch | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n{rows}"
+| batching | timeline | answers | each exactly once | last answer after | portal requests | requests per answer | extra per answer | comments landed | of them inside a batch | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n{rows}\n\
+The requests by method (a `batch` counts once, under `batch`):\n\n| batching | timeline | requests |\n|---|---|---|\n{methods}"
     );
     write_report("crm", &report);
     Ok(())
