@@ -100,6 +100,7 @@ async fn on_the_website_widget_the_prompt_has_thumbs_and_a_press_is_recorded_onc
     assert_eq!(ratings(&turns), ["up"], "{turns:?}");
     let rated = turns.iter().find(|t| t.trace.csat.is_some()).unwrap();
     assert_eq!(rated.outcome.name(), "ignored");
+    assert_eq!(rated.trace.line_id, Some(WIDGET_LINE), "counted on the chat's line in `olbridge stats`");
     let asked: Vec<String> = app.bot.received().iter().map(|r| r.body["text"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(asked, ["hello", "question two"], "the press never reaches the bot");
     assert_eq!(app.bot_messages(PHONE), ["echo: hello", DEFAULT_CSAT_PROMPT, "echo: question two"], "nothing posted for the press; never twice in a row");

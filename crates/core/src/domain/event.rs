@@ -45,6 +45,9 @@ pub enum PortalEvent {
         message_id: MessageId,
         /// Who sent it.
         author: Author,
+        /// Open Lines context of the chat (line, session, CRM binding), when the event carries it.
+        #[serde(default)]
+        lines: LinesContext,
         /// When the portal sent it.
         sent_at: DateTime<Utc>,
     },

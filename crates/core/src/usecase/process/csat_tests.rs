@@ -11,8 +11,8 @@ use super::tests::{CHAT, World, customer, owner, world};
 use crate::config::{CsatSettings, KeyboardMode};
 use crate::contract::t;
 use crate::domain::event::{Job, PortalEvent};
-use crate::domain::ids::{BotId, ChatId, DialogId, MemberId, MessageId, PortalDomain, UserId};
-use crate::domain::message::{Author, AuthorKind, PortalRef};
+use crate::domain::ids::{BotId, ChatId, DialogId, LineId, MemberId, MessageId, PortalDomain, SessionId, UserId};
+use crate::domain::message::{Author, AuthorKind, LinesContext, PortalRef};
 use crate::ports::TurnLog;
 use crate::usecase::csat::{COMMAND, Csat};
 
@@ -46,6 +46,7 @@ fn press(message: MessageId, params: &str, kind: AuthorKind) -> Job {
         params: params.into(),
         message_id: message,
         author: Author { id: UserId::new(user).ok(), name: "Ana".into(), kind },
+        lines: LinesContext { line_id: LineId::new(1).ok(), session_id: SessionId::new(301).ok(), ..LinesContext::default() },
         sent_at: t(1),
     };
     Job::new(event, t(1))
@@ -94,6 +95,8 @@ async fn a_press_is_recorded_once_on_the_latest_prompt_and_never_reaches_the_bot
         .collect();
     assert_eq!(reasons, ["csat_press:not_customer", "csat_press:unknown_message", "csat", "csat_press:already_rated"]);
     assert_eq!(ratings(&w).await, ["down"]);
+    let rated = w.store.recent(50).await.unwrap().into_iter().find(|r| r.trace.csat.is_some()).unwrap();
+    assert_eq!((rated.trace.line_id, rated.session_id), (Some(1), Some(301)), "counted on the chat's line");
     assert_eq!(w.bot.texts(), ["hello"], "the press never reaches the bot");
     assert_eq!(w.portal.posts().len(), 2, "and is not answered in the chat");
 }

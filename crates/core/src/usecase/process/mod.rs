@@ -296,7 +296,7 @@ async fn csat_press(deps: &Deps, job: &Job) -> Result<TurnOutcome, StoreError> {
     use crate::domain::message::AuthorKind;
     use crate::domain::turn::{TurnRecord, TurnTimings, TurnTrace};
     use crate::usecase::csat::Press;
-    let PortalEvent::Command { chat_id, dialog_id, params, message_id, author, sent_at, .. } = &job.event else {
+    let PortalEvent::Command { chat_id, dialog_id, params, message_id, author, lines, sent_at, .. } = &job.event else {
         return Ok(TurnOutcome::Ignored { reason: "unexpected".into() });
     };
     let ignored = |why: &str| TurnOutcome::Ignored { reason: format!("csat_press:{why}") };
@@ -320,11 +320,18 @@ async fn csat_press(deps: &Deps, job: &Job) -> Result<TurnOutcome, StoreError> {
     let record = TurnRecord {
         keys: vec![job.key.clone()],
         dialog: dialog_id.to_string(),
-        session_id: None,
+        session_id: lines.session_id.map(SessionId::get),
         outcome: outcome.clone(),
         timings: TurnTimings { received_at: job.received_at, started_at: now, bot_ms: None, finished_at: now },
         bot_attempts: 0,
-        trace: TurnTrace { event_at: Some(*sent_at), rest_calls: crate::b24::usage::current(), csat: Some(answer.as_str().to_owned()), ..TurnTrace::default() },
+        trace: TurnTrace {
+            line_id: lines.line_id.map(|l| l.get()),
+            crm: lines.crm.clone(),
+            event_at: Some(*sent_at),
+            rest_calls: crate::b24::usage::current(),
+            csat: Some(answer.as_str().to_owned()),
+            ..TurnTrace::default()
+        },
     };
     deps.log.record(&record).await?;
     Ok(outcome)
