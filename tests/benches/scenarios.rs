@@ -21,6 +21,10 @@
 //!   (2 requests/s, burst 50), the bot answers at once; the same run with `B24_BATCH_REQUESTS=false`
 //!   and `true` side by side: answers per second, time to the answer (p50/p95/p99), portal requests
 //!   per answer, refusals, and whether every customer got exactly one answer.
+//! - `crm`: the REST cost of CRM timeline writes: the `throughput` run with `--chats` (200) chats,
+//!   each bound to a lead, with `OLBRIDGE_CRM_TIMELINE` off, `turn` and `session`, batching off and
+//!   on, side by side: portal requests per answered message, the extra over the timeline off, and
+//!   the `crm.timeline.comment.add` commands landed (and how many rode in a batch).
 //! - `flood`: one phone floods (`--flood-per-s` messages a second) while `--chats` other customers
 //!   each write every `--every-s` seconds and wait for the answer, on a portal at its standard 2
 //!   requests/s (burst 50), the bot taking 0.5 s. Three runs side by side, `--active-s` each: no
@@ -30,6 +34,7 @@
 //!
 //! `cargo bench -p olbridge-tests --bench scenarios -- burst [--customers N] [--burst-ms W]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- throughput [--chats 500]`
+//! `cargo bench -p olbridge-tests --bench scenarios -- crm [--chats 200]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- recovery [--storm-s S]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- modes [--idle-s 60] [--active-s 120] [--chats 50] [--every-s 60]`
 //! `cargo bench -p olbridge-tests --bench scenarios -- flood [--active-s 60] [--chats 10] [--every-s 20] [--flood-per-s 20]`
@@ -329,16 +334,23 @@ struct Throughput {
     requests: usize,
     refused: usize,
     span_s: f64,
+    /// `crm.timeline.comment.add` commands that succeeded, inside a batch or alone.
+    comments: usize,
+    /// Of those, the ones sent as a request of their own (not riding in a batch).
+    comments_alone: usize,
+    /// The requests by method (a batch as `batch`).
+    by_method: std::collections::BTreeMap<String, usize>,
 }
 
-async fn one_throughput(batch: bool, chats: usize) -> anyhow::Result<Throughput> {
-    let opts = AppOptions {
-        portal_rate: RateLimit::STANDARD,
-        client_rate: (2.0, 40),
-        workers: 128,
-        extra_env: vec![("B24_BATCH_REQUESTS".into(), batch.to_string())],
-        ..AppOptions::default()
-    };
+const COMMENT_ADD: &str = "crm.timeline.comment.add";
+
+async fn one_throughput(batch: bool, chats: usize, timeline: Option<&str>) -> anyhow::Result<Throughput> {
+    let mut extra_env = vec![("B24_BATCH_REQUESTS".to_owned(), batch.to_string())];
+    if let Some(mode) = timeline {
+        // Session comments are written after a quiet period: short, so they land within the run.
+        extra_env.extend([("OLBRIDGE_CRM_TIMELINE".to_owned(), mode.to_owned()), ("OLBRIDGE_CRM_TIMELINE_QUIET_SEC".to_owned(), "5".to_owned())]);
+    }
+    let opts = AppOptions { portal_rate: RateLimit::STANDARD, client_rate: (2.0, 40), workers: 128, extra_env, ..AppOptions::default() };
     let app = Arc::new(TestApp::spawn(opts).await?);
     // Steady state first: one conversation, and the bucket drained, so start-up calls do not count.
     app.customer_writes("+4915900000000", "warm up").await?;
@@ -362,6 +374,12 @@ async fn one_throughput(batch: bool, chats: usize) -> anyhow::Result<Throughput>
         written.insert(dialog, at);
     }
     app.wait_turns(chats + 1, Duration::from_secs(900)).await;
+    // Every chat is bound to a lead (the default line creates one per session): with the timeline
+    // on, wait for one comment per chat, so the requests counted include all of them.
+    if timeline.is_some_and(|m| m != "off") {
+        let landed = || async { app.emulator.calls()[before..].iter().filter(|c| c.method == COMMENT_ADD && c.error.is_none()).count() };
+        olbridge_tests::poll_until(Duration::from_secs(900), landed, |n| *n >= chats).await;
+    }
     app.emulator.wait_idle(Duration::from_secs(5)).await;
     let calls = app.emulator.calls();
     let window = &calls[before..];
@@ -379,17 +397,34 @@ async fn one_throughput(batch: bool, chats: usize) -> anyhow::Result<Throughput>
     let span_s = (last - start).num_milliseconds() as f64 / 1000.0;
     let requests = window.iter().filter(|c| !c.in_batch).count();
     let refused = window.iter().filter(|c| c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
+    let comments = window.iter().filter(|c| c.method == COMMENT_ADD && c.error.is_none()).count();
+    let comments_alone = window.iter().filter(|c| c.method == COMMENT_ADD && !c.in_batch).count();
+    let mut by_method = std::collections::BTreeMap::new();
+    for c in window.iter().filter(|c| !c.in_batch) {
+        *by_method.entry(c.method.clone()).or_insert(0) += 1;
+    }
     if let Ok(app) = Arc::try_unwrap(app) {
         app.shutdown().await;
     }
-    Ok(Throughput { answers: posts.len(), exactly_once, per_sec: posts.len() as f64 / span_s.max(0.001), latency_ms, requests, refused, span_s })
+    Ok(Throughput {
+        answers: posts.len(),
+        exactly_once,
+        per_sec: posts.len() as f64 / span_s.max(0.001),
+        latency_ms,
+        requests,
+        refused,
+        span_s,
+        comments,
+        comments_alone,
+        by_method,
+    })
 }
 
 async fn throughput() -> anyhow::Result<()> {
     let chats = arg("--chats", 500) as usize;
     let mut rows = String::new();
     for batch in [false, true] {
-        let t = one_throughput(batch, chats).await?;
+        let t = one_throughput(batch, chats, None).await?;
         let p = |q| percentile(t.latency_ms.clone(), q) / 1000.0;
         rows.push_str(&format!(
             "| {} | {} | {} | {:.1} s | {:.1} | {:.1} s | {:.1} s | {:.1} s | {} | {:.3} | {} |\n",
@@ -411,6 +446,44 @@ async fn throughput() -> anyhow::Result<()> {
 | batching | answers | each exactly once | last answer after | answers/s | p50 | p95 | p99 | portal requests | requests per answer | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n{rows}"
     );
     write_report("throughput", &report);
+    Ok(())
+}
+
+/// `crm`: the REST cost of CRM timeline writes. The `throughput` run (every chat bound to a lead)
+/// with `OLBRIDGE_CRM_TIMELINE` off, `turn` and `session` (quiet period 5 s), batching off and on.
+async fn crm() -> anyhow::Result<()> {
+    let chats = arg("--chats", 200) as usize;
+    let mut rows = String::new();
+    let mut methods = String::new();
+    for batch in [false, true] {
+        let mut base = None;
+        for mode in ["off", "turn", "session"] {
+            let t = one_throughput(batch, chats, Some(mode)).await?;
+            let per_answer = t.requests as f64 / t.answers.max(1) as f64;
+            let base_per_answer = *base.get_or_insert(per_answer);
+            rows.push_str(&format!(
+                "| {} | {mode} | {} | {} | {:.1} s | {} | {:.3} | {:+.3} | {} | {} | {} |\n",
+                if batch { "on" } else { "off" },
+                t.answers,
+                if t.exactly_once { "yes" } else { "NO" },
+                t.span_s,
+                t.requests,
+                per_answer,
+                per_answer - base_per_answer,
+                t.comments,
+                t.comments - t.comments_alone,
+                t.refused,
+            ));
+            let list: Vec<String> = t.by_method.iter().map(|(m, n)| format!("`{m}` {n}")).collect();
+            methods.push_str(&format!("| {} | {mode} | {} |\n", if batch { "on" } else { "off" }, list.join(", ")));
+        }
+    }
+    let report = format!(
+        "# CRM timeline writes: REST requests per answered message\n\n{chats} customers write once at once, each chat bound to a new lead; portal 2 requests/s, burst 50; bridge 2/s, burst 40, 128 workers; bot answers at once. `session`: quiet period 5 s. Requests are HTTP requests to the portal (a batch counts once), from the first message until the last comment landed; the extra is against the same batching with the timeline off.\n\n\
+| batching | timeline | answers | each exactly once | last answer after | portal requests | requests per answer | extra per answer | comments landed | of them inside a batch | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n{rows}\n\
+The requests by method (a `batch` counts once, under `batch`):\n\n| batching | timeline | requests |\n|---|---|---|\n{methods}"
+    );
+    write_report("crm", &report);
     Ok(())
 }
 
@@ -517,13 +590,15 @@ async fn flood() -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let scenario = std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput" | "flood"));
+    let scenario =
+        std::env::args().skip(1).find(|a| !a.starts_with('-') && matches!(a.as_str(), "burst" | "recovery" | "modes" | "throughput" | "crm" | "flood"));
     match scenario.as_deref() {
         Some("burst") => burst().await,
         Some("recovery") => recovery().await,
         Some("modes") => modes().await,
         Some("throughput") => throughput().await,
+        Some("crm") => crm().await,
         Some("flood") => flood().await,
-        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes|throughput|flood [options]"),
+        _ => anyhow::bail!("usage: cargo bench -p olbridge-tests --bench scenarios -- burst|recovery|modes|throughput|crm|flood [options]"),
     }
 }

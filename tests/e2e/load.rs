@@ -12,8 +12,10 @@ async fn thirty_chats_at_once_on_a_slow_portal_are_all_answered_once_without_hit
     let app = TestApp::spawn(AppOptions {
         portal_rate: RateLimit { per_sec: 2.0, burst: 10.0 },
         // Configured under the portal's limit, as the README says: the portal's bucket is shared
-        // with every other user of the webhook (here, the two calls that registered the bot).
-        client_rate: (2.0, 8),
+        // with every other user of the webhook (here, the four calls that registered the bot and
+        // its CSAT command: `imbot.bot.list`, `imbot.register`, `imbot.command.answer`,
+        // `imbot.command.register`).
+        client_rate: (2.0, 6),
         ..AppOptions::default()
     })
     .await

@@ -123,6 +123,10 @@ pub struct InboxMessage {
     pub text: String,
     /// The text as stored in Bitrix24.
     pub raw_text: String,
+    /// The keyboard buttons the customer sees: the message's `KEYBOARD`, except on WhatsApp
+    /// connectors, which drop it (`EmulatorConfig::keyboards_reach_whatsapp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyboard: Option<serde_json::Value>,
 }
 
 /// One message in a [`ChatSnapshot`].

@@ -150,6 +150,13 @@ pub struct EmulatorConfig {
     /// text posted after it is recorded as not delivered (contract §11: the Edna and Twilio
     /// connectors use 86 400 s). `None`: no block date (`0`), as on other connectors.
     pub whatsapp_window: Option<Duration>,
+    /// Whether a message's `KEYBOARD` reaches the customer on WhatsApp connectors (ids containing
+    /// `whatsapp`, or a `wa` part such as `olchat_wa_connector_2`). Off by default: the evidence says
+    /// a keyboard is Bitrix24 UI that the WhatsApp connectors drop (contract §4.7 and open question 6,
+    /// UNCONFIRMED), so a WhatsApp customer's inbox shows no buttons and
+    /// [`crate::Emulator::customer_presses`] refuses there. Other connectors (`livechat`,
+    /// `telegrambot`, ...) show the buttons.
+    pub keyboards_reach_whatsapp: bool,
 }
 
 /// `BLOCK_REASON` the emulator writes beside a WhatsApp block date. The real value is UNCONFIRMED
@@ -173,6 +180,7 @@ impl Default for EmulatorConfig {
             operating: OperatingLimit::default(),
             im_v2_events_include_openlines: true,
             whatsapp_window: Some(Duration::from_secs(86_400)),
+            keyboards_reach_whatsapp: false,
         }
     }
 }

@@ -61,6 +61,7 @@ impl Emulator {
             expose_connector_phones: config.expose_connector_phones,
             im_v2_openlines: config.im_v2_events_include_openlines,
             whatsapp_window: config.whatsapp_window,
+            keyboards_reach_whatsapp: config.keyboards_reach_whatsapp,
         };
         let clock = Arc::new(crate::clock::Clock::default());
         let shared = Arc::new(Shared {
@@ -175,7 +176,9 @@ impl Emulator {
         r
     }
 
-    /// The customer presses a keyboard button that carries `COMMAND` (→ `ONIMCOMMANDADD`).
+    /// The customer presses the keyboard button that carries `COMMAND` and `COMMAND_PARAMS` on the
+    /// bot's latest message showing one (→ `ONIMCOMMANDADD`). Refused (`KEYBOARD_NOT_SHOWN`) in a
+    /// WhatsApp chat, where the customer never sees buttons (`EmulatorConfig::keyboards_reach_whatsapp`).
     pub async fn customer_presses(&self, chat_id: u64, bot_id: u64, command: &str, params: &str) -> anyhow::Result<()> {
         let r = self.shared.portal().customer_presses(chat_id, bot_id, command, params).map_err(api_err);
         tokio::task::yield_now().await;

@@ -32,7 +32,7 @@ mod window;
 pub use access::AccessSettings;
 pub use chatbot::{BotApi, ChatbotSettings};
 pub use cost::{CostSettings, DEFAULT_RATE_LIMIT_NOTICE, RateLimit};
-pub use crm::{CrmSettings, CsatSettings, DEFAULT_CSAT_PROMPT, TimelineMode, UnboundPolicy};
+pub use crm::{CrmSettings, CsatSettings, DEFAULT_CSAT_PROMPT, DEFAULT_KEYBOARD_CONNECTORS, KeyboardMode, TimelineMode, UnboundPolicy};
 pub use health::HealthSettings;
 pub use sources::{Mode, PollSource, SourceSettings, TransferTo};
 
@@ -200,6 +200,10 @@ pub mod vars {
     pub const OLBRIDGE_CSAT_EVERY: &str = "OLBRIDGE_CSAT_EVERY";
     /// The CSAT prompt's text.
     pub const OLBRIDGE_CSAT_PROMPT: &str = "OLBRIDGE_CSAT_PROMPT";
+    /// 👍/👎 keyboard buttons on the CSAT prompt: `auto` (default), `always` or `never`.
+    pub const OLBRIDGE_CSAT_KEYBOARD: &str = "OLBRIDGE_CSAT_KEYBOARD";
+    /// The connectors `auto` shows the keyboard on (comma-separated; default `livechat,telegrambot`).
+    pub const OLBRIDGE_CSAT_KEYBOARD_CONNECTORS: &str = "OLBRIDGE_CSAT_KEYBOARD_CONNECTORS";
 
     /// Every variable name above (docs and the deployment's checks read it).
     pub const ALL: &[&str] = &[
@@ -282,6 +286,8 @@ pub mod vars {
         OLBRIDGE_CRM_TIMELINE_QUIET_SEC,
         OLBRIDGE_CSAT_EVERY,
         OLBRIDGE_CSAT_PROMPT,
+        OLBRIDGE_CSAT_KEYBOARD,
+        OLBRIDGE_CSAT_KEYBOARD_CONNECTORS,
     ];
 }
 

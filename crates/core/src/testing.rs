@@ -34,6 +34,8 @@ struct PortalState {
     failures: HashMap<&'static str, VecDeque<PortalError>>,
     /// Posts that fail *after* being applied (the answer was lost).
     lost_answers: u32,
+    /// The posts that carried a keyboard.
+    keyboards: Vec<MessageId>,
 }
 
 impl FakePortal {
@@ -60,6 +62,11 @@ impl FakePortal {
     /// Texts posted, in order.
     pub fn posts(&self) -> Vec<String> {
         self.state().posts.iter().map(|(_, _, t)| t.clone()).collect()
+    }
+
+    /// The ids of the posts that carried a keyboard, in order.
+    pub fn keyboards(&self) -> Vec<MessageId> {
+        self.state().keyboards.clone()
     }
 
     /// Chats transferred to an operator, in order.
@@ -92,6 +99,12 @@ impl Portal for FakePortal {
                 description: "answer lost".into(),
             });
         }
+        Ok(id)
+    }
+
+    async fn post_with_keyboard(&self, dialog: DialogId, text: &str, _keyboard: &serde_json::Value) -> Result<MessageId, PortalError> {
+        let id = self.post_reply(dialog, text).await?;
+        self.state().keyboards.push(id);
         Ok(id)
     }
 

@@ -211,6 +211,7 @@ fn doc_v1_join_delete_and_command() {
             params: "test".into(),
             message_id: id(MessageId::parse("33899")),
             author: author(1269, "John Smith", AuthorKind::Operator),
+            lines: LinesContext::default(),
             sent_at: at(1_772_109_486),
         }))
     );

@@ -190,14 +190,16 @@ impl Portal {
             .filter(|c| c.lines.as_ref().is_some_and(|l| l.phone_digits == digits))
             .flat_map(|c| {
                 let plain = c.lines.as_ref().is_some_and(|l| l.connector_id.starts_with("whatsapp"));
-                c.message_ids.iter().filter_map(move |id| self.messages.get(id).map(|m| (m, plain)))
+                let buttons = c.lines.as_ref().is_some_and(|l| self.shows_keyboards(&l.connector_id));
+                c.message_ids.iter().filter_map(move |id| self.messages.get(id).map(|m| (m, plain, buttons)))
             })
-            .filter(|(m, _)| m.to_customer)
-            .map(|(m, plain)| InboxMessage {
+            .filter(|(m, _, _)| m.to_customer)
+            .map(|(m, plain, buttons)| InboxMessage {
                 message_id: m.id,
                 author_id: m.author_id,
                 text: if plain { clean_text_out(&m.text) } else { m.text.clone() },
                 raw_text: m.text.clone(),
+                keyboard: m.keyboard.clone().filter(|_| buttons),
             })
             .collect();
         out.sort_by_key(|m| m.message_id);

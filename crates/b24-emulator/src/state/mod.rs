@@ -43,6 +43,8 @@ pub(crate) struct Identity {
     pub im_v2_openlines: bool,
     /// WhatsApp's window after a customer message (`None`: no block dates).
     pub whatsapp_window: Option<std::time::Duration>,
+    /// Whether keyboards reach WhatsApp customers (UNCONFIRMED; off).
+    pub keyboards_reach_whatsapp: bool,
 }
 
 /// Monotonic id sequences. They start at different, realistic-looking bases so that a client mixing up a chat

@@ -1,6 +1,7 @@
 //! v1 bot registration details, commands and unregistration.
 
 use crate::common::*;
+use b24_emulator::{EmulatorConfig, RateLimit};
 use serde_json::json;
 
 #[tokio::test]
@@ -39,7 +40,9 @@ async fn keyboard_command_and_unregister_events() {
             json!({"BOT_ID": bot, "COMMAND": "rate", "EVENT_COMMAND_ADD": rx.url, "LANG": [{"LANGUAGE_ID": "en", "TITLE": "Rate"}], "CLIENT_ID": "k1"}),
         )
         .await;
-    let m = p.emu.customer_writes(3, "+491706660000", "hi").await.expect("write");
+    // The website widget (line 1, `livechat`) shows keyboards; WhatsApp does not (see below).
+    p.emu.attach_welcome_bot(1, bot).expect("attach");
+    let m = p.emu.customer_writes(1, "+491706660000", "hi").await.expect("write");
     let (_, b) = p
         .call(
             "imbot.message.add",
@@ -54,8 +57,14 @@ async fn keyboard_command_and_unregister_events() {
             json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "Rate me", "KEYBOARD": kb.to_string(), "CLIENT_ID": "k1"}),
         )
         .await;
+    assert_eq!(
+        p.emu.customer_inbox("+491706660000").last().and_then(|i| i.keyboard.clone()),
+        Some(kb["BUTTONS"].clone()),
+        "the widget shows the buttons (stored normalised)"
+    );
     p.emu.customer_presses(m.chat_id, bot, "rate", "down").await.expect("press");
     assert!(p.emu.customer_presses(m.chat_id, bot, "nope", "").await.is_err());
+    assert!(p.emu.customer_presses(m.chat_id, bot, "rate", "sideways").await.is_err(), "no such button");
     p.ok("imbot.unregister", json!({"BOT_ID": bot, "CLIENT_ID": "k1"})).await;
     assert!(p.emu.wait_idle(WAIT).await);
     let c = rx.events("ONIMCOMMANDADD").pop().expect("command event");
@@ -72,4 +81,38 @@ async fn keyboard_command_and_unregister_events() {
     assert_eq!(chat.operator_id, Some(p.demo.operator_id), "an unregistered bot's chats go to the queue");
     let (_, b) = p.call("imbot.unregister", json!({"BOT_ID": bot, "CLIENT_ID": "k1"})).await;
     assert_eq!(b["error"], "BOT_ID_ERROR");
+}
+
+#[tokio::test]
+async fn a_whatsapp_customer_sees_no_keyboard_and_cannot_press_one() {
+    let p = start().await;
+    let rx = receiver().await;
+    let bot = p.register_bot(&rx.url, "k2").await;
+    p.ok(
+        "imbot.command.register",
+        json!({"BOT_ID": bot, "COMMAND": "rate", "EVENT_COMMAND_ADD": rx.url, "LANG": [{"LANGUAGE_ID": "en", "TITLE": "Rate"}], "CLIENT_ID": "k2"}),
+    )
+    .await;
+    let m = p.emu.customer_writes(3, "+491706660001", "hi").await.expect("write");
+    let kb = json!({"BUTTONS": [{"TEXT": "👍", "COMMAND": "rate", "COMMAND_PARAMS": "up"}]});
+    p.ok("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "Rate me", "KEYBOARD": kb, "CLIENT_ID": "k2"})).await;
+    let inbox = p.emu.customer_inbox("+491706660001");
+    assert_eq!(inbox.last().map(|i| (i.text.as_str(), i.keyboard.is_none())), Some(("Rate me", true)), "the text arrives, the buttons do not");
+    let err = p.emu.customer_presses(m.chat_id, bot, "rate", "up").await.expect_err("no buttons on WhatsApp");
+    assert!(err.to_string().contains("KEYBOARD_NOT_SHOWN"), "{err}");
+    assert!(p.emu.wait_idle(WAIT).await);
+    assert!(rx.events("ONIMCOMMANDADD").is_empty());
+
+    // If the evidence were wrong, one switch makes WhatsApp show them.
+    let p = start_with(EmulatorConfig { rate: RateLimit::UNLIMITED, keyboards_reach_whatsapp: true, ..EmulatorConfig::default() }).await;
+    let bot = p.register_bot(&rx.url, "k3").await;
+    p.ok(
+        "imbot.command.register",
+        json!({"BOT_ID": bot, "COMMAND": "rate", "EVENT_COMMAND_ADD": rx.url, "LANG": [{"LANGUAGE_ID": "en", "TITLE": "Rate"}], "CLIENT_ID": "k3"}),
+    )
+    .await;
+    let m = p.emu.customer_writes(3, "+491706660002", "hi").await.expect("write");
+    p.ok("imbot.message.add", json!({"BOT_ID": bot, "DIALOG_ID": format!("chat{}", m.chat_id), "MESSAGE": "Rate me", "KEYBOARD": kb, "CLIENT_ID": "k3"})).await;
+    assert!(p.emu.customer_inbox("+491706660002").last().is_some_and(|i| i.keyboard.is_some()));
+    p.emu.customer_presses(m.chat_id, bot, "rate", "up").await.expect("press");
 }

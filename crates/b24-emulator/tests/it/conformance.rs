@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use crate::shape::*;
-use b24_emulator::EmulatorConfig;
+use b24_emulator::{EmulatorConfig, RateLimit};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -41,7 +41,8 @@ async fn batch_matches_fixtures() {
 
 /// A portal where a v1 bot got every kind of event once.
 async fn all_v1_events() -> (Portal, Receiver, u64) {
-    let p = start().await;
+    // The captures come from a WhatsApp line; a keyboard press there needs the buttons to reach it.
+    let p = start_with(EmulatorConfig { rate: RateLimit::UNLIMITED, keyboards_reach_whatsapp: true, ..EmulatorConfig::default() }).await;
     let rx = receiver().await;
     let bot = p.register_bot(&rx.url, "192735").await;
     p.ok(

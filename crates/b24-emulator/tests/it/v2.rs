@@ -118,8 +118,9 @@ async fn commands_join_delete_and_open_lines_sessions_through_the_bot_token() {
     assert_eq!(b["error"], "COMMAND_TITLE_REQUIRED");
     let (_, b) = p.call("imbot.v2.Command.register", json!({"botId": bot, "botToken": "t5", "fields": {"title": {"en": "x"}}})).await;
     assert_eq!(b["error"], "COMMAND_REQUIRED");
-    p.emu.attach_welcome_bot(3, bot).expect("attach");
-    let m = p.emu.customer_writes(3, "+491703330010", "hi").await.expect("write");
+    // The website widget (line 1) shows keyboards; WhatsApp would not.
+    p.emu.attach_welcome_bot(1, bot).expect("attach");
+    let m = p.emu.customer_writes(1, "+491703330010", "hi").await.expect("write");
     let dialog = format!("chat{}", m.chat_id);
     p.ok(
         "imbot.v2.Chat.Message.send",

@@ -58,6 +58,11 @@ impl Portal for BotPortal {
         Ok(self.client.imbot_message_add(self.bot_id, &m, &self.client_id).await?)
     }
 
+    async fn post_with_keyboard(&self, dialog: DialogId, text: &str, keyboard: &serde_json::Value) -> Result<MessageId, PortalError> {
+        let m = OutgoingMessage { keyboard: Some(keyboard.clone()), ..OutgoingMessage::new(dialog, text) };
+        Ok(self.client.imbot_message_add(self.bot_id, &m, &self.client_id).await?)
+    }
+
     async fn typing(&self, dialog: DialogId) -> Result<bool, PortalError> {
         let sent = self.client.imbot_chat_send_typing(self.bot_id, dialog, &self.client_id).await?;
         Ok(sent.unwrap_or(false))

@@ -1,13 +1,17 @@
 //! The CRM side of a turn (`OLBRIDGE_CRM_UNBOUND`, `OLBRIDGE_CRM_TIMELINE`,
 //! `OLBRIDGE_CRM_TIMELINE_QUIET_SEC`): what to do with a chat bound to no CRM entity, and how bot
 //! turns reach the bound entity's timeline. The rules are [`crate::usecase::crm`]'s. And the CSAT
-//! prompt after bot answers (`OLBRIDGE_CSAT_EVERY`, `OLBRIDGE_CSAT_PROMPT`), whose rules are
+//! prompt after bot answers (`OLBRIDGE_CSAT_EVERY`, `OLBRIDGE_CSAT_PROMPT`, `OLBRIDGE_CSAT_KEYBOARD`,
+//! `OLBRIDGE_CSAT_KEYBOARD_CONNECTORS`), whose rules are
 //! [`crate::usecase::csat`]'s.
 
 use std::time::Duration;
 
 use super::Reader;
-use super::vars::{OLBRIDGE_CRM_TIMELINE, OLBRIDGE_CRM_TIMELINE_QUIET_SEC, OLBRIDGE_CRM_UNBOUND, OLBRIDGE_CSAT_EVERY, OLBRIDGE_CSAT_PROMPT};
+use super::vars::{
+    OLBRIDGE_CRM_TIMELINE, OLBRIDGE_CRM_TIMELINE_QUIET_SEC, OLBRIDGE_CRM_UNBOUND, OLBRIDGE_CSAT_EVERY, OLBRIDGE_CSAT_KEYBOARD,
+    OLBRIDGE_CSAT_KEYBOARD_CONNECTORS, OLBRIDGE_CSAT_PROMPT,
+};
 
 /// The CSAT prompt's default text: a numbered reply, since WhatsApp shows no keyboard buttons.
 pub const DEFAULT_CSAT_PROMPT: &str = "Did this answer help? Reply 1 if it helped, 2 if not.";
@@ -19,18 +23,62 @@ pub struct CsatSettings {
     pub every: u32,
     /// `OLBRIDGE_CSAT_PROMPT`.
     pub prompt: String,
+    /// `OLBRIDGE_CSAT_KEYBOARD`: where the prompt carries 👍/👎 buttons.
+    pub keyboard: KeyboardMode,
+    /// `OLBRIDGE_CSAT_KEYBOARD_CONNECTORS`: the connector ids `auto` shows the buttons on,
+    /// lowercase.
+    pub keyboard_connectors: Vec<String>,
 }
+
+/// The connectors taken to show keyboard buttons by default: Bitrix24's own live chat widget and
+/// Telegram. UNCONFIRMED for Telegram (and for any other connector): which connectors render a
+/// `KEYBOARD` is not documented, so the list is configurable.
+pub const DEFAULT_KEYBOARD_CONNECTORS: &[&str] = &["livechat", "telegrambot"];
 
 impl Default for CsatSettings {
     fn default() -> Self {
-        Self { every: 0, prompt: DEFAULT_CSAT_PROMPT.to_owned() }
+        Self {
+            every: 0,
+            prompt: DEFAULT_CSAT_PROMPT.to_owned(),
+            keyboard: KeyboardMode::Auto,
+            keyboard_connectors: DEFAULT_KEYBOARD_CONNECTORS.iter().map(|c| (*c).to_owned()).collect(),
+        }
     }
 }
 
+/// Where the CSAT prompt carries 👍/👎 keyboard buttons (`OLBRIDGE_CSAT_KEYBOARD`). The prompt's
+/// text is the same either way, so a typed `1`/`2` still answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyboardMode {
+    /// Only in chats whose connector is in `OLBRIDGE_CSAT_KEYBOARD_CONNECTORS` and is not a
+    /// WhatsApp one (default).
+    #[default]
+    Auto,
+    /// In every chat (a WhatsApp customer still sees only the numbered text).
+    Always,
+    /// Nowhere: the numbered prompt only.
+    Never,
+}
+
 pub(super) fn read_csat(r: &mut Reader<'_>) -> CsatSettings {
+    let d = CsatSettings::default();
+    let keyboard = r
+        .parse(OLBRIDGE_CSAT_KEYBOARD, "expected auto, always or never", |s| match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(KeyboardMode::Auto),
+            "always" => Ok(KeyboardMode::Always),
+            "never" => Ok(KeyboardMode::Never),
+            _ => Err("unknown value".into()),
+        })
+        .unwrap_or(d.keyboard);
+    let keyboard_connectors = r
+        .text(OLBRIDGE_CSAT_KEYBOARD_CONNECTORS)
+        .map(|list| list.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()).collect())
+        .unwrap_or(d.keyboard_connectors);
     CsatSettings {
         every: r.number(OLBRIDGE_CSAT_EVERY, 0, |v: &u32| *v <= 1000, "expected a number of answers, 0 (off)..=1000"),
-        prompt: r.text(OLBRIDGE_CSAT_PROMPT).unwrap_or_else(|| DEFAULT_CSAT_PROMPT.to_owned()),
+        prompt: r.text(OLBRIDGE_CSAT_PROMPT).unwrap_or(d.prompt),
+        keyboard,
+        keyboard_connectors,
     }
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{BotId, ChatId, DedupKey, DialogId, MessageId};
+use super::ids::{BotId, ChatId, DedupKey, DialogId, MessageId, UserId};
 use super::message::{Author, InboundMessage, LinesContext, PortalRef};
 
 /// Everything the portal can tell the bridge, whatever the transport.
@@ -45,6 +45,9 @@ pub enum PortalEvent {
         message_id: MessageId,
         /// Who sent it.
         author: Author,
+        /// Open Lines context of the chat (line, session, CRM binding), when the event carries it.
+        #[serde(default)]
+        lines: LinesContext,
         /// When the portal sent it.
         sent_at: DateTime<Utc>,
     },
@@ -93,7 +96,12 @@ impl PortalEvent {
                 let session = lines.session_id.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
                 DedupKey::event(&portal.member_id, "join", &format!("{bot_id}:{chat_id}:{session}"))
             }
-            Self::Command { portal, message_id, command, params, .. } => DedupKey::event(&portal.member_id, "cmd", &format!("{message_id}:{command}:{params}")),
+            // Who pressed is part of it: an operator's press in Bitrix24 must not swallow the
+            // customer's press of the same button.
+            Self::Command { portal, message_id, command, params, author, .. } => {
+                let by = author.id.map_or(0, UserId::get);
+                DedupKey::event(&portal.member_id, "cmd", &format!("{message_id}:{command}:{params}:{by}"))
+            }
             Self::BotDeleted { portal, bot_id, .. } => DedupKey::event(&portal.member_id, "botdelete", &bot_id.to_string()),
         }
     }

@@ -204,6 +204,10 @@ pub struct TurnProgress {
     /// The turn is over the rate limit: `notice` is the rate-limit notice, nothing else is posted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_limited: bool,
+    /// `notice` is the CSAT prompt and is posted with its 👍/👎 keyboard
+    /// (`crate::usecase::csat::keyboard`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyboard: bool,
 }
 
 /// Timings of one turn, for the message log. Every instant is wall-clock UTC.

@@ -67,6 +67,13 @@ pub trait Portal: Send + Sync {
     /// Posts a reply in the dialog as the bot (or the service user); returns the message id.
     async fn post_reply(&self, dialog: DialogId, text: &str) -> Result<MessageId, PortalError>;
 
+    /// Posts a reply with a `KEYBOARD` (`{"BUTTONS": [...]}`) whose buttons send the bot's commands.
+    /// Only a v1 bot has registered commands; the other adapters post the text alone.
+    async fn post_with_keyboard(&self, dialog: DialogId, text: &str, keyboard: &serde_json::Value) -> Result<MessageId, PortalError> {
+        let _ = keyboard;
+        self.post_reply(dialog, text).await
+    }
+
     /// Shows "typing…" in the dialog. Optional work: the adapter may skip it when the rate budget
     /// is short, returning `Ok(false)`.
     async fn typing(&self, dialog: DialogId) -> Result<bool, PortalError>;

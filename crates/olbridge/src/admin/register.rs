@@ -15,6 +15,9 @@
 //! idempotent on the portal itself: the same token and code give back the existing bot unchanged.
 //! A bot already registered in the other event mode is refused rather than silently kept.
 //!
+//! A v1 bot also gets the hidden command the CSAT prompt's 👍/👎 keyboard buttons send
+//! ([`ensure_csat_command`], `EVENT_COMMAND_ADD` = the same handler URL), once: a second run finds it.
+//!
 //! An explicit `B24_BOT_CLIENT_ID` is used instead of the derived one. Bots registered by older
 //! olbridge versions have a random `CLIENT_ID`: re-running finds them, cannot prove the derived id,
 //! and asks for the old `B24_BOT_CLIENT_ID` instead of creating a twin (every `imbot.*` call must
@@ -24,7 +27,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use hmac::{Hmac, Mac as _};
-use olbridge_core::b24::imbot::{BotProperties, BotRegistration, BotType, V2BotRegistration, V2EventMode};
+use olbridge_core::b24::imbot::{BotProperties, BotRegistration, BotType, CommandLang, CommandRegistration, V2BotRegistration, V2EventMode};
 use olbridge_core::b24::{B24Client, ClientOptions, WebhookBase};
 use olbridge_core::config::Config;
 use olbridge_core::domain::ids::BotId;
@@ -155,6 +158,7 @@ pub async fn register(client: &B24Client, handler_url: &str, code: &str, name: &
     if let Some(bot) = existing {
         let bot_id = BotId::new(bot.id).map_err(|e| anyhow::anyhow!("imbot.bot.list returned bot id {}: {e}", bot.id))?;
         if owns(client, bot_id, &client_id).await? {
+            ensure_csat_command(client, bot_id, &client_id, handler_url).await?;
             return Ok(Registration { bot_id, client_id, created: false });
         }
         let which = if explicit {
@@ -185,7 +189,38 @@ pub async fn register(client: &B24Client, handler_url: &str, code: &str, name: &
         client_id: client_id.clone(),
     };
     let bot_id = client.imbot_register(&registration).await.context("imbot.register failed")?;
+    ensure_csat_command(client, bot_id, &client_id, handler_url).await?;
     Ok(Registration { bot_id, client_id, created: true })
+}
+
+/// Registers the hidden command the CSAT prompt's 👍/👎 buttons send (`olbridge_core::usecase::csat::COMMAND`,
+/// `EVENT_COMMAND_ADD` = the bot's handler URL), unless the bot has it already. Whether Bitrix24
+/// itself refuses or merges a second registration of one command is not documented, so the
+/// command is looked up first, without side effects: `imbot.command.answer` naming the command and
+/// no message fails with `MESSAGE_ID_EMPTY` when the command exists for this `CLIENT_ID`, and with
+/// `COMMAND_ID_ERROR` when it does not (SRC `im_rest.php`, the checks' order). Returns whether it
+/// registered it.
+pub async fn ensure_csat_command(client: &B24Client, bot: BotId, client_id: &Secret, handler_url: &str) -> anyhow::Result<bool> {
+    let command = olbridge_core::usecase::csat::COMMAND;
+    let probe = json!({"COMMAND": command, "CLIENT_ID": client_id.expose()});
+    match client.call::<Value>("imbot.command.answer", &probe).await {
+        Err(e) if e.code == "MESSAGE_ID_EMPTY" => return Ok(false),
+        Err(e) if e.code == "COMMAND_ID_ERROR" => {}
+        Ok(_) => return Ok(false),
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot check the bot's CSAT command (imbot.command.answer)")),
+    }
+    let registration = CommandRegistration {
+        bot_id: bot,
+        command: command.to_owned(),
+        event_command_add: handler_url.to_owned(),
+        common: false,
+        hidden: true,
+        // Open Lines customers are extranet users (contract §4.7).
+        extranet_support: true,
+        lang: vec![CommandLang { language_id: "en".into(), title: "Rate the answer".into(), params: Some("up|down".into()) }],
+    };
+    client.imbot_command_register(&registration, client_id).await.context("imbot.command.register failed")?;
+    Ok(true)
 }
 
 /// Whether `client_id` is the `CLIENT_ID` of `bot`, without side effects: `imbot.chat.sendTyping`

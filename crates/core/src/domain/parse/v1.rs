@@ -67,6 +67,7 @@ fn command(data: &FormValue, ctx: Ctx, sent_at: DateTime<Utc>) -> Result<PortalE
         params: node::verbatim(cmd, &["COMMAND_PARAMS"]).trim().to_owned(),
         message_id,
         author,
+        lines: raw.lines_context(),
         sent_at,
     })
 }

@@ -47,6 +47,7 @@ pub(super) fn decode<N: Node>(kind: Kind, data: &N, mut ctx: Ctx) -> Result<Opti
                 params: node::verbatim(data, &["command", "params"]).trim().to_owned(),
                 message_id,
                 author: raw.author(&NAMES, Some(bot_id))?,
+                lines: raw.lines_context(),
                 sent_at: sent_at()?,
             }))
         }

@@ -37,7 +37,13 @@ pub(super) async fn deliver(turn: &mut Turn<'_>) -> Result<TurnOutcome, ProcessE
         }
         turn.progress.sending = true;
         turn.checkpoint().await?;
-        match deps.portal.post_reply(turn.dialog, text).await {
+        // The CSAT prompt (the notice after the answer) carries its keyboard where the chat shows one.
+        let posted = if turn.progress.keyboard && turn.progress.sent == chunks.len() {
+            deps.portal.post_with_keyboard(turn.dialog, text, &crate::usecase::csat::keyboard()).await
+        } else {
+            deps.portal.post_reply(turn.dialog, text).await
+        };
+        match posted {
             Ok(id) => {
                 turn.progress.sending = false;
                 turn.progress.sent += 1;
@@ -98,6 +104,7 @@ fn refused(turn: &mut Turn<'_>, code: &str) {
         answer.chunks.truncate(p.sent.min(answer.chunks.len()));
     }
     p.notice = None;
+    p.keyboard = false;
     if p.handoff.is_none() {
         p.handoff = Some(HandoffReason::PortalRefused { code: code.to_owned() });
     }

@@ -45,6 +45,8 @@ mod turn;
 #[cfg(test)]
 mod cost_tests;
 #[cfg(test)]
+mod csat_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -266,13 +268,15 @@ pub async fn give_up(deps: &Deps, jobs: &[Job], owner: &Owner, reason: &str) -> 
     plan::run(deps, jobs, owner, Some(reason)).await
 }
 
-/// Non-message events: nothing to answer, but worth a line in the log.
-fn handle_event(event: &PortalEvent) -> TurnOutcome {
-    match event {
+/// Non-message events: nothing to answer, but worth a line in the log; a 👍/👎 press on the CSAT
+/// prompt is recorded (`crate::usecase::csat`).
+async fn handle_event(deps: &Deps, job: &Job) -> Result<TurnOutcome, StoreError> {
+    Ok(match &job.event {
         PortalEvent::BotJoined { chat_id, lines, .. } => {
             info!(chat = %chat_id, session = ?lines.session_id.map(SessionId::get), "bot joined a chat: new session");
             TurnOutcome::Ignored { reason: "bot_joined".into() }
         }
+        PortalEvent::Command { command, .. } if command.eq_ignore_ascii_case(crate::usecase::csat::COMMAND) => csat_press(deps, job).await?,
         PortalEvent::Command { chat_id, command, .. } => {
             info!(chat = %chat_id, command = %command, "bot command received");
             TurnOutcome::Ignored { reason: format!("command:{command}") }
@@ -282,7 +286,55 @@ fn handle_event(event: &PortalEvent) -> TurnOutcome {
             TurnOutcome::Ignored { reason: "bot_deleted".into() }
         }
         PortalEvent::Message(_) => TurnOutcome::Ignored { reason: "unexpected".into() },
+    })
+}
+
+/// A 👍/👎 press: recorded as the CSAT answer of the chat's latest prompt, once, as an `ignored`
+/// turn with reason `csat` (as a typed `1`/`2` is); anything else is ignored with a log line. Never
+/// sent to the bot, never answered in the chat.
+async fn csat_press(deps: &Deps, job: &Job) -> Result<TurnOutcome, StoreError> {
+    use crate::domain::message::AuthorKind;
+    use crate::domain::turn::{TurnRecord, TurnTimings, TurnTrace};
+    use crate::usecase::csat::Press;
+    let PortalEvent::Command { chat_id, dialog_id, params, message_id, author, lines, sent_at, .. } = &job.event else {
+        return Ok(TurnOutcome::Ignored { reason: "unexpected".into() });
+    };
+    let ignored = |why: &str| TurnOutcome::Ignored { reason: format!("csat_press:{why}") };
+    let Some(csat) = &deps.csat else {
+        info!(chat = %chat_id, message = %message_id, "a CSAT button press, but CSAT is off (OLBRIDGE_CSAT_EVERY=0); ignored");
+        return Ok(ignored("off"));
+    };
+    if author.kind != AuthorKind::Customer {
+        info!(chat = %chat_id, message = %message_id, author = ?author.kind, "a CSAT button pressed by someone other than the customer (an operator in Bitrix24?); ignored");
+        return Ok(ignored("not_customer"));
     }
+    let answer = match csat.press(*chat_id, *message_id, params).await {
+        Press::Recorded(answer) => answer,
+        Press::AlreadyRated => return Ok(ignored("already_rated")),
+        Press::Unknown => return Ok(ignored("unknown_message")),
+        Press::Failed => return Ok(ignored("state_unavailable")),
+    };
+    info!(dialog = %dialog_id, csat = answer.as_str(), via = "keyboard", "the customer rated the bot's answer");
+    let now = deps.clock.now();
+    let outcome = TurnOutcome::Ignored { reason: "csat".into() };
+    let record = TurnRecord {
+        keys: vec![job.key.clone()],
+        dialog: dialog_id.to_string(),
+        session_id: lines.session_id.map(SessionId::get),
+        outcome: outcome.clone(),
+        timings: TurnTimings { received_at: job.received_at, started_at: now, bot_ms: None, finished_at: now },
+        bot_attempts: 0,
+        trace: TurnTrace {
+            line_id: lines.line_id.map(|l| l.get()),
+            crm: lines.crm.clone(),
+            event_at: Some(*sent_at),
+            rest_calls: crate::b24::usage::current(),
+            csat: Some(answer.as_str().to_owned()),
+            ..TurnTrace::default()
+        },
+    };
+    deps.log.record(&record).await?;
+    Ok(outcome)
 }
 
 /// Releases keys after a failure, keeping their progress; a key that cannot be released keeps its

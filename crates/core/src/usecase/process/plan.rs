@@ -64,12 +64,17 @@ async fn step(deps: &Deps, jobs: &[Job], i: usize, owner: &Owner, give_up: Optio
         Claim::Resumed(p) => (p, false),
     };
     let PortalEvent::Message(first) = &head.event else {
-        let outcome = handle_event(&head.event);
-        let done = deps.idempotency.complete(&head.key, &owner.id, &outcome, deps.clock.now()).await;
-        if let Err(e) = done {
-            release_all(deps, std::slice::from_ref(&head.key), owner).await;
-            return Err(Stopped::Failed(e.into()));
-        }
+        let done = match handle_event(deps, head).await {
+            Ok(outcome) => deps.idempotency.complete(&head.key, &owner.id, &outcome, deps.clock.now()).await.map(|()| outcome),
+            Err(e) => Err(e),
+        };
+        let outcome = match done {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                release_all(deps, std::slice::from_ref(&head.key), owner).await;
+                return Err(Stopped::Failed(e.into()));
+            }
+        };
         result.finished[i] = true;
         result.outcomes.push(outcome);
         return Ok(());

@@ -48,6 +48,8 @@ pub(super) struct Turn<'a> {
     pub(super) block: Option<Block>,
     /// The CRM entity the chat is bound to for this turn.
     pub(super) crm: Option<CrmBinding>,
+    /// The chat's connector id (`whatsappbyedna`, `livechat`, ...), when the event said.
+    pub(super) connector: Option<String>,
     /// When the bot call of this attempt started and ended, and the last post was confirmed.
     pub(super) bot_started_at: Option<DateTime<Utc>>,
     pub(super) bot_finished_at: Option<DateTime<Utc>>,
@@ -194,6 +196,7 @@ pub(super) async fn run_turn(
         profile: None,
         block: window::latest(messages.iter().map(|m| m.lines.window.as_ref())).cloned(),
         crm,
+        connector: messages.iter().rev().find_map(|m| m.lines.connector.clone()),
         bot_started_at: None,
         bot_finished_at: None,
         reply_posted_at: None,
@@ -277,6 +280,7 @@ async fn csat_prompt(turn: &mut Turn<'_>) -> Result<(), StoreError> {
         return Ok(());
     }
     turn.progress.notice = Some(csat.prompt().to_owned());
+    turn.progress.keyboard = csat.keyboard_for(turn.connector.as_deref());
     turn.checkpoint().await
 }
 
@@ -288,7 +292,9 @@ async fn csat_answered(turn: &Turn<'_>, outcome: &TurnOutcome) {
     }
     let chunks = turn.progress.answer.as_ref().map_or(0, |a| a.chunks.len());
     let prompted = turn.progress.handoff.is_none() && turn.progress.notice.as_deref() == Some(csat.prompt()) && turn.progress.sent > chunks;
-    csat.answered(turn.chat, prompted).await;
+    // The prompt is the turn's last post: its id is what a 👍/👎 press names.
+    let prompt = prompted.then(|| turn.progress.posted_ids.last().copied());
+    csat.answered(turn.chat, prompt).await;
 }
 
 /// The CRM entity of the turn's chat: the event's own entity fields when they name one, else the
