@@ -9,5 +9,6 @@
 
 mod aws;
 mod deps;
+mod harness;
 mod support;
 mod worker;
