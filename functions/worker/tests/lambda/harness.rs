@@ -320,7 +320,7 @@ pub async fn run(opts: &AwsHarnessOptions) -> anyhow::Result<Report> {
             if v.settled() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let load_s = started.elapsed().as_secs_f64();
         // Quiescence: every message answered (or its chat handed off) and the queue empty; then
@@ -333,7 +333,7 @@ pub async fn run(opts: &AwsHarnessOptions) -> anyhow::Result<Report> {
             if v.settled() && queue_depths(&w).await.0 == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         tokio::time::sleep(Duration::from_secs(u64::from(opts.visibility_s) + 1)).await;
         stop_sources.store(true, Ordering::SeqCst);

@@ -45,6 +45,8 @@ mod turn;
 #[cfg(test)]
 mod cost_tests;
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
