@@ -167,7 +167,9 @@ async fn event_source(w: &World, opts: &AwsHarnessOptions, poller: usize, killer
     while !stop.load(Ordering::SeqCst) {
         let (event, handles) = w.receive_sqs().await;
         if event.records.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Lambda long-polls; moto walks its whole queue on every receive, so idle pollers
+            // would be its main load with a backlog of blocked groups.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
         }
         n += 1;

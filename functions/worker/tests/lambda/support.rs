@@ -486,11 +486,21 @@ impl World {
     }
 
     /// Deletes the received records whose message id is not in `failed` (what Lambda does after a
-    /// partial batch response).
+    /// partial batch response), in one `DeleteMessageBatch`.
     pub async fn delete_except(&self, handles: &[(String, String)], failed: &[String]) {
         let sqs = self.sqs.as_ref().expect("the moto backend");
-        for (id, handle) in handles.iter().filter(|(id, _)| !failed.contains(id)) {
-            sqs.client.delete_message().queue_url(&sqs.queue_url).receipt_handle(handle).send().await.unwrap_or_else(|e| panic!("delete {id}: {e}"));
+        let entries: Vec<_> = handles
+            .iter()
+            .filter(|(id, _)| !failed.contains(id))
+            .enumerate()
+            .map(|(i, (_, handle))| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().expect("entry")
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
         }
+        let out = sqs.client.delete_message_batch().queue_url(&sqs.queue_url).set_entries(Some(entries)).send().await.expect("delete from moto");
+        assert!(out.failed.is_empty(), "deletes failed: {:?}", out.failed);
     }
 }
