@@ -15,12 +15,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use b24_emulator::Emulator;
 use olbridge_core::config::DEFAULT_FALLBACK_MESSAGE;
 use serde::Serialize;
 
 use crate::TestApp;
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// The mutex's value, poisoned or not (a panicked writer leaves nothing half-written here).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -91,8 +93,8 @@ impl Verdict {
 }
 
 /// Message ids whose `ONIMBOTMESSAGEADD` never reached the bridge with a 2xx, on any attempt.
-fn undelivered(app: &TestApp) -> HashSet<u64> {
-    let deliveries = app.emulator.deliveries();
+fn undelivered(emulator: &Emulator) -> HashSet<u64> {
+    let deliveries = emulator.deliveries();
     let id = |d: &b24_emulator::EventDelivery| d.field(&["data", "PARAMS", "MESSAGE_ID"]).and_then(|s| s.parse::<u64>().ok());
     let delivered: HashSet<u64> = deliveries.iter().filter(|d| d.event == "ONIMBOTMESSAGEADD" && d.delivered()).filter_map(id).collect();
     deliveries.iter().filter(|d| d.event == "ONIMBOTMESSAGEADD").filter_map(id).filter(|m| !delivered.contains(m)).collect()
@@ -106,7 +108,13 @@ fn parse(text: &str) -> Option<(usize, usize)> {
 /// Judges the inboxes of `phones` (customer `i` writes from `phones[i]`) against `written`;
 /// `seen` holds when each bot message was first seen, for latency.
 pub fn verdict(app: &TestApp, phones: &[String], written: &[Written], seen: &HashMap<u64, Instant>) -> Verdict {
-    let undelivered = undelivered(app);
+    verdict_on(&app.emulator, app.bot_id, phones, written, seen)
+}
+
+/// [`verdict`] on any portal emulator whose bot `bot_id` answers (the AWS path's harness has no
+/// `TestApp`).
+pub fn verdict_on(emulator: &Emulator, bot_id: u64, phones: &[String], written: &[Written], seen: &HashMap<u64, Instant>) -> Verdict {
+    let undelivered = undelivered(emulator);
     let mut v = Verdict { written: written.len(), ..Verdict::default() };
     let mut by_chat: HashMap<usize, Vec<&Written>> = HashMap::new();
     for w in written {
@@ -118,7 +126,7 @@ pub fn verdict(app: &TestApp, phones: &[String], written: &[Written], seen: &Has
         let mut answers: HashMap<usize, (usize, Option<Instant>)> = HashMap::new();
         let mut highest: Option<usize> = None;
         let mut fallback = false;
-        for m in app.emulator.customer_inbox(p).into_iter().filter(|m| m.author_id == app.bot_id) {
+        for m in emulator.customer_inbox(p).into_iter().filter(|m| m.author_id == bot_id) {
             v.bot_messages += 1;
             if m.text == DEFAULT_FALLBACK_MESSAGE {
                 fallback = true;

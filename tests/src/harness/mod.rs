@@ -25,7 +25,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use crate::{AppOptions, Reply, TestApp};
 pub use check::{Verdict, Written};
-pub use report::Report;
+pub use report::{Report, RunFigures};
 
 /// What a harness run does.
 #[derive(Debug, Clone)]

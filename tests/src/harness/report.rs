@@ -5,20 +5,27 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use b24_emulator::Emulator;
+
 use super::{HarnessOptions, Verdict};
 use crate::TestApp;
 
 /// One run's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// What ran the bridge: `local` (a real `olbridge serve`, killed with SIGKILL) or `aws` (the
+    /// Lambda handlers in process against moto; a kill is a cancelled worker invocation).
+    pub runtime: String,
     /// The seed.
     pub seed: u64,
     /// Customers.
     pub chats: usize,
     /// Messages per customer.
     pub messages: usize,
-    /// SIGKILL + restart cycles done.
+    /// Kills done: SIGKILL + restart cycles (local), worker invocations killed (aws).
     pub kills: usize,
+    /// Figures of one runtime only, by name (the AWS path's kinds of kill, redeliveries, ...).
+    pub counters: BTreeMap<String, usize>,
     /// Bot requests answered with a fault (timeout, 500, garbage, slow).
     pub bot_faults: usize,
     /// Bot requests received.
@@ -67,6 +74,35 @@ fn percentiles(mut v: Vec<f64>) -> Percentiles {
     Percentiles { p50: at(0.50), p95: at(0.95), p99: at(0.99), max: v.last().copied().unwrap_or(f64::NAN) }
 }
 
+/// What a run knows at its end, besides the portal's own record: the parts of a [`Report`].
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    /// `local` or `aws`.
+    pub runtime: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// Customers.
+    pub chats: usize,
+    /// Messages per customer.
+    pub messages: usize,
+    /// Whether an answer out of order because its event never reached the bridge passes.
+    pub late_order_ok: bool,
+    /// Kills done.
+    pub kills: usize,
+    /// Runtime-specific figures.
+    pub counters: BTreeMap<String, usize>,
+    /// Bot requests received, and how many were answered with a fault.
+    pub bot_requests: usize,
+    /// Of which faults.
+    pub bot_faults: usize,
+    /// Portal fault episodes injected, by kind.
+    pub portal_faults: BTreeMap<String, usize>,
+    /// Writing and killing, s.
+    pub load_s: f64,
+    /// Until the verdict, s.
+    pub total_s: f64,
+}
+
 impl Report {
     /// Gathers the figures from the app at the end of a run.
     #[allow(clippy::too_many_arguments)] // one call site, each figure named
@@ -80,29 +116,51 @@ impl Report {
         load_s: f64,
         total_s: f64,
     ) -> Self {
-        let calls = app.emulator.calls();
-        let rest_requests = calls.iter().filter(|c| !c.in_batch).count();
-        let query_limit_exceeded = calls.iter().filter(|c| c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
-        let deliveries: Vec<_> = app.emulator.deliveries().into_iter().filter(|d| d.event == "ONIMBOTMESSAGEADD").collect();
-        let answers = verdict.bot_messages.max(1);
-        Self {
+        let bot_requests = app.bot.received().len();
+        let run = RunFigures {
+            runtime: "local",
             seed: opts.seed,
             chats: opts.chats,
             messages: opts.messages,
+            late_order_ok: opts.late_order_ok,
             kills,
-            bot_faults: bot_faults.iter().take(app.bot.received().len()).filter(|f| **f).count(),
-            bot_requests: app.bot.received().len(),
+            counters: BTreeMap::new(),
+            bot_requests,
+            bot_faults: bot_faults.iter().take(bot_requests).filter(|f| **f).count(),
             portal_faults: portal_faults.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            load_s,
+            total_s,
+        };
+        Self::from_run(run, &app.emulator, verdict)
+    }
+
+    /// The report of a run on `emulator` (its REST calls and deliveries are counted here).
+    pub fn from_run(run: RunFigures, emulator: &Emulator, verdict: Verdict) -> Self {
+        let calls = emulator.calls();
+        let rest_requests = calls.iter().filter(|c| !c.in_batch).count();
+        let query_limit_exceeded = calls.iter().filter(|c| c.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED")).count();
+        let deliveries: Vec<_> = emulator.deliveries().into_iter().filter(|d| d.event == "ONIMBOTMESSAGEADD").collect();
+        let answers = verdict.bot_messages.max(1);
+        Self {
+            runtime: run.runtime.to_owned(),
+            seed: run.seed,
+            chats: run.chats,
+            messages: run.messages,
+            kills: run.kills,
+            counters: run.counters,
+            bot_faults: run.bot_faults,
+            bot_requests: run.bot_requests,
+            portal_faults: run.portal_faults,
             deliveries: deliveries.len(),
             deliveries_lost: deliveries.iter().filter(|d| !d.delivered()).count(),
             latency_ms: percentiles(verdict.latencies_ms.clone()),
             verdict,
-            late_order_ok: opts.late_order_ok,
+            late_order_ok: run.late_order_ok,
             rest_requests,
             rest_per_answer: rest_requests as f64 / answers as f64,
             query_limit_exceeded,
-            load_s,
-            total_s,
+            load_s: run.load_s,
+            total_s: run.total_s,
         }
     }
 
@@ -116,10 +174,11 @@ impl Report {
         let v = &self.verdict;
         let l = &self.latency_ms;
         let faults: Vec<String> = self.portal_faults.iter().map(|(k, n)| format!("{n} × {k}")).collect();
+        let kills = if self.runtime == "aws" { "worker invocations killed" } else { "SIGKILL + restart" };
         let mut out = format!(
-            "# Fault and load harness: {}\n\n`{command}`\n\n\
+            "# Fault and load harness ({}): {}\n\n`{command}`\n\n\
              | | |\n|---|---|\n\
-             | seed | {} |\n| chats × messages | {} × {} = {} written |\n| SIGKILL + restart | {} |\n\
+             | seed | {} |\n| chats × messages | {} × {} = {} written |\n| {kills} | {} |\n\
              | portal fault episodes | {} |\n| bot requests (of which faults) | {} ({}) |\n\
              | `ONIMBOTMESSAGEADD` deliveries (not delivered: dropped or to a dead bridge) | {} ({}) |\n\
              | **lost** | **{}** |\n| **duplicated** | **{}** |\n| **out of order** (of which the event never reached the bridge) | **{}** ({}) |\n| misrouted | {} |\n\
@@ -127,6 +186,7 @@ impl Report {
              | latency p50 / p95 / p99 / max | {:.0} / {:.0} / {:.0} / {:.0} ms |\n\
              | REST requests (per bot message) | {} ({:.2}) |\n| `QUERY_LIMIT_EXCEEDED` seen | {} |\n\
              | load / total time | {:.1} s / {:.1} s |\n",
+            self.runtime,
             if self.ok() { "PASS" } else { "FAIL" },
             self.seed,
             self.chats,
@@ -156,6 +216,9 @@ impl Report {
             self.load_s,
             self.total_s,
         );
+        for (name, n) in &self.counters {
+            out.push_str(&format!("| {name} | {n} |\n"));
+        }
         for e in &v.examples {
             out.push_str(&format!("\n- {e}"));
         }

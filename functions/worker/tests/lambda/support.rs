@@ -1,4 +1,8 @@
 //! The harness: emulator, test bot, receiver front, and the worker's dependencies.
+//!
+//! Also compiled into the AWS path's fault harness (`benches/harness_aws.rs`), which starts it
+//! with [`WorldOptions::faults`]: the worker on the real clock and SQS visibility, a bot that
+//! thinks a seeded while.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,8 +35,10 @@ use olbridge_core::usecase::job::JobPolicy;
 use olbridge_core::usecase::process::{Deps, ProcessSettings};
 use olbridge_core::usecase::receive::{MemberPin, ReceiveSettings, Receiver};
 use olbridge_receiver::ReceiverDeps;
-use olbridge_worker::visibility::{Visibility, VisibilityError};
+use olbridge_worker::visibility::{SqsVisibility, Visibility, VisibilityError};
 use olbridge_worker::{Invocation, WorkerDeps};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -80,10 +86,16 @@ impl Visibility for FakeVisibility {
     }
 }
 
+/// The bot's state: requests counted, and a seeded think time (ms) when the world has one.
+struct BotState {
+    calls: Arc<AtomicU32>,
+    think: Option<Mutex<(StdRng, (u64, u64))>>,
+}
+
 /// The bot: echoes; answers 204 to a text containing "silent"; takes 400 ms over one containing
-/// "slow".
-async fn bot(State(calls): State<Arc<AtomicU32>>, body: Bytes) -> Response {
-    calls.fetch_add(1, Ordering::SeqCst);
+/// "slow"; with a think range, takes a seeded while in it over every request.
+async fn bot(State(state): State<Arc<BotState>>, body: Bytes) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let text = request["text"].as_str().unwrap_or_default().to_owned();
     if text.contains("silent") {
@@ -91,6 +103,13 @@ async fn bot(State(calls): State<Arc<AtomicU32>>, body: Bytes) -> Response {
     }
     if text.contains("slow") {
         tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let think = state.think.as_ref().map(|t| {
+        let (rng, (lo, hi)) = &mut *t.lock().expect("lock");
+        Duration::from_millis(if *hi > *lo { rng.random_range(*lo..=*hi) } else { *lo })
+    });
+    if let Some(think) = think {
+        tokio::time::sleep(think).await;
     }
     axum::Json(json!({"reply_text": format!("echo: {text}")})).into_response()
 }
@@ -132,6 +151,28 @@ pub enum Backend {
     MotoCrm,
 }
 
+/// How a world is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldOptions {
+    /// Where state and jobs live.
+    pub backend: Backend,
+    /// The fault harness's setup (`None`: the tests' own).
+    pub faults: Option<FaultSetup>,
+}
+
+/// The AWS path's fault harness: the worker on the system clock (a killed invocation's lease ends
+/// with its deadline, in real time), retry delays through SQS `ChangeMessageVisibility`, a portal
+/// with room for a few chats at once, and a bot that thinks a seeded while.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultSetup {
+    /// The seed of the bot's think times.
+    pub seed: u64,
+    /// The bot's think time per request, uniform in this range (ms).
+    pub think_ms: (u64, u64),
+    /// The queue's visibility timeout, s (how soon a killed invocation's records come back).
+    pub visibility_s: u32,
+}
+
 /// The receiver's sink on moto: SQS, and the list the test waits on.
 struct TeeSink {
     sqs: olbridge_aws::sqs::SqsSink,
@@ -150,6 +191,7 @@ impl JobSink for TeeSink {
 pub struct Sqs {
     pub client: aws_sdk_sqs::Client,
     pub queue_url: String,
+    pub dlq_url: String,
 }
 
 /// A portal, a bot, the receiver and the worker.
@@ -160,8 +202,10 @@ pub struct World {
     pub bot_id: u64,
     pub bot_calls: Arc<AtomicU32>,
     pub jobs: Arc<Jobs>,
-    /// The worker's clock (the receiver's is the system's: the portal's `ts` is real time).
+    /// The worker's clock (the receiver's is the system's: the portal's `ts` is real time); with
+    /// [`FaultSetup`] the worker runs on the system clock and this one is left alone.
     pub clock: ManualClock,
+    worker_clock: Arc<dyn Clock>,
     pub worker: Arc<WorkerDeps>,
     pub visibility: Arc<FakeVisibility>,
     pub worker_metrics: Captured,
@@ -179,10 +223,18 @@ impl World {
     }
 
     pub async fn start_on(backend: Backend) -> Self {
-        let emulator = Emulator::start(EmulatorConfig { rate: RateLimit { per_sec: 20.0, burst: 50.0 }, ..EmulatorConfig::default() }).await.expect("emulator");
+        Self::start_with(WorldOptions { backend, faults: None }).await
+    }
+
+    pub async fn start_with(options: WorldOptions) -> Self {
+        let WorldOptions { backend, faults } = options;
+        let rate = if faults.is_some() { RateLimit { per_sec: 50.0, burst: 100.0 } } else { RateLimit { per_sec: 20.0, burst: 50.0 } };
+        let emulator = Emulator::start(EmulatorConfig { rate, ..EmulatorConfig::default() }).await.expect("emulator");
         let portal = emulator.seed_demo();
         let bot_calls = Arc::new(AtomicU32::new(0));
-        let bot_addr = serve(Router::new().route("/bot", post(bot)).with_state(Arc::clone(&bot_calls))).await;
+        let think = faults.map(|f| Mutex::new((StdRng::seed_from_u64(f.seed), f.think_ms)));
+        let bot_state = Arc::new(BotState { calls: Arc::clone(&bot_calls), think });
+        let bot_addr = serve(Router::new().route("/bot", post(bot)).with_state(bot_state)).await;
 
         let jobs = Arc::new(Jobs::default());
         let mut table = None;
@@ -208,7 +260,8 @@ impl World {
                 // (two invocations of one record could both win the claim there, never on DynamoDB).
                 let sdk = olbridge_aws::testing::serialized_config().await;
                 let table_name = olbridge_aws::testing::fresh_table(&sdk).await;
-                let (queue_url, _dlq) = olbridge_aws::testing::fresh_queues(&sdk, Some(2)).await;
+                let visibility_s = faults.map_or(2, |f| f.visibility_s);
+                let (queue_url, dlq_url) = olbridge_aws::testing::fresh_queues(&sdk, Some(visibility_s)).await;
                 let store = Arc::new(olbridge_aws::dynamo::DynamoStore::from_config(&sdk, table_name, olbridge_aws::dynamo::Retention::default()));
                 table = Some(Arc::clone(&store));
                 let client = aws_sdk_sqs::Client::new(&sdk);
@@ -222,7 +275,7 @@ impl World {
                     usage: store.clone(),
                     meta: store,
                 };
-                (stores, sink, Some(Sqs { client, queue_url }))
+                (stores, sink, Some(Sqs { client, queue_url, dlq_url }))
             }
         };
         let webhook = WebhookBase::parse(&portal.webhook_url).expect("webhook");
@@ -244,7 +297,8 @@ impl World {
         let receiver_addr = serve(Router::new().route("/bitrix/events", post(front)).with_state(receiver)).await;
 
         // One attempt per portal call: a fault fails the turn at once instead of being retried.
-        let options = ClientOptions { rate: RatePlan::new(18.0, 40), retry: RetryPolicy::none(), ..ClientOptions::default() };
+        let plan = if faults.is_some() { RatePlan::new(45.0, 90) } else { RatePlan::new(18.0, 40) };
+        let options = ClientOptions { rate: plan, retry: RetryPolicy::none(), ..ClientOptions::default() };
         let client = B24Client::new(webhook.clone(), options).expect("client");
         let handler = format!("http://{receiver_addr}/bitrix/events");
         let registration = BotRegistration {
@@ -261,9 +315,15 @@ impl World {
         emulator.attach_welcome_bot(LINE, bot_id.get()).expect("welcome bot");
 
         let clock = ManualClock::new(Utc::now());
+        let worker_clock: Arc<dyn Clock> = if faults.is_some() { Arc::new(SystemClock) } else { Arc::new(clock.clone()) };
         let mut settings = ProcessSettings::from_config(&olbridge_core::config::Config::from_map(&Default::default()).expect("defaults"));
         settings.bot_timeout = Duration::from_secs(10);
         settings.bot_retry = RetryPolicy::none();
+        if faults.is_some() {
+            // Customers who write faster than the per-chat limit allows (20 a minute) would get the
+            // notice and silence: the harness counts answers, not the cost controls.
+            settings.cost = olbridge_core::config::CostSettings::off();
+        }
         let bot = HttpBot::new(format!("http://{bot_addr}/bot").parse().expect("url"), None, None, settings.bot_timeout).expect("bot");
         let crm = match (backend, &table) {
             (Backend::MotoCrm, Some(store)) => {
@@ -281,7 +341,7 @@ impl World {
             usage: stores.usage,
             portal: Arc::new(BotPortal::new(client, bot_id, Secret::new(CLIENT_ID))),
             bot: Arc::new(bot),
-            clock: Arc::new(clock.clone()),
+            clock: Arc::clone(&worker_clock),
             settings,
             crm: crm.clone(),
             csat: None,
@@ -294,7 +354,11 @@ impl World {
         };
         let visibility = Arc::new(FakeVisibility::default());
         let (worker_emf, worker_metrics) = Emf::capture();
-        let worker = Arc::new(WorkerDeps::new(process, policy, visibility.clone(), worker_emf));
+        let retry_delays: Arc<dyn Visibility> = match (&sqs, faults) {
+            (Some(sqs), Some(_)) => Arc::new(SqsVisibility::new(sqs.client.clone(), sqs.queue_url.clone())),
+            _ => visibility.clone(),
+        };
+        let worker = Arc::new(WorkerDeps::new(process, policy, retry_delays, worker_emf));
         Self {
             sqs,
             emulator,
@@ -302,6 +366,7 @@ impl World {
             bot_calls,
             jobs,
             clock,
+            worker_clock,
             worker,
             visibility,
             worker_metrics,
@@ -350,7 +415,13 @@ impl World {
 
     /// An invocation that Lambda stops 60 s (of the worker's clock) from now.
     pub fn invocation(&self, request_id: &str) -> Invocation {
-        Invocation { request_id: request_id.into(), deadline: Some(self.clock.now() + chrono::Duration::seconds(60)) }
+        self.invocation_for(request_id, Duration::from_secs(60))
+    }
+
+    /// An invocation that Lambda stops `timeout` (of the worker's clock) from now.
+    pub fn invocation_for(&self, request_id: &str, timeout: Duration) -> Invocation {
+        let timeout = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        Invocation { request_id: request_id.into(), deadline: Some(self.worker_clock.now() + timeout) }
     }
 
     /// Runs the worker's handler; returns the reported message ids.
@@ -415,11 +486,21 @@ impl World {
     }
 
     /// Deletes the received records whose message id is not in `failed` (what Lambda does after a
-    /// partial batch response).
+    /// partial batch response), in one `DeleteMessageBatch`.
     pub async fn delete_except(&self, handles: &[(String, String)], failed: &[String]) {
         let sqs = self.sqs.as_ref().expect("the moto backend");
-        for (id, handle) in handles.iter().filter(|(id, _)| !failed.contains(id)) {
-            sqs.client.delete_message().queue_url(&sqs.queue_url).receipt_handle(handle).send().await.unwrap_or_else(|e| panic!("delete {id}: {e}"));
+        let entries: Vec<_> = handles
+            .iter()
+            .filter(|(id, _)| !failed.contains(id))
+            .enumerate()
+            .map(|(i, (_, handle))| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().expect("entry")
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
         }
+        let out = sqs.client.delete_message_batch().queue_url(&sqs.queue_url).set_entries(Some(entries)).send().await.expect("delete from moto");
+        assert!(out.failed.is_empty(), "deletes failed: {:?}", out.failed);
     }
 }

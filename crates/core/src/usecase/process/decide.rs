@@ -99,7 +99,7 @@ async fn ask(
     let started = Instant::now();
     turn.bot_started_at = Some(deps.clock.now());
     let result = ask_bot(turn, &request).await;
-    typing.abort();
+    drop(typing);
     turn.bot_finished_at = Some(deps.clock.now());
     turn.bot_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
 
@@ -152,15 +152,28 @@ async fn ask_bot(turn: &mut Turn<'_>, request: &BotRequest) -> Result<BotAnswer,
 }
 
 /// Shows "typing…" while the bot thinks, renewing it; optional work the portal adapter may skip.
-fn spawn_typing(deps: &Deps, dialog: DialogId) -> tokio::task::JoinHandle<()> {
+/// The renewal stops when the guard is dropped, also when the turn's future is dropped mid-call
+/// (a cancelled invocation, a timeout around the turn): a bare `JoinHandle` would leave the task
+/// sending "typing…" for ever.
+fn spawn_typing(deps: &Deps, dialog: DialogId) -> AbortOnDrop {
     let portal = Arc::clone(&deps.portal);
     let every = deps.settings.typing_every;
-    tokio::spawn(async move {
+    AbortOnDrop(tokio::spawn(async move {
         loop {
             if let Err(e) = portal.typing(dialog).await {
                 tracing::debug!(error = %e, "typing indicator failed (ignored)");
             }
             tokio::time::sleep(every).await;
         }
-    })
+    }))
+}
+
+/// A task aborted when this is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

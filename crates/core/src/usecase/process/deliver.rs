@@ -1,6 +1,6 @@
 //! Steps 4–6 of a turn: post what was decided, transfer when needed, record the turn.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
@@ -181,7 +181,7 @@ pub(super) async fn finish(
     };
     deps.log.record(&record).await?;
     note_timeline(turn, messages, outcome, now).await;
-    for key in &turn.keys {
+    for key in turn.keys_primary_last() {
         complete(turn, key, outcome).await?;
     }
     let total_ms = started.elapsed().as_millis();
@@ -250,17 +250,22 @@ pub(super) fn history_turn(deps: &super::Deps, role: &str, text: &str, at: DateT
 }
 
 /// Marks a key of the turn done. A message of a resumed burst may still be claimed by the attempt
-/// that died: its lease has run out, so it is claimed again first.
+/// that died: its lease has run out, so it is claimed again first — with a lease bounded by this
+/// attempt's deadline, like every claim: should this attempt die between the claim and the
+/// complete, the next one must not find the message held for the whole `lease` (minutes on a
+/// Lambda, every redelivery meanwhile failing with `LeaseLost` until the receive limit).
 async fn complete(turn: &Turn<'_>, key: &DedupKey, outcome: &TurnOutcome) -> Result<(), ProcessError> {
     let deps = turn.deps;
     let now = deps.clock.now();
     let owner = &turn.owner.id;
     match deps.idempotency.complete(key, owner, outcome, now).await {
-        Err(StoreError::LeaseLost) => match deps.idempotency.claim(key, owner, now, deps.settings.lease).await? {
-            Claim::Done(_) => Ok(()),
-            Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, owner, outcome, now).await?),
-            Claim::InProgress { .. } => Err(StoreError::LeaseLost.into()),
-        },
+        Err(StoreError::LeaseLost) => {
+            match deps.idempotency.claim(key, owner, now, turn.owner.bound(deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1))).await? {
+                Claim::Done(_) => Ok(()),
+                Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, owner, outcome, now).await?),
+                Claim::InProgress { .. } => Err(StoreError::LeaseLost.into()),
+            }
+        }
         other => Ok(other?),
     }
 }

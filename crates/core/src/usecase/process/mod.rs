@@ -45,6 +45,8 @@ mod turn;
 #[cfg(test)]
 mod cost_tests;
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod csat_tests;
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,15 @@ impl Turn<'_> {
     /// Time kept back from a Lambda's deadline for posting the reply and checkpointing.
     pub(super) const DEADLINE_RESERVE: Duration = Duration::from_secs(10);
 
+    /// The turn's keys in the order they are marked done: the folded messages first, the primary
+    /// last. The primary's record holds the composition; while it is not done, a redelivery
+    /// resumes the whole turn from it. Done first, it would leave a crash before the folded keys
+    /// with those messages claimed and empty: after their lease each would be asked again alone,
+    /// and answered a second time.
+    pub(super) fn keys_primary_last(&self) -> impl Iterator<Item = &DedupKey> {
+        self.keys.iter().filter(|k| **k != self.primary).chain(self.keys.iter().filter(|k| **k == self.primary))
+    }
+
     pub(super) async fn checkpoint(&self) -> Result<(), StoreError> {
         let now = self.deps.clock.now();
         let lease = self.owner.bound(self.deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1));
@@ -264,7 +273,7 @@ async fn csat_answer(
         },
     };
     deps.log.record(&record).await?;
-    for key in &turn.keys {
+    for key in turn.keys_primary_last() {
         deps.idempotency.complete(key, &turn.owner.id, &outcome, now).await?;
     }
     Ok(Some(outcome))
