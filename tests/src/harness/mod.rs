@@ -12,10 +12,9 @@
 //! schedule is reproducible; the interleaving with the bridge's own timing is not (it is a real
 //! process on a real clock), so a seed reproduces a run's faults, not its exact trace.
 
-pub mod check;
-pub mod report;
+pub use olbridge_harness::{check, report};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
 use crate::{AppOptions, Reply, TestApp};
-pub use check::{Verdict, Written};
-pub use report::{Report, RunFigures};
+pub use olbridge_harness::{Report, RunFigures, Verdict, Written};
 
 /// What a harness run does.
 #[derive(Debug, Clone)]
@@ -257,8 +255,7 @@ pub async fn run(opts: HarnessOptions) -> anyhow::Result<Report> {
     // pass and idle deliveries, so a late duplicate has the chance to show.
     let written = check::lock(&written).clone();
     let seen_clone = Arc::clone(&seen);
-    let settle =
-        async { crate::poll_until(opts.settle, || async { check::verdict(&app, &phones, &written, &check::lock(&seen_clone)) }, |v| v.settled()).await };
+    let settle = async { crate::poll_until(opts.settle, || async { verdict(&app, &phones, &written, &check::lock(&seen_clone)) }, |v| v.settled()).await };
     let watching = tokio::sync::Notify::new();
     let (_, ()) = tokio::join!(
         async {
@@ -270,12 +267,47 @@ pub async fn run(opts: HarnessOptions) -> anyhow::Result<Report> {
     );
     app.emulator.wait_idle(Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs_f64(opts.reconcile_sec * 2.0 + 1.0)).await;
-    let verdict = check::verdict(&app, &phones, &written, &check::lock(&seen));
-    let report = Report::new(&opts, &app, verdict, kills, &bot_faults, portal_faults, load_s, started.elapsed().as_secs_f64());
+    let verdict = verdict(&app, &phones, &written, &check::lock(&seen));
+    let report = local_report(&opts, &app, verdict, kills, &bot_faults, portal_faults, load_s, started.elapsed().as_secs_f64());
     if let Some(path) = &opts.keep_log {
         // The bridge's log across every restart, for a failed run's post-mortem.
         std::fs::write(path, app.serve_log())?;
     }
     app.shutdown().await;
     Ok(report)
+}
+
+/// Judges the inboxes of `phones` on the app's portal (see `check::verdict_on`).
+fn verdict(app: &TestApp, phones: &[String], written: &[Written], seen: &HashMap<u64, Instant>) -> Verdict {
+    check::verdict_on(&app.emulator, app.bot_id, phones, written, seen)
+}
+
+/// The report of a local run: its figures gathered from the app at the end.
+#[allow(clippy::too_many_arguments)] // one call site, each figure named
+fn local_report(
+    opts: &HarnessOptions,
+    app: &TestApp,
+    verdict: Verdict,
+    kills: usize,
+    bot_faults: &[bool],
+    portal_faults: HashMap<&'static str, usize>,
+    load_s: f64,
+    total_s: f64,
+) -> Report {
+    let bot_requests = app.bot.received().len();
+    let run = RunFigures {
+        runtime: "local",
+        seed: opts.seed,
+        chats: opts.chats,
+        messages: opts.messages,
+        late_order_ok: opts.late_order_ok,
+        kills,
+        counters: BTreeMap::new(),
+        bot_requests,
+        bot_faults: bot_faults.iter().take(bot_requests).filter(|f| **f).count(),
+        portal_faults: portal_faults.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        load_s,
+        total_s,
+    };
+    Report::from_run(run, &app.emulator, verdict)
 }

@@ -1,4 +1,4 @@
-//! The fault harness on the AWS path: the local harness's kills (`olbridge_tests::harness`), with
+//! The fault harness on the AWS path: the local harness's kills (`olbridge_tests::harness`; verdict and report from `olbridge_harness`), with
 //! the Lambda handlers in process against moto instead of a real `olbridge serve`.
 //!
 //! N customers write M messages each on the emulated portal (`c<chat>m<k>`, in sequence per chat,
@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use olbridge_core::config::DEFAULT_FALLBACK_MESSAGE;
-use olbridge_tests::harness::check::{self, Written, lock};
-use olbridge_tests::harness::{Report, RunFigures};
+use olbridge_harness::check::{self, Written, lock};
+use olbridge_harness::{Report, RunFigures};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 

@@ -19,8 +19,6 @@ use b24_emulator::Emulator;
 use olbridge_core::config::DEFAULT_FALLBACK_MESSAGE;
 use serde::Serialize;
 
-use crate::TestApp;
-
 /// The mutex's value, poisoned or not (a panicked writer leaves nothing half-written here).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -105,14 +103,9 @@ fn parse(text: &str) -> Option<(usize, usize)> {
     Some((c.parse().ok()?, m.parse().ok()?))
 }
 
-/// Judges the inboxes of `phones` (customer `i` writes from `phones[i]`) against `written`;
-/// `seen` holds when each bot message was first seen, for latency.
-pub fn verdict(app: &TestApp, phones: &[String], written: &[Written], seen: &HashMap<u64, Instant>) -> Verdict {
-    verdict_on(&app.emulator, app.bot_id, phones, written, seen)
-}
-
-/// [`verdict`] on any portal emulator whose bot `bot_id` answers (the AWS path's harness has no
-/// `TestApp`).
+/// Judges the inboxes of `phones` (customer `i` writes from `phones[i]`) against `written` on the
+/// portal emulator whose bot `bot_id` answers; `seen` holds when each bot message was first seen,
+/// for latency.
 pub fn verdict_on(emulator: &Emulator, bot_id: u64, phones: &[String], written: &[Written], seen: &HashMap<u64, Instant>) -> Verdict {
     let undelivered = undelivered(emulator);
     let mut v = Verdict { written: written.len(), ..Verdict::default() };

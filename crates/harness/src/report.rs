@@ -1,14 +1,13 @@
 //! The harness's report: what was injected, what the customers saw, and the costs, as JSON and
 //! Markdown.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use b24_emulator::Emulator;
 
-use super::{HarnessOptions, Verdict};
-use crate::TestApp;
+use crate::Verdict;
 
 /// One run's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -104,36 +103,6 @@ pub struct RunFigures {
 }
 
 impl Report {
-    /// Gathers the figures from the app at the end of a run.
-    #[allow(clippy::too_many_arguments)] // one call site, each figure named
-    pub(crate) fn new(
-        opts: &HarnessOptions,
-        app: &TestApp,
-        verdict: Verdict,
-        kills: usize,
-        bot_faults: &[bool],
-        portal_faults: HashMap<&'static str, usize>,
-        load_s: f64,
-        total_s: f64,
-    ) -> Self {
-        let bot_requests = app.bot.received().len();
-        let run = RunFigures {
-            runtime: "local",
-            seed: opts.seed,
-            chats: opts.chats,
-            messages: opts.messages,
-            late_order_ok: opts.late_order_ok,
-            kills,
-            counters: BTreeMap::new(),
-            bot_requests,
-            bot_faults: bot_faults.iter().take(bot_requests).filter(|f| **f).count(),
-            portal_faults: portal_faults.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            load_s,
-            total_s,
-        };
-        Self::from_run(run, &app.emulator, verdict)
-    }
-
     /// The report of a run on `emulator` (its REST calls and deliveries are counted here).
     pub fn from_run(run: RunFigures, emulator: &Emulator, verdict: Verdict) -> Self {
         let calls = emulator.calls();
