@@ -12,7 +12,8 @@ use std::time::Duration;
 use b24_emulator::{Fault, RateLimit};
 use b24_support::{Capture, calls_of, client, code_of, emulator, fast_client, ms, single_client};
 use futures::future::join_all;
-use olbridge_core::b24::{B24Client, Batch, ClientOptions, ErrorKind, RatePlan, WebhookBase};
+use olbridge_core::b24::crm::CrmEntityType;
+use olbridge_core::b24::{B24Client, Batch, ClientOptions, CoalesceStats, ErrorKind, RatePlan, WebhookBase};
 use olbridge_core::ports::PortalError;
 use olbridge_core::retry::RetryPolicy;
 use serde_json::{Value, json};
@@ -98,6 +99,65 @@ async fn a_background_call_rides_along_in_a_batch_sent_for_essential_ones() {
     assert_eq!(scope.len(), 1);
     assert!(scope[0].in_batch, "the background call went in the essential calls' batch");
     assert_eq!(calls.iter().filter(|c| !c.in_batch).count(), 3, "two calls alone, then one batch of four");
+}
+
+/// 100 timeline comments written at once (background, creating calls) through a small bucket: the
+/// rider that gets the first slot takes the others along, so they go in a few batches, not 100
+/// requests, and each comment lands exactly once.
+#[tokio::test]
+async fn background_calls_waiting_for_headroom_batch_together() {
+    let (emu, demo) = emulator(RateLimit { per_sec: 2.0, burst: 10.0 }).await;
+    let lead = emu.add_crm_item("lead", json!({"TITLE": "riders"})).expect("lead");
+    // Background calls may fill the bucket to 2 of 4.
+    let plan = RatePlan { per_sec: 2.0, burst: 4, optional_reserve: 2, adaptive: true };
+    let c = client(&demo.webhook_url, plan, RetryPolicy::none());
+
+    let results = join_all((0..100).map(|i| {
+        let c = c.clone();
+        async move { c.crm_timeline_comment_add_background(CrmEntityType::Lead, lead, &format!("comment {i}")).await }
+    }))
+    .await;
+
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    let mut ids: Vec<u64> = results.into_iter().map(Result::unwrap).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "each caller got its own comment");
+    let mut comments = emu.timeline_comments("lead", lead);
+    comments.sort();
+    comments.dedup();
+    assert_eq!(comments.len(), 100, "every comment landed");
+    let calls = emu.calls();
+    assert_eq!(calls.iter().filter(|c| c.method == "crm.timeline.comment.add").count(), 100, "each comment ran exactly once");
+    assert!(calls.iter().all(|c| c.error.is_none()), "the portal refused nothing");
+    let requests = calls.iter().filter(|c| !c.in_batch).count();
+    assert!(requests <= 3, "{requests} portal requests for 100 background calls");
+    assert_eq!(c.coalesce_stats(), CoalesceStats { requests, calls: 100 });
+}
+
+/// A batch a background call drove (its riders: timeline comments) whose response was lost: each
+/// creating call gets the timeout back, unreplayed, and ran once.
+#[tokio::test]
+async fn a_lost_batch_of_background_calls_is_answered_per_call() {
+    let (emu, demo) = emulator(RateLimit::UNLIMITED).await;
+    let lead = emu.add_crm_item("lead", json!({"TITLE": "lost"})).expect("lead");
+    let webhook = WebhookBase::parse(&demo.webhook_url).expect("webhook");
+    let options =
+        ClientOptions { rate: RatePlan::new(4.0, 8), retry: RetryPolicy::new(vec![ms(300); 6]), timeout: Duration::from_secs(1), ..Default::default() };
+    let c = B24Client::new(webhook, options).expect("client");
+    emu.inject_fault(Fault::delay_response("batch", 1, Duration::from_secs(3)));
+
+    let results = join_all((0..5).map(|i| {
+        let c = c.clone();
+        async move { c.crm_timeline_comment_add_background(CrmEntityType::Lead, lead, &format!("comment {i}")).await }
+    }))
+    .await;
+
+    assert!(results.iter().all(|r| r.as_ref().is_err_and(|e| e.code == "HTTP_TIMEOUT")), "{results:?}");
+    let calls = emu.calls();
+    let added: Vec<_> = calls.iter().filter(|c| c.method == "crm.timeline.comment.add").collect();
+    assert_eq!(added.len(), 5, "each comment ran once, in the lost batch, and was not replayed");
+    assert!(added.iter().all(|c| c.in_batch && c.error.is_none()));
 }
 
 /// A batch that ran but whose response was lost (it came after the client's timeout): each creating

@@ -24,7 +24,11 @@
 //! **Riders.** Background calls (the pollers' reads, the CRM timeline's comments) wait for headroom
 //! in the budget as before, but meanwhile they also wait here: a batch being sent for essential calls
 //! takes them along when it has room, so a timeline comment written while replies go out costs no
-//! request of its own. A rider whose headroom comes first is sent alone, as without coalescing.
+//! request of its own. A rider whose headroom comes first drives a request itself: it takes the
+//! essential calls waiting (they come first), then fills the batch with the other riders, so a pass
+//! of 50 timeline comments costs one request, not 50. Alone, it goes alone as without coalescing.
+//! The rider's slot is a background one (taken only with headroom above the reserve), so riders
+//! never take the reserve the replies need.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -90,6 +94,19 @@ impl Coalescer {
         }
         out
     }
+
+    /// For a rider that got a slot: its own call `id` first (`None` when a driver took it
+    /// meanwhile), then the essential calls waiting, then the other riders, up to 50.
+    fn take_for(&self, id: u64) -> Option<Vec<Pending>> {
+        let mine = {
+            let mut riders = self.riders();
+            riders.iter().position(|p| p.id == id).and_then(|i| riders.remove(i))?
+        };
+        let mut out = vec![mine];
+        fill(&mut self.queue(), &mut out);
+        fill(&mut self.riders(), &mut out);
+        Some(out)
+    }
 }
 
 /// Moves calls whose callers still wait from `queue` to `out`, up to a batch's 50.
@@ -122,7 +139,8 @@ impl B24Client {
     }
 
     /// Sends background call `method` once: with a batch sent for essential calls if one has room
-    /// before the budget has headroom for it, else alone (see the module's "Riders").
+    /// before the budget has headroom for it, else in a batch of its own that carries the other
+    /// calls waiting (see the module's "Riders").
     pub(crate) async fn ride(&self, coalescer: &Coalescer, method: &str, params: &Value) -> Result<Page<Value>, B24Error> {
         let (reply, mut answer) = oneshot::channel();
         let id = coalescer.next_id.fetch_add(1, Ordering::Relaxed);
@@ -132,19 +150,27 @@ impl B24Client {
             carried = &mut answer => return settle(method, carried),
             _ = self.limiter().acquire(Priority::Background) => {}
         }
-        // Headroom came first: send it alone, unless a driver took it meanwhile.
-        let mine = {
-            let mut riders = coalescer.riders();
-            riders.iter().position(|p| p.id == id).and_then(|i| riders.remove(i))
-        };
-        if mine.is_none() {
+        // Headroom came first. Let the calls started together with this one (a timeline pass
+        // writes its comments at once) queue before the batch is made.
+        tokio::task::yield_now().await;
+        let sent_at = self.limiter().now();
+        let Some(calls) = coalescer.take_for(id) else {
+            // A driver took it meanwhile: the slot was not needed.
             self.limiter().refund().await;
             return settle(method, answer.await);
-        }
+        };
         coalescer.requests.fetch_add(1, Ordering::Relaxed);
-        coalescer.commands.fetch_add(1, Ordering::Relaxed);
-        let sent_at = self.limiter().now();
-        self.post(method, params, 1, sent_at).await
+        coalescer.commands.fetch_add(calls.len(), Ordering::Relaxed);
+        if calls.len() == 1 {
+            return self.post(method, params, 1, sent_at).await;
+        }
+        self.send_batch(calls, sent_at).await;
+        // The request was counted for this task by `post`; its own answer (the batch's first
+        // command, so marked as paying) must not count it twice.
+        match answer.await {
+            Ok((result, _)) => result,
+            Err(e) => settle(method, Err(e)),
+        }
     }
 
     /// Starts a driver if fewer than [`MAX_IN_FLIGHT`] run.

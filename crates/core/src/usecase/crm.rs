@@ -29,7 +29,7 @@ use crate::config::{CrmSettings, TimelineMode, UnboundPolicy};
 use crate::domain::ids::{ChatId, SessionId};
 use crate::domain::message::CrmBinding;
 use crate::domain::turn::{HandoffReason, TurnOutcome};
-use crate::ports::{CrmPortal, DialogCrm, StoreResult, TimelineLine, TimelineOutbox};
+use crate::ports::{CrmPortal, DialogCrm, PendingComment, StoreResult, TimelineLine, TimelineOutbox};
 
 /// A customer message longer than this is cut on the timeline (the chat itself keeps it whole).
 const CUSTOMER_TEXT_MAX_CHARS: usize = 500;
@@ -231,13 +231,13 @@ pub struct DrainPolicy {
     pub max_retry: Duration,
     /// After this many failures the comment is dropped (logged as an error).
     pub max_attempts: u32,
-    /// Comments per pass.
+    /// Comments per pass, all written at once: 50 fit one `batch` of the client's coalescing.
     pub batch: usize,
 }
 
 impl Default for DrainPolicy {
     fn default() -> Self {
-        Self { first_retry: Duration::from_secs(2), max_retry: Duration::from_secs(900), max_attempts: 40, batch: 20 }
+        Self { first_retry: Duration::from_secs(2), max_retry: Duration::from_secs(900), max_attempts: 40, batch: 50 }
     }
 }
 
@@ -250,36 +250,62 @@ pub struct Drained {
     pub failed: usize,
 }
 
+/// How one comment of a pass ended.
+enum Wrote {
+    Written,
+    Failed,
+}
+
 /// Writes the comments due at `now`; each failure is rescheduled with backoff. The header names
 /// the bridge so an operator knows where the comment came from.
+///
+/// The pass's comments (at most `policy.batch`) are written concurrently, so the client can send
+/// them together in one `batch` request instead of one request each. Each comment is settled in the
+/// outbox on its own, as soon as the portal answered it: removed once written, rescheduled when it
+/// failed. An outbox error does not cut the other writes short (a comment the portal took but the
+/// outbox still holds would be written twice); the first one is returned once all have settled.
 pub async fn drain(portal: &dyn CrmPortal, outbox: &dyn TimelineOutbox, now: DateTime<Utc>, policy: DrainPolicy) -> StoreResult<Drained> {
+    let due = outbox.due(now, policy.batch).await?;
+    let settled = futures::future::join_all(due.iter().map(|c| write_one(portal, outbox, c, now, policy))).await;
     let mut done = Drained::default();
-    for c in outbox.due(now, policy.batch).await? {
-        let body: Vec<&str> = c.lines.iter().map(|(_, t)| t.as_str()).collect();
-        let text = format!("olbridge: AI assistant conversation\n{}", body.join("\n\n"));
-        let ids: Vec<i64> = c.lines.iter().map(|(id, _)| *id).collect();
-        match portal.timeline_comment(&c.entity, &text).await {
-            Ok(id) => {
-                info!(entity = %c.entity.entity_type, entity_id = c.entity.entity_id, comment = id, lines = ids.len(), "timeline comment written");
-                outbox.written(&c.comment_key, &ids).await?;
-                done.written += 1;
-            }
-            Err(e) if c.attempts + 1 >= policy.max_attempts => {
-                tracing::error!(entity = %c.entity.entity_type, entity_id = c.entity.entity_id, error = %e, attempts = c.attempts + 1, "giving up on a timeline comment");
-                outbox.written(&c.comment_key, &ids).await?;
-                done.failed += 1;
-            }
+    let mut first_error = None;
+    for outcome in settled {
+        match outcome {
+            Ok(Wrote::Written) => done.written += 1,
+            Ok(Wrote::Failed) => done.failed += 1,
             Err(e) => {
-                let factor = 2_u32.saturating_pow(c.attempts.min(16));
-                let delay = policy.first_retry.saturating_mul(factor).min(policy.max_retry);
-                warn!(entity = %c.entity.entity_type, entity_id = c.entity.entity_id, code = %e.code, error = %e, retry_in_ms = delay.as_millis() as u64, "timeline comment failed; retrying later");
-                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                outbox.failed(&c.comment_key, retry_at, &e.to_string()).await?;
-                done.failed += 1;
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(done)
+    first_error.map_or(Ok(done), Err)
+}
+
+/// Writes one due comment and settles it in the outbox.
+async fn write_one(portal: &dyn CrmPortal, outbox: &dyn TimelineOutbox, c: &PendingComment, now: DateTime<Utc>, policy: DrainPolicy) -> StoreResult<Wrote> {
+    let body: Vec<&str> = c.lines.iter().map(|(_, t)| t.as_str()).collect();
+    let text = format!("olbridge: AI assistant conversation\n{}", body.join("\n\n"));
+    let ids: Vec<i64> = c.lines.iter().map(|(id, _)| *id).collect();
+    match portal.timeline_comment(&c.entity, &text).await {
+        Ok(id) => {
+            info!(entity = %c.entity.entity_type, entity_id = c.entity.entity_id, comment = id, lines = ids.len(), "timeline comment written");
+            outbox.written(&c.comment_key, &ids).await?;
+            Ok(Wrote::Written)
+        }
+        Err(e) if c.attempts + 1 >= policy.max_attempts => {
+            tracing::error!(entity = %c.entity.entity_type, entity_id = c.entity.entity_id, error = %e, attempts = c.attempts + 1, "giving up on a timeline comment");
+            outbox.written(&c.comment_key, &ids).await?;
+            Ok(Wrote::Failed)
+        }
+        Err(e) => {
+            let factor = 2_u32.saturating_pow(c.attempts.min(16));
+            let delay = policy.first_retry.saturating_mul(factor).min(policy.max_retry);
+            warn!(entity = %c.entity.entity_type, entity_id = c.entity.entity_id, code = %e.code, error = %e, retry_in_ms = delay.as_millis() as u64, "timeline comment failed; retrying later");
+            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            outbox.failed(&c.comment_key, retry_at, &e.to_string()).await?;
+            Ok(Wrote::Failed)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ struct FakeCrm {
     lookups: Mutex<u32>,
     fail_comments: Mutex<u32>,
     comments: Mutex<Vec<(CrmBinding, String)>>,
+    /// Comments being written now, and the most at once.
+    in_flight: Mutex<(u32, u32)>,
 }
 
 #[async_trait]
@@ -26,6 +28,14 @@ impl CrmPortal for FakeCrm {
         Ok(())
     }
     async fn timeline_comment(&self, entity: &CrmBinding, text: &str) -> Result<u64, PortalError> {
+        {
+            let mut f = self.in_flight.lock().unwrap();
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
+        // Let the pass's other comments start, as a request waiting for the portal would.
+        tokio::task::yield_now().await;
+        self.in_flight.lock().unwrap().0 -= 1;
         let mut fail = self.fail_comments.lock().unwrap();
         if *fail > 0 {
             *fail -= 1;
@@ -125,4 +135,25 @@ async fn a_failed_comment_is_retried_with_backoff_and_not_lost() {
     assert_eq!(drain(fake.as_ref(), outbox.as_ref(), t(5), p).await.unwrap(), Drained::default(), "the backoff doubled");
     assert_eq!(drain(fake.as_ref(), outbox.as_ref(), t(6), p).await.unwrap().written, 1);
     assert_eq!(fake.comments.lock().unwrap().len(), 1);
+}
+
+/// A pass writes its due comments at once (so the client can carry them in one batch), and settles
+/// each on its own: the written ones leave the outbox, the failed one waits for its retry.
+#[tokio::test]
+async fn a_pass_writes_its_comments_at_once_and_settles_each() {
+    let fake = Arc::new(FakeCrm::default());
+    *fake.fail_comments.lock().unwrap() = 1;
+    let (link, outbox) = link(&fake, TimelineMode::Turn, UnboundPolicy::Leave);
+    let answered = TurnOutcome::Answered { reply_ids: vec![] };
+    let leads: Vec<CrmBinding> = (1..=5).map(lead).collect();
+    for (i, l) in leads.iter().enumerate() {
+        link.note_turn(&note(&format!("k{i}"), l, &answered, t(0))).await.unwrap();
+    }
+    let p = DrainPolicy::default();
+    assert_eq!(drain(fake.as_ref(), outbox.as_ref(), t(0), p).await.unwrap(), Drained { written: 4, failed: 1 });
+    assert_eq!(fake.in_flight.lock().unwrap().1, 5, "all five were in flight together");
+    assert_eq!(outbox.pending().await.unwrap(), 1, "only the failed comment is left");
+    assert_eq!(drain(fake.as_ref(), outbox.as_ref(), t(2), p).await.unwrap(), Drained { written: 1, failed: 0 });
+    assert_eq!(outbox.pending().await.unwrap(), 0);
+    assert_eq!(fake.comments.lock().unwrap().len(), 5, "each comment written once");
 }
