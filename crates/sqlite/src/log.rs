@@ -30,10 +30,12 @@ impl TurnLog for SqliteStore {
         let (total, overhead) = (i64::try_from(total).unwrap_or(i64::MAX), i64::try_from(overhead).unwrap_or(i64::MAX));
         let (started, finished) = (ms(record.timings.started_at), ms(record.timings.finished_at));
         let (outcome, body) = (record.outcome.name(), to_json(record)?);
+        let turn_key = record.keys.first().map(|k| k.as_str().to_owned());
         self.run(move |c| {
             c.execute(
-                "INSERT INTO turns (started_at, finished_at, outcome, total_ms, overhead_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![started, finished, outcome, total, overhead, body],
+                "INSERT INTO turns (started_at, finished_at, outcome, total_ms, overhead_ms, body, turn_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (turn_key) DO NOTHING",
+                params![started, finished, outcome, total, overhead, body, turn_key],
             )?;
             Ok(())
         })

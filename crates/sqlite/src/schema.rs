@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// Each step's SQL, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -223,4 +223,12 @@ CREATE TABLE crm_lines (
     at          INTEGER NOT NULL,
     UNIQUE (comment_key, turn_key)
 );
+";
+
+/// Version 6: a turn is recorded once. A turn resumed after a crash between its record and its
+/// completion records it again; the turn's first key (`turn_key`) makes the second a no-op. Rows
+/// written before have none (NULLs are distinct in a UNIQUE index).
+const V6: &str = "
+ALTER TABLE turns ADD COLUMN turn_key TEXT;
+CREATE UNIQUE INDEX turns_turn_key ON turns (turn_key);
 ";

@@ -1,6 +1,8 @@
 //! `TurnLog`: records bucketed by the UTC day they finished (`pk = turns#<yyyy-mm-dd>`,
 //! `sk = <finished ms>#<stamp>`), and the list of days that have records (`pk = turns#days`,
 //! `sk = <yyyy-mm-dd>`), so `recent` and `stats` are Queries over the days they need, newest first
+//! (a turn is recorded once: its record is written in one transaction with a marker item
+//! `pk = turnlog#<digest of the first key>` that must not exist yet),
 //! or from `since` on; see the module docs of `dynamo` for why finished, not started. The
 //! statistics' definitions are core's `domain::stats`; the per-turn numbers are computed once, when
 //! the record is written, and read back without the body.
@@ -8,10 +10,14 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use olbridge_core::domain::stats::{durations, nearest_rank};
 use olbridge_core::domain::turn::TurnRecord;
-use olbridge_core::ports::{LogStats, StoreResult, TurnLog};
+use olbridge_core::ports::{LogStats, StoreError, StoreResult, TurnLog};
+use sha2::{Digest as _, Sha256};
 
 use super::codec::{Fields, after, before, expires, ms, n, names, s, sortable_ms, to_json, values};
 use super::error::backend;
@@ -19,6 +25,19 @@ use super::{DAY, DynamoStore, key, lock, stamp};
 
 const PREFIX: &str = "turns#";
 const DAYS: &str = "turns#days";
+/// A turn's "recorded" marker: `pk = turnlog#<SHA-256 of the turn's first key>`, `sk = turn` (a
+/// digest: a key may name a customer, and the marker outlives no erase).
+const MARKER: &str = "turnlog#";
+
+/// Whether a log transaction was cancelled because the turn's marker exists.
+fn already_recorded<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+        }
+        _ => false,
+    }
+}
 
 /// The UTC day of an instant, as the bucket names it (sorts as text).
 fn day(t: DateTime<Utc>) -> String {
@@ -82,8 +101,39 @@ impl TurnLog for DynamoStore {
             ("overhead_ms".to_owned(), n(overhead)),
             ("expires_at".to_owned(), expires(finished, self.retention.turns)),
         ]);
-        self.client.put_item().table_name(self.table()).set_item(Some(item)).send().await.map_err(|e| backend("PutItem (log)", e))?;
-        Ok(())
+        let Some(turn) = record.keys.first() else {
+            self.client.put_item().table_name(self.table()).set_item(Some(item)).send().await.map_err(|e| backend("PutItem (log)", e))?;
+            return Ok(());
+        };
+        // Once per turn: the record goes with a marker named after the turn's first key, in one
+        // transaction that fails if the marker exists (a resumed turn recording itself again).
+        let mut marker = key(format!("{MARKER}{}", hex::encode(Sha256::digest(turn.as_str().as_bytes()))), "turn");
+        marker.insert("expires_at".to_owned(), expires(finished, self.retention.turns));
+        let condition = "attribute_not_exists(#pk)";
+        let put_marker = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(marker))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names(&[condition]))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("DynamoDB TransactWriteItems (log): {e}")))?;
+        let put_record = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("DynamoDB TransactWriteItems (log): {e}")))?;
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_marker).build())
+            .transact_items(TransactWriteItem::builder().put(put_record).build())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if already_recorded(&e) => Ok(()),
+            Err(e) => Err(backend("TransactWriteItems (log)", e)),
+        }
     }
 
     async fn recent(&self, limit: usize) -> StoreResult<Vec<TurnRecord>> {

@@ -3,6 +3,8 @@
 //! Semantics pinned here:
 //! - `recent(limit)` is ordered by `finished_at`, newest first; records finished at the same time
 //!   come later-recorded first.
+//! - A turn is recorded once: a second record with the same first key is not appended (the first
+//!   stands), whatever else differs.
 //! - `stats(since)` covers records with `started_at >= since`. `by_outcome` is sorted by outcome
 //!   name. A turn's duration is `finished_at - received_at` in whole milliseconds (negative: 0); its
 //!   overhead is the duration minus `bot_ms` (missing `bot_ms`: 0; saturating at 0). Percentiles are
@@ -43,6 +45,19 @@ pub async fn recent_is_newest_first<S: TurnLog + ?Sized>(s: &S) {
     assert_eq!(s.recent(10).await.expect("recent"), vec![d.clone(), a.clone(), c, b]);
     assert_eq!(s.recent(2).await.expect("recent"), vec![d, a]);
     assert_eq!(s.recent(0).await.expect("recent"), vec![]);
+}
+
+/// A turn resumed after a crash records itself again, with other timings: it stays one record.
+pub async fn a_turn_is_recorded_once<S: TurnLog + ?Sized>(s: &S) {
+    let first = record("once", 0, 1_000, Some(100), answered());
+    let again = record("once", 0, 4_000, Some(300), answered());
+    let other = record("other", 0, 2_000, None, TurnOutcome::Silent);
+    for r in [&first, &again, &other, &again] {
+        s.record(r).await.expect("record");
+    }
+    assert_eq!(s.recent(10).await.expect("recent"), vec![other, first]);
+    let stats = s.stats(t(0)).await.expect("stats");
+    assert_eq!(stats.turns, 2, "{stats:?}");
 }
 
 /// An empty window has no turns and no percentiles.
@@ -94,5 +109,5 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = S>,
 {
-    run_each!(fresh: recent_is_newest_first, stats_of_nothing_are_empty, stats_count_and_rank);
+    run_each!(fresh: recent_is_newest_first, a_turn_is_recorded_once, stats_of_nothing_are_empty, stats_count_and_rank);
 }

@@ -13,7 +13,11 @@ use crate::ports::{LogStats, StoreResult, TurnLog};
 #[async_trait]
 impl TurnLog for MemoryStore {
     async fn record(&self, record: &TurnRecord) -> StoreResult<()> {
-        lock(&self.log).push(record.clone());
+        let mut log = lock(&self.log);
+        let first = record.keys.first();
+        if first.is_none() || !log.iter().any(|r| r.keys.first() == first) {
+            log.push(record.clone());
+        }
         Ok(())
     }
 

@@ -27,7 +27,9 @@ pub struct LogStats {
 /// The per-message log: one record per turn with timings and outcome.
 #[async_trait]
 pub trait TurnLog: Send + Sync {
-    /// Appends a record.
+    /// Appends a record, once per turn: a record whose first key is already recorded is not
+    /// appended again (a turn resumed after a crash between its record and its completion records
+    /// itself again; the first record stands).
     async fn record(&self, record: &TurnRecord) -> StoreResult<()>;
 
     /// The most recent `limit` records, newest first.

@@ -15,7 +15,7 @@ use super::{Owner, process};
 use crate::domain::ids::DedupKey;
 use crate::domain::turn::{TurnOutcome, TurnProgress};
 use crate::memory::MemoryStore;
-use crate::ports::{Admission, Claim, Clock as _, IdempotencyStore, RecordPhase, StoreError, StoreResult};
+use crate::ports::{Admission, Claim, Clock as _, IdempotencyStore, RecordPhase, StoreError, StoreResult, TurnLog as _};
 
 /// The memory store, with the `complete` calls of one key numbered in `fail` (from 1) failing, as
 /// if the process died there.
@@ -83,6 +83,8 @@ async fn a_folded_turn_stopped_between_its_keys_is_resumed_whole_and_answered_on
         assert!(again.finished.iter().all(|f| *f), "stopped at key {stop_at}: {again:?}");
         assert_eq!(w.portal.posts(), ["echo: a\nb\nc"], "stopped at key {stop_at}: nothing answered twice");
         assert_eq!(w.bot.texts(), ["a\nb\nc"], "stopped at key {stop_at}: the bot was asked once");
+        let records = w.store.recent(10).await.unwrap();
+        assert_eq!(records.len(), 1, "stopped at key {stop_at}: the resumed turn is logged once: {records:?}");
     }
 }
 
