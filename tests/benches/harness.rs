@@ -14,24 +14,8 @@
 
 use std::time::Duration;
 
+use olbridge_harness::args::{num, range, value};
 use olbridge_tests::harness::{self, HarnessOptions};
-
-fn value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn num<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> anyhow::Result<T> {
-    match value(args, name) {
-        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}: cannot parse {v:?}")),
-        None => Ok(default),
-    }
-}
-
-fn range(args: &[String], name: &str, default: (u64, u64)) -> anyhow::Result<(u64, u64)> {
-    let Some(v) = value(args, name) else { return Ok(default) };
-    let (lo, hi) = v.split_once(',').ok_or_else(|| anyhow::anyhow!("{name}: LO,HI"))?;
-    Ok((lo.parse()?, hi.parse()?))
-}
 
 fn options(args: &[String]) -> anyhow::Result<HarnessOptions> {
     let d = HarnessOptions::default();

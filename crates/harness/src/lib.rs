@@ -5,10 +5,12 @@
 //!
 //! - [`check`]: the verdict — lost, duplicated, misrouted, out of order.
 //! - [`report`]: the figures, as JSON and Markdown.
+//! - [`args`]: the benches' command-line options.
 //!
 //! A crate of its own so that a Lambda package's benches can use it without depending on the
 //! end-to-end test crate (STYLE.md: nothing depends on tests).
 
+pub mod args;
 pub mod check;
 pub mod report;
 

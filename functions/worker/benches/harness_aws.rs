@@ -29,23 +29,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::AwsHarnessOptions;
-
-fn value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn num<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> anyhow::Result<T> {
-    match value(args, name) {
-        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}: cannot parse {v:?}")),
-        None => Ok(default),
-    }
-}
-
-fn range(args: &[String], name: &str, default: (u64, u64)) -> anyhow::Result<(u64, u64)> {
-    let Some(v) = value(args, name) else { return Ok(default) };
-    let (lo, hi) = v.split_once(',').ok_or_else(|| anyhow::anyhow!("{name}: LO,HI"))?;
-    Ok((lo.parse()?, hi.parse()?))
-}
+use olbridge_harness::args::{num, range, value};
 
 fn options(args: &[String]) -> anyhow::Result<AwsHarnessOptions> {
     let d = AwsHarnessOptions::default();
