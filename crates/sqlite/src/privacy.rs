@@ -67,7 +67,7 @@ fn find(c: &Connection, phone: &Phone) -> Result<Found, Fail> {
         let (key, progress, outcome) = row?;
         let progress = progress.map(|p| serde_json::from_str::<TurnProgress>(&p)).transpose()?;
         let outcome = outcome.map(|o| serde_json::from_str::<TurnOutcome>(&o)).transpose()?;
-        chats.extend(progress.iter().flat_map(|p| p.merged.iter().map(|m| m.chat_id)));
+        chats.extend(progress.iter().flat_map(|p| p.merged.iter().chain(p.head.as_deref()).map(|m| m.chat_id)));
         claims.push(StoredClaim { key: DedupKey::from_stored(key), progress, outcome });
     }
     let mut stmt = c.prepare("SELECT chat FROM phone_chats WHERE phone = ?1")?;

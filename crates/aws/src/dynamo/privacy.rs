@@ -117,7 +117,7 @@ impl DynamoStore {
             } else if let Some(k) = pk.strip_prefix(CLAIM_PREFIX) {
                 let progress: Option<TurnProgress> = f.opt_json("progress")?;
                 let outcome: Option<TurnOutcome> = f.opt_json("outcome")?;
-                chats.extend(progress.iter().flat_map(|p| p.merged.iter().map(|m| m.chat_id)));
+                chats.extend(progress.iter().flat_map(|p| p.merged.iter().chain(p.head.as_deref()).map(|m| m.chat_id)));
                 claims.push(StoredClaim { key: DedupKey::from_stored(k.to_owned()), progress, outcome });
             } else {
                 other_links.push((pk.to_owned(), sk.to_owned()));

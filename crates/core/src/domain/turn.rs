@@ -198,6 +198,15 @@ pub struct TurnProgress {
     /// message before the bot is asked: a resumed turn answers exactly the same messages, and
     /// marks them done with it, even when they are not redelivered together.
     pub merged: Vec<InboundMessage>,
+    /// The turn's first message itself, saved with `merged` in the composition: a folded message
+    /// whose record comes back without the first's (dead-lettered, or further back in the queue)
+    /// resumes the turn through it (see `part_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Box<InboundMessage>>,
+    /// On a folded message's own record: the key of the turn's first message, whose record holds
+    /// the composition. Such a message is finished through that turn, never asked about alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<DedupKey>,
     /// `answer` came from the FAQ answer cache, not from the bot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,

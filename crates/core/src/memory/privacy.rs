@@ -39,7 +39,7 @@ impl MemoryStore {
             };
             let stored = serde_json::to_string(&(&record.progress, &outcome)).unwrap_or_default();
             if carries_phone(&stored, phone) {
-                chats.extend(record.progress.iter().flat_map(|p| p.merged.iter().map(|m| m.chat_id)));
+                chats.extend(record.progress.iter().flat_map(|p| p.merged.iter().chain(p.head.as_deref()).map(|m| m.chat_id)));
                 claims.push(StoredClaim { key: key.clone(), progress: record.progress.clone(), outcome });
                 claim_keys.push(key.clone());
             }

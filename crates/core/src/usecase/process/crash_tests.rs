@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::tests::{customer, owner, world};
 use super::{Owner, process};
-use crate::domain::ids::DedupKey;
+use crate::domain::ids::{DedupKey, MessageId};
 use crate::domain::turn::{TurnOutcome, TurnProgress};
 use crate::memory::MemoryStore;
 use crate::ports::{Admission, Claim, Clock as _, IdempotencyStore, RecordPhase, StoreError, StoreResult, TurnLog as _};
@@ -108,4 +108,72 @@ async fn a_message_taken_over_by_an_attempt_that_died_is_free_again_after_its_de
     let r = process(&w.deps, &jobs, &attempt("third")).await;
     assert!(r.finished.iter().all(|f| *f), "the third attempt, after the second's deadline: {r:?}");
     assert_eq!(w.portal.posts(), ["echo: a\nb\nc"]);
+}
+
+/// Found by the AWS path's harness under overload: a folded turn's first record reached the
+/// queue's redrive limit and was dead-lettered after the answer went out, while a folded message
+/// not yet marked done came back alone. It resumes the turn through its primary's saved
+/// composition instead of being asked about alone and answered a second time.
+#[tokio::test]
+async fn a_folded_message_back_without_its_dead_lettered_first_is_not_answered_again() {
+    let mut w = world();
+    let jobs = [customer(1, "a"), customer(2, "b"), customer(3, "c")];
+    // Keys are marked done folded first, primary last: the attempt stops with "b" done and "c"
+    // and "a" not.
+    w.deps.idempotency = CompleteFails::new(w.store.clone(), &jobs[2].key, &[1]);
+    let r = process(&w.deps, &jobs, &owner()).await;
+    assert!(r.stopped.is_some(), "{r:?}");
+    assert!(matches!(w.store.phase(&jobs[1].key).await.unwrap(), Some(RecordPhase::Done { .. })));
+    assert_eq!(w.portal.posts(), ["echo: a\nb\nc"]);
+    // "a"'s record is in the dead-letter queue: only "c" comes back.
+    let again = process(&w.deps, &jobs[2..], &Owner::new("second-worker")).await;
+    assert_eq!(again.finished, [true], "{again:?}");
+    assert_eq!(w.portal.posts(), ["echo: a\nb\nc"], "nothing answered twice");
+    assert_eq!(w.bot.texts(), ["a\nb\nc"], "the bot was asked once");
+    for job in &jobs {
+        assert!(matches!(w.store.phase(&job.key).await.unwrap(), Some(RecordPhase::Done { .. })), "{} is done", job.key);
+    }
+    assert_eq!(w.store.recent(10).await.unwrap().len(), 1, "one turn in the log");
+    // The dead-lettered record, redriven later, finds its turn done.
+    let redriven = process(&w.deps, &jobs[..1], &Owner::new("redrive")).await;
+    assert_eq!(redriven.finished, [true]);
+    assert_eq!(w.portal.posts(), ["echo: a\nb\nc"]);
+}
+
+/// The same message back while another attempt holds its turn: given back untouched, for that
+/// attempt to mark; the bot is not asked.
+#[tokio::test]
+async fn a_folded_message_whose_turn_someone_holds_waits_for_it() {
+    let mut w = world();
+    let jobs = [customer(1, "a"), customer(2, "b"), customer(3, "c")];
+    w.deps.idempotency = CompleteFails::new(w.store.clone(), &jobs[2].key, &[1]);
+    process(&w.deps, &jobs, &owner()).await;
+    let now = w.clock.now();
+    assert!(matches!(w.store.claim(&jobs[0].key, "holder", now, Duration::from_secs(60)).await.unwrap(), Claim::Resumed(_)));
+    let again = process(&w.deps, &jobs[2..], &Owner::new("second-worker")).await;
+    assert_eq!(again.finished, [false], "{again:?}");
+    assert!(matches!(again.stopped, Some(super::Stopped::Busy { .. })), "{again:?}");
+    assert_eq!(w.bot.texts(), ["a\nb\nc"], "the bot was not asked again");
+    assert_eq!(w.store.phase(&jobs[2].key).await.unwrap(), Some(RecordPhase::Released), "given back for the holder to mark");
+}
+
+/// A folded message whose turn finished without marking it (its first record completed the turn
+/// elsewhere): marked done with the turn's outcome, nothing asked or posted.
+#[tokio::test]
+async fn a_folded_message_whose_turn_is_done_is_marked_done_with_it() {
+    let w = world();
+    let jobs = [customer(1, "a"), customer(3, "c")];
+    let (now, lease) = (w.clock.now(), Duration::from_secs(60));
+    for job in &jobs {
+        w.store.claim(&job.key, "dead", now, lease).await.unwrap();
+    }
+    let pointer = TurnProgress { part_of: Some(jobs[0].key.clone()), ..TurnProgress::default() };
+    w.store.checkpoint(&jobs[1].key, "dead", &pointer, now, lease).await.unwrap();
+    let outcome = TurnOutcome::Answered { reply_ids: vec![MessageId::new(77).unwrap()] };
+    w.store.complete(&jobs[0].key, "dead", &outcome, now).await.unwrap();
+    w.clock.advance(Duration::from_secs(61));
+    let r = process(&w.deps, &jobs[1..], &owner()).await;
+    assert_eq!(r.finished, [true], "{r:?}");
+    assert!(w.bot.texts().is_empty() && w.portal.posts().is_empty());
+    assert!(matches!(w.store.phase(&jobs[1].key).await.unwrap(), Some(RecordPhase::Done { outcome: o, .. }) if o == outcome));
 }

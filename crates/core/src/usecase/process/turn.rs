@@ -75,6 +75,21 @@ impl Turn<'_> {
         self.deps.idempotency.checkpoint(&self.primary, &self.owner.id, &self.progress, now, lease).await
     }
 
+    /// Marks each folded message's own record as part of this turn (after the composition is
+    /// saved, before the bot is asked): if the primary's record is lost (dead-lettered after too
+    /// many receives) while a folded one comes back, that one resumes this turn through the
+    /// primary instead of being asked about alone and answered a second time (`plan`). One
+    /// write per folded message, only for turns that fold.
+    pub(super) async fn point_to_primary(&self) -> Result<(), StoreError> {
+        let now = self.deps.clock.now();
+        let lease = self.owner.bound(self.deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1));
+        let pointer = TurnProgress { part_of: Some(self.primary.clone()), ..TurnProgress::default() };
+        for key in self.keys.iter().filter(|k| **k != self.primary) {
+            self.deps.idempotency.checkpoint(key, &self.owner.id, &pointer, now, lease).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn is_human(&self) -> Result<bool, StoreError> {
         Ok(matches!(self.deps.chats.mode(self.chat, self.session).await?, ChatMode::Human { .. }))
     }
@@ -180,6 +195,9 @@ pub(super) async fn run_turn(
     let composed = progress.answer.is_some() || progress.handoff.is_some() || !progress.merged.is_empty();
     if !composed {
         progress.merged = answerable.map(|c| c.message.clone()).collect();
+        if !progress.merged.is_empty() {
+            progress.head = Some(Box::new(first.clone()));
+        }
     }
     let mut messages: Vec<InboundMessage> = vec![first.clone()];
     messages.extend(progress.merged.iter().cloned());
@@ -212,6 +230,7 @@ pub(super) async fn run_turn(
     };
     if !composed && turn.keys.len() > 1 {
         turn.checkpoint().await?;
+        turn.point_to_primary().await?;
     }
     let messages: Vec<&InboundMessage> = messages.iter().collect();
     if !composed
