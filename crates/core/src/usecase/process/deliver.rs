@@ -1,6 +1,6 @@
 //! Steps 4–6 of a turn: post what was decided, transfer when needed, record the turn.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
@@ -259,13 +259,11 @@ async fn complete(turn: &Turn<'_>, key: &DedupKey, outcome: &TurnOutcome) -> Res
     let now = deps.clock.now();
     let owner = &turn.owner.id;
     match deps.idempotency.complete(key, owner, outcome, now).await {
-        Err(StoreError::LeaseLost) => {
-            match deps.idempotency.claim(key, owner, now, turn.owner.bound(deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1))).await? {
-                Claim::Done(_) => Ok(()),
-                Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, owner, outcome, now).await?),
-                Claim::InProgress { .. } => Err(StoreError::LeaseLost.into()),
-            }
-        }
+        Err(StoreError::LeaseLost) => match deps.idempotency.claim(key, owner, now, super::lease(deps, turn.owner, now)).await? {
+            Claim::Done(_) => Ok(()),
+            Claim::New | Claim::Resumed(_) => Ok(deps.idempotency.complete(key, owner, outcome, now).await?),
+            Claim::InProgress { .. } => Err(StoreError::LeaseLost.into()),
+        },
         other => Ok(other?),
     }
 }

@@ -339,6 +339,16 @@ async fn csat_press(deps: &Deps, job: &Job) -> Result<TurnOutcome, StoreError> {
     Ok(outcome)
 }
 
+/// The shortest lease a claim is taken with, even when a deadline is closer: a turn that cannot
+/// finish in time checkpoints and is resumed.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// The lease every claim and checkpoint of `owner` takes: the configured one, cut to the owner's
+/// deadline, never under [`MIN_LEASE`].
+fn lease(deps: &Deps, owner: &Owner, now: DateTime<Utc>) -> Duration {
+    owner.bound(deps.settings.lease, now, Duration::ZERO).max(MIN_LEASE)
+}
+
 /// Releases keys after a failure, keeping their progress; a key that cannot be released keeps its
 /// lease, which only delays the retry.
 async fn release_all(deps: &Deps, keys: &[DedupKey], owner: &Owner) {

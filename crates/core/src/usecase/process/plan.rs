@@ -13,22 +13,16 @@
 //! that comes back without the first message's record (dead-lettered, or further back) is
 //! finished through that turn ([`through_primary`]), never asked about alone.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::turn::{Claimed, run_turn};
-use super::{Deps, GroupResult, Owner, ProcessError, Stopped, handle_event, release_all};
+use super::{Deps, GroupResult, Owner, ProcessError, Stopped, handle_event, lease, release_all};
 use crate::domain::event::{Job, PortalEvent};
 use crate::domain::ids::DedupKey;
 use crate::domain::message::{AuthorKind, InboundMessage};
 use crate::domain::turn::TurnProgress;
 use crate::ports::Claim;
-
-/// The shortest lease a claim is taken with, even when a deadline is closer: a turn that cannot
-/// finish in time checkpoints and is resumed.
-const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// Runs the group; `give_up` applies to its first turn.
 pub(super) async fn run(deps: &Deps, jobs: &[Job], owner: &Owner, mut give_up: Option<&str>) -> GroupResult {
@@ -59,8 +53,7 @@ async fn claim(deps: &Deps, job: &Job, owner: &Owner) -> Result<Claim, ProcessEr
 
 async fn claim_key(deps: &Deps, key: &DedupKey, owner: &Owner) -> Result<Claim, ProcessError> {
     let now = deps.clock.now();
-    let lease = owner.bound(deps.settings.lease, now, Duration::ZERO).max(MIN_LEASE);
-    Ok(deps.idempotency.claim(key, &owner.id, now, lease).await?)
+    Ok(deps.idempotency.claim(key, &owner.id, now, lease(deps, owner, now)).await?)
 }
 
 /// One turn or event starting at `jobs[i]`; marks what it finished.

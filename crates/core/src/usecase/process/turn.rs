@@ -71,7 +71,7 @@ impl Turn<'_> {
 
     pub(super) async fn checkpoint(&self) -> Result<(), StoreError> {
         let now = self.deps.clock.now();
-        let lease = self.owner.bound(self.deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1));
+        let lease = super::lease(self.deps, self.owner, now);
         self.deps.idempotency.checkpoint(&self.primary, &self.owner.id, &self.progress, now, lease).await
     }
 
@@ -82,7 +82,7 @@ impl Turn<'_> {
     /// write per folded message, only for turns that fold.
     pub(super) async fn point_to_primary(&self) -> Result<(), StoreError> {
         let now = self.deps.clock.now();
-        let lease = self.owner.bound(self.deps.settings.lease, now, Duration::ZERO).max(Duration::from_secs(1));
+        let lease = super::lease(self.deps, self.owner, now);
         let pointer = TurnProgress { part_of: Some(self.primary.clone()), ..TurnProgress::default() };
         for key in self.keys.iter().filter(|k| **k != self.primary) {
             self.deps.idempotency.checkpoint(key, &self.owner.id, &pointer, now, lease).await?;
